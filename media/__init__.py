@@ -1,0 +1,1 @@
+"""The media relay: an aiortc SFU that forwards encoded frames it never decodes."""

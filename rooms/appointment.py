@@ -1,0 +1,77 @@
+"""Appointments as the booking system describes them, and their join window."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+
+from rooms.errors import DomainError, ErrorCode
+
+MAX_NAME_LENGTH = 200
+MAX_ID_LENGTH = 200
+
+
+@dataclass(frozen=True, slots=True)
+class Person:
+    """Someone named by the booking system; `id` is the booking system's own id."""
+
+    id: str
+    name: str
+
+    def __post_init__(self) -> None:
+        if not self.id.strip() or len(self.id) > MAX_ID_LENGTH:
+            raise DomainError(ErrorCode.INVALID_APPOINTMENT, "A person needs an id.")
+        if not self.name.strip() or len(self.name) > MAX_NAME_LENGTH:
+            raise DomainError(ErrorCode.INVALID_APPOINTMENT, "A person needs a name.")
+
+
+@dataclass(frozen=True, slots=True)
+class Appointment:
+    id: str
+    practitioner: Person
+    patient: Person
+    starts_at: datetime
+    ends_at: datetime
+
+    def __post_init__(self) -> None:
+        if not self.id.strip() or len(self.id) > MAX_ID_LENGTH:
+            raise DomainError(ErrorCode.INVALID_APPOINTMENT, "The appointment needs an id.")
+        check_slot(self.starts_at, self.ends_at)
+
+
+def check_slot(starts_at: datetime, ends_at: datetime) -> None:
+    if starts_at.tzinfo is None or ends_at.tzinfo is None:
+        raise DomainError(
+            ErrorCode.INVALID_APPOINTMENT, "Times must carry a UTC offset (RFC 3339)."
+        )
+    if ends_at <= starts_at:
+        raise DomainError(ErrorCode.INVALID_APPOINTMENT, "The appointment ends before it starts.")
+    if ends_at - starts_at > timedelta(hours=12):
+        raise DomainError(ErrorCode.INVALID_APPOINTMENT, "An appointment lasts at most 12 hours.")
+
+
+@dataclass(frozen=True, slots=True)
+class JoinWindowPolicy:
+    """How long before the start the room opens and after the end it closes."""
+
+    opens_before: timedelta = timedelta(minutes=15)
+    closes_after: timedelta = timedelta(minutes=60)
+
+    def __post_init__(self) -> None:
+        if self.opens_before < timedelta(0) or self.closes_after < timedelta(0):
+            raise ValueError("join window margins cannot be negative")
+
+
+@dataclass(frozen=True, slots=True)
+class JoinWindow:
+    opens_at: datetime
+    closes_at: datetime
+
+    @classmethod
+    def for_slot(
+        cls, starts_at: datetime, ends_at: datetime, policy: JoinWindowPolicy
+    ) -> JoinWindow:
+        return cls(starts_at - policy.opens_before, ends_at + policy.closes_after)
+
+    def contains(self, now: datetime) -> bool:
+        return self.opens_at <= now < self.closes_at

@@ -1,0 +1,1 @@
+"""The aiohttp application: booking webhook, join pages, Socket.IO signalling."""

@@ -1,0 +1,157 @@
+"""`POST /hooks/booking`: the booking system announces, moves or cancels appointments."""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from datetime import datetime, timedelta
+
+from aiohttp import web
+from pydantic import ValidationError
+
+from rooms.appointment import Appointment, Person
+from rooms.errors import DomainError, ErrorCode
+from rooms.room import Room, cancel, create_room, reschedule
+from rooms.store import WebhookReceipt
+from signalling import webhook_signature
+from signalling.booking_payloads import (
+    AppointmentCancelled,
+    AppointmentCreated,
+    AppointmentRescheduled,
+    booking_message,
+)
+from signalling.config import Settings, webhook_key
+from signalling.http_errors import ApiError
+from signalling.links import room_document
+from signalling.room_hub import RoomHub
+
+logger = logging.getLogger(__name__)
+
+# Redeliveries come within the sender's retry schedule; a day covers the
+# Standard Webhooks reference schedule (last retry after ~10 hours).
+RECEIPT_LIFETIME = timedelta(days=1)
+
+
+async def read_body(request: web.Request, limit: int) -> bytes:
+    if request.content_length is not None and request.content_length > limit:
+        raise ApiError(413, "payload_too_large", f"The body must not exceed {limit} bytes.")
+    chunks: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_chunked(16 * 1024):
+        size += len(chunk)
+        if size > limit:
+            raise ApiError(413, "payload_too_large", f"The body must not exceed {limit} bytes.")
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _validation_message(exc: ValidationError) -> str:
+    # Only locations and reasons: the rejected values may be patients' names.
+    problems = []
+    for error in exc.errors(include_input=False, include_url=False)[:5]:
+        where = ".".join(str(part) for part in error["loc"]) or "body"
+        problems.append(f"{where}: {error['msg']}")
+    return "; ".join(problems)
+
+
+class BookingHook:
+    def __init__(self, settings: Settings, hub: RoomHub) -> None:
+        self.settings = settings
+        self.hub = hub
+        self.key = webhook_key(settings.webhook_secret)
+
+    async def handle(self, request: web.Request) -> web.Response:
+        body = await read_body(request, self.settings.webhook_max_body)
+        now = self.hub.clock()
+        webhook_id = request.headers.get("webhook-id")
+        try:
+            webhook_signature.verify(
+                self.key,
+                webhook_id=webhook_id,
+                timestamp=request.headers.get("webhook-timestamp"),
+                signature=request.headers.get("webhook-signature"),
+                body=body,
+                now=now,
+                tolerance=self.settings.webhook_tolerance,
+            )
+        except webhook_signature.SignatureError as exc:
+            logger.info("booking webhook refused: %s", exc.problem)
+            raise ApiError(401, exc.problem.value, "The webhook signature is not valid.") from None
+        assert webhook_id is not None
+        if len(webhook_id) > 200:
+            raise ApiError(400, "invalid_webhook_id", "The webhook-id header is too long.")
+
+        receipt = await self.hub.store.recall_webhook(webhook_id, now)
+        if receipt is not None:
+            # A redelivery: answer with the room as it is, apply nothing again.
+            room = await self.hub.store.find_by_appointment(receipt.appointment_id)
+            if room is None:
+                raise ApiError(404, "appointment_not_found", "No such appointment.")
+            return self._room_response(room, now, 200)
+
+        try:
+            message = booking_message.validate_json(body)
+        except ValidationError as exc:
+            if any(error["type"] == "json_invalid" for error in exc.errors()):
+                raise ApiError(400, "malformed_json", "The body is not valid JSON.") from None
+            raise ApiError(400, "invalid_payload", _validation_message(exc)) from None
+
+        match message:
+            case AppointmentCreated():
+                room, status = await self._created(message)
+            case AppointmentRescheduled():
+                room, status = await self._rescheduled(message, now)
+            case AppointmentCancelled():
+                room, status = await self._cancelled(message, now)
+        await self.hub.store.remember_webhook(
+            WebhookReceipt(webhook_id, room.appointment.id, now + RECEIPT_LIFETIME)
+        )
+        logger.info("booking webhook type=%s room=%s status=%d", message.type, room.id, status)
+        return self._room_response(room, now, status)
+
+    def _room_response(self, room: Room, now: datetime, status: int) -> web.Response:
+        document = room_document(self.settings, room, room.status(now).value)
+        return web.json_response(document, status=status)
+
+    async def _created(self, message: AppointmentCreated) -> tuple[Room, int]:
+        data = message.data
+        try:
+            appointment = Appointment(
+                id=data.appointment_id,
+                practitioner=Person(data.practitioner.id, data.practitioner.name),
+                patient=Person(data.patient.id, data.patient.name),
+                starts_at=data.starts_at,
+                ends_at=data.ends_at,
+            )
+        except DomainError as exc:
+            raise ApiError(400, exc.code.value, exc.message) from None
+        transition = create_room(secrets.token_urlsafe(16), appointment, self.settings.join_window)
+        room, created = await self.hub.store.create(transition)
+        return room, 201 if created else 200
+
+    async def _existing(self, appointment_id: str) -> Room:
+        room = await self.hub.store.find_by_appointment(appointment_id)
+        if room is None:
+            raise ApiError(404, ErrorCode.APPOINTMENT_NOT_FOUND.value, "No such appointment.")
+        return room
+
+    async def _rescheduled(
+        self, message: AppointmentRescheduled, now: datetime
+    ) -> tuple[Room, int]:
+        data = message.data
+        room = await self._existing(data.appointment_id)
+        policy = self.settings.join_window
+        try:
+            transition = await self.hub.apply(
+                room.id, lambda r: reschedule(r, data.starts_at, data.ends_at, policy)
+            )
+        except DomainError as exc:
+            if exc.code is ErrorCode.INVALID_APPOINTMENT:
+                raise ApiError(400, exc.code.value, exc.message) from None
+            raise
+        return transition.room, 200
+
+    async def _cancelled(self, message: AppointmentCancelled, now: datetime) -> tuple[Room, int]:
+        room = await self._existing(message.data.appointment_id)
+        transition = await self.hub.apply(room.id, lambda r: cancel(r, now))
+        return transition.room, 200

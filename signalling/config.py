@@ -1,0 +1,128 @@
+"""Settings from flags and TELECONSULT_* environment variables."""
+
+from __future__ import annotations
+
+import base64
+import os
+import secrets
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from datetime import timedelta
+from pathlib import Path
+
+from rooms.appointment import JoinWindowPolicy
+
+WEB_ROOT = Path(__file__).resolve().parent.parent / "web_client"
+
+
+class ConfigError(ValueError):
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class IceServer:
+    urls: tuple[str, ...]
+    username: str | None = None
+    credential: str | None = None
+
+
+@dataclass(frozen=True)
+class Settings:
+    token_secret: str
+    webhook_secret: str
+    host: str = "127.0.0.1"
+    port: int = 8080
+    public_url: str = "http://127.0.0.1:8080"
+    join_window: JoinWindowPolicy = field(default_factory=JoinWindowPolicy)
+    webhook_tolerance: timedelta = timedelta(minutes=5)
+    webhook_max_body: int = 64 * 1024
+    # Kept after the window closes only so late webhook redeliveries stay idempotent.
+    retention_after_close: timedelta = timedelta(hours=24)
+    ice_servers: tuple[IceServer, ...] = ()
+    web_root: Path = WEB_ROOT
+    secrets_generated: bool = False
+
+    def __post_init__(self) -> None:
+        if len(self.token_secret.encode()) < 32:
+            raise ConfigError("TELECONSULT_TOKEN_SECRET must be at least 32 bytes")
+        webhook_key(self.webhook_secret)
+        if not self.public_url.startswith(("http://", "https://")):
+            raise ConfigError("TELECONSULT_PUBLIC_URL must be an http(s) URL")
+
+
+def webhook_key(secret: str) -> bytes:
+    """The HMAC key of a Standard Webhooks secret `whsec_<base64>`."""
+    if not secret.startswith("whsec_"):
+        raise ConfigError("TELECONSULT_WEBHOOK_SECRET must look like whsec_<base64>")
+    try:
+        key = base64.b64decode(secret.removeprefix("whsec_"), validate=True)
+    except ValueError as exc:
+        raise ConfigError("TELECONSULT_WEBHOOK_SECRET is not valid base64") from exc
+    if len(key) < 24:
+        raise ConfigError("TELECONSULT_WEBHOOK_SECRET must hold at least 24 bytes")
+    return key
+
+
+def new_webhook_secret() -> str:
+    return "whsec_" + base64.b64encode(secrets.token_bytes(32)).decode()
+
+
+def new_token_secret() -> str:
+    return secrets.token_urlsafe(48)
+
+
+def _minutes(env: Mapping[str, str], name: str, default: timedelta) -> timedelta:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a whole number of minutes") from exc
+    if value < 0:
+        raise ConfigError(f"{name} cannot be negative")
+    return timedelta(minutes=value)
+
+
+def _ice_servers(env: Mapping[str, str]) -> tuple[IceServer, ...]:
+    raw = env.get("TELECONSULT_STUN_URLS", "")
+    urls = tuple(url.strip() for url in raw.split(",") if url.strip())
+    return (IceServer(urls),) if urls else ()
+
+
+def settings_from_env(
+    env: Mapping[str, str] | None = None,
+    *,
+    host: str | None = None,
+    port: int | None = None,
+    public_url: str | None = None,
+) -> Settings:
+    """Read settings; generate the secrets when none are configured (demo mode)."""
+    env = os.environ if env is None else env
+    token_secret = env.get("TELECONSULT_TOKEN_SECRET") or ""
+    webhook_secret = env.get("TELECONSULT_WEBHOOK_SECRET") or ""
+    generated = False
+    if not token_secret:
+        token_secret, generated = new_token_secret(), True
+    if not webhook_secret:
+        webhook_secret, generated = new_webhook_secret(), True
+    host = host or env.get("TELECONSULT_HOST") or "127.0.0.1"
+    try:
+        port = port if port is not None else int(env.get("TELECONSULT_PORT") or 8080)
+    except ValueError as exc:
+        raise ConfigError("TELECONSULT_PORT must be a number") from exc
+    public_url = public_url or env.get("TELECONSULT_PUBLIC_URL") or f"http://{host}:{port}"
+    window = JoinWindowPolicy(
+        opens_before=_minutes(env, "TELECONSULT_OPENS_BEFORE_MINUTES", timedelta(minutes=15)),
+        closes_after=_minutes(env, "TELECONSULT_CLOSES_AFTER_MINUTES", timedelta(minutes=60)),
+    )
+    return Settings(
+        token_secret=token_secret,
+        webhook_secret=webhook_secret,
+        host=host,
+        port=port,
+        public_url=public_url.rstrip("/"),
+        join_window=window,
+        ice_servers=_ice_servers(env),
+        secrets_generated=generated,
+    )

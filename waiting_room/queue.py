@@ -1,0 +1,72 @@
+"""A first-come, first-served queue of checked-in patients.
+
+Immutable: every operation returns a new queue, so a store can apply it
+inside one atomic read-modify-write.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+
+
+@dataclass(frozen=True, slots=True)
+class WaitingEntry:
+    """One device waiting to be admitted.
+
+    `entry_id` names the connection, not the person: a link forwarded to a
+    second device makes a second entry the practitioner can turn away.
+    """
+
+    entry_id: str
+    person_id: str
+    name: str
+    checked_in_at: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class PractitionerView:
+    """What a practitioner sees of one waiting entry."""
+
+    entry_id: str
+    name: str
+    waiting_since: datetime
+
+
+@dataclass(frozen=True, slots=True)
+class WaitingQueue:
+    entries: tuple[WaitingEntry, ...] = ()
+
+    def __contains__(self, entry_id: object) -> bool:
+        return any(entry.entry_id == entry_id for entry in self.entries)
+
+    def __len__(self) -> int:
+        return len(self.entries)
+
+    def check_in(self, entry: WaitingEntry) -> WaitingQueue:
+        if entry.entry_id in self:
+            raise KeyError(entry.entry_id)
+        return replace(self, entries=(*self.entries, entry))
+
+    def remove(self, entry_id: str) -> tuple[WaitingQueue, WaitingEntry]:
+        for index, entry in enumerate(self.entries):
+            if entry.entry_id == entry_id:
+                rest = self.entries[:index] + self.entries[index + 1 :]
+                return replace(self, entries=rest), entry
+        raise KeyError(entry_id)
+
+    def position(self, entry_id: str) -> int:
+        """1-based place in the queue: the only thing a waiting patient learns."""
+        for index, entry in enumerate(self.entries):
+            if entry.entry_id == entry_id:
+                return index + 1
+        raise KeyError(entry_id)
+
+    def positions(self) -> dict[str, int]:
+        return {entry.entry_id: index + 1 for index, entry in enumerate(self.entries)}
+
+    def practitioner_view(self) -> tuple[PractitionerView, ...]:
+        return tuple(
+            PractitionerView(entry.entry_id, entry.name, entry.checked_in_at)
+            for entry in self.entries
+        )
