@@ -167,7 +167,11 @@ class SyntheticParticipant:
             self.session.set_result(data)
 
     async def _on_connect_error(self, data: Any) -> None:
-        self.connect_error = data if isinstance(data, dict) else {"message": str(data)}
+        # The server's refusal details travel as {"message", "data": {code, ...}}.
+        if isinstance(data, dict) and isinstance(data.get("data"), dict):
+            self.connect_error = data["data"]
+        else:
+            self.connect_error = {"message": str(data)}
 
     async def _on_waiting(self, data: dict[str, Any]) -> None:
         self.position = data.get("position")

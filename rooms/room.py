@@ -66,6 +66,8 @@ class Room:
     lifecycle: Lifecycle = Lifecycle.SCHEDULED
     waiting: WaitingQueue = field(default_factory=WaitingQueue)
     in_call: tuple[Participant, ...] = ()
+    # Connections the practitioner turned away may not queue again.
+    denied: frozenset[str] = frozenset()
     started_at: datetime | None = None
     ended_at: datetime | None = None
     end_reason: EndReason | None = None
@@ -187,6 +189,8 @@ def check_in(room: Room, actor: Actor, entry_id: str, now: datetime) -> Transiti
     if not room.is_patient(actor):
         raise DomainError(ErrorCode.NOT_ALLOWED)
     room.check_joinable(now)
+    if entry_id in room.denied:
+        raise DomainError(ErrorCode.NOT_ALLOWED, "The practitioner could not admit you.")
     if entry_id in room.waiting or room.participant(entry_id) is not None:
         raise DomainError(ErrorCode.ALREADY_PRESENT)
     name = room.appointment.patient.name
@@ -232,7 +236,10 @@ def deny(room: Room, actor: Actor, entry_id: str, now: datetime) -> Transition:
     if entry_id not in room.waiting:
         raise DomainError(ErrorCode.NOT_WAITING)
     waiting, _ = room.waiting.remove(entry_id)
-    return Transition(_next(room, waiting=waiting), (PatientDenied(room.id, entry_id),))
+    return Transition(
+        _next(room, waiting=waiting, denied=room.denied | {entry_id}),
+        (PatientDenied(room.id, entry_id),),
+    )
 
 
 def leave(room: Room, entry_id: str, now: datetime) -> Transition:

@@ -4,12 +4,12 @@ from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pytest
-from aiohttp import web
-from aiohttp.test_utils import TestClient
+from aiohttp import ClientSession, web
+from aiohttp.test_utils import TestClient, TestServer
 
 from signalling.app import make_app
 from signalling.config import Settings
-from tests.support import make_settings
+from tests.support import appointment_data, booking_body, make_settings, signed_headers
 
 
 @pytest.fixture
@@ -23,3 +23,45 @@ async def client(
     settings: Settings,
 ) -> TestClient[Any, Any]:
     return await aiohttp_client(make_app(settings))
+
+
+class LiveServer:
+    """The real app on a real port, with a helper to book appointments through the webhook."""
+
+    def __init__(self, server: TestServer) -> None:
+        self.server = server
+        self.base_url = str(server.make_url("/")).rstrip("/")
+
+    @property
+    def app(self) -> web.Application:
+        return self.server.app  # type: ignore[return-value]
+
+    async def book(self, **kwargs: Any) -> dict[str, Any]:
+        body = booking_body("appointment.created", appointment_data(**kwargs))
+        async with (
+            ClientSession() as session,
+            session.post(
+                self.base_url + "/hooks/booking", data=body, headers=signed_headers(body)
+            ) as response,
+        ):
+            assert response.status == 201, await response.text()
+            document: dict[str, Any] = await response.json()
+            return document
+
+    async def send(self, event_type: str, data: dict[str, Any]) -> tuple[int, dict[str, Any]]:
+        body = booking_body(event_type, data)
+        async with (
+            ClientSession() as session,
+            session.post(
+                self.base_url + "/hooks/booking", data=body, headers=signed_headers(body)
+            ) as response,
+        ):
+            return response.status, await response.json()
+
+
+@pytest.fixture
+async def live_server(
+    aiohttp_server: Callable[..., Awaitable[TestServer]], settings: Settings
+) -> LiveServer:
+    server = await aiohttp_server(make_app(settings), host="127.0.0.1")
+    return LiveServer(server)
