@@ -39,6 +39,10 @@ class Settings:
     # Kept after the window closes only so late webhook redeliveries stay idempotent.
     retention_after_close: timedelta = timedelta(hours=24)
     ice_servers: tuple[IceServer, ...] = ()
+    # With a shared secret, each connection gets its own short-lived TURN login.
+    turn_urls: tuple[str, ...] = ()
+    turn_secret: str | None = None
+    turn_ttl: timedelta = timedelta(hours=2)
     web_root: Path = WEB_ROOT
     secrets_generated: bool = False
 
@@ -46,6 +50,8 @@ class Settings:
         if len(self.token_secret.encode()) < 32:
             raise ConfigError("TELECONSULT_TOKEN_SECRET must be at least 32 bytes")
         webhook_key(self.webhook_secret)
+        if self.turn_urls and not self.turn_secret:
+            raise ConfigError("TELECONSULT_TURN_URLS needs TELECONSULT_TURN_SECRET")
         if not self.public_url.startswith(("http://", "https://")):
             raise ConfigError("TELECONSULT_PUBLIC_URL must be an http(s) URL")
 
@@ -84,9 +90,12 @@ def _minutes(env: Mapping[str, str], name: str, default: timedelta) -> timedelta
     return timedelta(minutes=value)
 
 
+def _urls(env: Mapping[str, str], name: str) -> tuple[str, ...]:
+    return tuple(url.strip() for url in env.get(name, "").split(",") if url.strip())
+
+
 def _ice_servers(env: Mapping[str, str]) -> tuple[IceServer, ...]:
-    raw = env.get("TELECONSULT_STUN_URLS", "")
-    urls = tuple(url.strip() for url in raw.split(",") if url.strip())
+    urls = _urls(env, "TELECONSULT_STUN_URLS")
     return (IceServer(urls),) if urls else ()
 
 
@@ -124,5 +133,7 @@ def settings_from_env(
         public_url=public_url.rstrip("/"),
         join_window=window,
         ice_servers=_ice_servers(env),
+        turn_urls=_urls(env, "TELECONSULT_TURN_URLS"),
+        turn_secret=env.get("TELECONSULT_TURN_SECRET") or None,
         secrets_generated=generated,
     )

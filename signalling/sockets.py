@@ -31,6 +31,7 @@ from signalling.room_hub import (
     room_channel,
     waiting_list_payload,
 )
+from turn import credentials as turn_credentials
 
 logger = logging.getLogger(__name__)
 
@@ -68,7 +69,30 @@ TOKEN_MESSAGES = {
 }
 
 
-def session_payload(room: Room, actor: Actor, settings: Settings, now: datetime) -> dict[str, Any]:
+def ice_servers_payload(settings: Settings, entry_id: str, now: datetime) -> list[dict[str, Any]]:
+    servers: list[dict[str, Any]] = [
+        {
+            "urls": list(server.urls),
+            **({"username": server.username} if server.username else {}),
+            **({"credential": server.credential} if server.credential else {}),
+        }
+        for server in settings.ice_servers
+    ]
+    if settings.turn_urls and settings.turn_secret:
+        login = turn_credentials.issue(settings.turn_secret, entry_id, now, settings.turn_ttl)
+        servers.append(
+            {
+                "urls": list(settings.turn_urls),
+                "username": login.username,
+                "credential": login.password,
+            }
+        )
+    return servers
+
+
+def session_payload(
+    room: Room, actor: Actor, settings: Settings, now: datetime, entry_id: str
+) -> dict[str, Any]:
     person = (
         room.appointment.practitioner
         if actor.role is Role.PRACTITIONER
@@ -86,14 +110,7 @@ def session_payload(room: Room, actor: Actor, settings: Settings, now: datetime)
             "closes_at": room.window.closes_at.isoformat(),
             "practitioner_name": room.appointment.practitioner.name,
         },
-        "ice_servers": [
-            {
-                "urls": list(server.urls),
-                **({"username": server.username} if server.username else {}),
-                **({"credential": server.credential} if server.credential else {}),
-            }
-            for server in settings.ice_servers
-        ],
+        "ice_servers": ice_servers_payload(settings, entry_id, now),
     }
 
 
@@ -174,7 +191,7 @@ class SignallingNamespace:
         logger.info(
             "socket connected room=%s entry=%s role=%s", room_id, session.entry_id, actor.role
         )
-        payload = session_payload(room, actor, self.settings, now)
+        payload = session_payload(room, actor, self.settings, now, session.entry_id)
         # Sent once the CONNECT packet is out: clients drop events of a namespace
         # they have not joined yet.
         self.sio.start_background_task(self._send_session, sid, payload)

@@ -1,0 +1,48 @@
+# Everything a fresh Debian machine with Python 3.11 needs: `make run`, `make test`.
+PYTHON ?= $(shell command -v python3.11 || command -v python3)
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+# Debian packages the test suite drives for real.
+TEST_PACKAGES := chromium redis-server coturn fonts-dejavu-core
+TEST_COMMANDS := /usr/bin/chromium /usr/bin/redis-server /usr/bin/turnserver
+
+.PHONY: install run test check lint typecheck pytest system-deps bench clean
+
+$(STAMP): pyproject.toml
+	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "teleconsult needs Python 3.11, found " + sys.version' 
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install --quiet --upgrade pip
+	$(BIN)/pip install --quiet -e '.[test]'
+	touch $(STAMP)
+
+install: $(STAMP)
+
+run: install
+	$(BIN)/teleconsult serve
+
+system-deps:
+	@missing=""; for c in $(TEST_COMMANDS); do [ -x $$c ] || missing="$$missing $$c"; done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages for the tests (missing:$$missing)"; \
+		if [ "$$(id -u)" = 0 ]; then SUDO=""; \
+		elif command -v sudo >/dev/null; then SUDO="sudo"; \
+		else echo "error: need root (or sudo) to apt-get install $(TEST_PACKAGES)" >&2; exit 1; fi; \
+		$$SUDO apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $(TEST_PACKAGES) >/dev/null; \
+	fi
+
+lint: install
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+typecheck: install
+	$(BIN)/mypy
+
+pytest: install system-deps
+	$(BIN)/python -m pytest
+
+test: lint typecheck pytest
+
+clean:
+	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
