@@ -35,9 +35,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
-    # aiortc and aioice log candidate addresses and packets at debug level.
+    # aiortc and aioice log peer IP addresses below WARNING: personal data.
     for noisy in ("aiortc", "aioice"):
-        logging.getLogger(noisy).setLevel(max(logging.INFO, logging.getLogger().level))
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
     try:
         settings = settings_from_env(host=args.host, port=args.port, public_url=args.public_url)
     except ConfigError as exc:

@@ -1,0 +1,48 @@
+"""Headless Debian Chromium with fake camera and microphone, driven by Playwright."""
+
+from __future__ import annotations
+
+import os
+import shutil
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+
+from playwright.async_api import Browser, async_playwright
+
+CHROMIUM = os.environ.get("TELECONSULT_CHROMIUM", "/usr/bin/chromium")
+FLAGS = [
+    "--headless=new",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-quic",
+    "--no-first-run",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--use-fake-device-for-media-stream",
+    "--use-fake-ui-for-media-stream",
+    "--autoplay-policy=no-user-gesture-required",
+]
+
+
+def require_chromium() -> str:
+    if not Path(CHROMIUM).exists() and shutil.which("chromium") is None:
+        raise RuntimeError(
+            f"Chromium not found at {CHROMIUM}: run `make test` (it apt-get installs "
+            "chromium) or set TELECONSULT_CHROMIUM"
+        )
+    return CHROMIUM if Path(CHROMIUM).exists() else str(shutil.which("chromium"))
+
+
+@asynccontextmanager
+async def chromium() -> AsyncIterator[Browser]:
+    executable = require_chromium()
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=executable, args=FLAGS, headless=True
+        )
+        try:
+            yield browser
+        finally:
+            await browser.close()
