@@ -1,0 +1,290 @@
+"""The RoomStore contract, run against every implementation.
+
+To run it against another store (Redis, ...), add an async context manager
+yielding a fresh, empty store to `STORES`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from datetime import UTC, datetime, timedelta
+
+import pytest
+
+from rooms.appointment import Appointment, JoinWindowPolicy, Person
+from rooms.errors import DomainError, ErrorCode
+from rooms.events import PatientCheckedIn
+from rooms.roles import Actor, Role
+from rooms.room import Room, Transition, check_in, create_room
+from rooms.store import InMemoryRoomStore, RoomStore, WebhookReceipt
+
+START = datetime(2030, 3, 4, 10, 0, tzinfo=UTC)
+INSIDE = START + timedelta(minutes=5)
+POLICY = JoinWindowPolicy()
+ALICE = Actor("pat-1", Role.PATIENT)
+DOCTOR = Actor("prac-1", Role.PRACTITIONER)
+
+
+@asynccontextmanager
+async def memory_store() -> AsyncIterator[RoomStore]:
+    yield InMemoryRoomStore()
+
+
+STORES: list[object] = [pytest.param(memory_store, id="memory")]
+
+
+@pytest.fixture(params=STORES)
+async def store(request: pytest.FixtureRequest) -> AsyncIterator[RoomStore]:
+    factory: Callable[[], AbstractAsyncContextManager[RoomStore]] = request.param
+    async with factory() as fresh:
+        yield fresh
+
+
+def creation(
+    room_id: str,
+    appointment_id: str = "apt-1",
+    starts_at: datetime = START,
+    duration: timedelta = timedelta(minutes=30),
+) -> Transition:
+    appointment = Appointment(
+        appointment_id,
+        Person("prac-1", "Dr Bernard"),
+        Person("pat-1", "Alice Martin"),
+        starts_at,
+        starts_at + duration,
+    )
+    return create_room(room_id, appointment, POLICY)
+
+
+async def stored(store: RoomStore, room_id: str = "room-1", appointment_id: str = "apt-1") -> Room:
+    room, created = await store.create(creation(room_id, appointment_id))
+    assert created
+    return room
+
+
+# --- create / get / find ---------------------------------------------------------------------
+
+
+async def test_create_stores_a_new_room(store: RoomStore) -> None:
+    transition = creation("room-1")
+
+    room, created = await store.create(transition)
+
+    assert created is True
+    assert room == transition.room
+    assert await store.get("room-1") == transition.room
+    assert await store.rooms() == [transition.room]
+
+
+async def test_create_for_a_known_appointment_returns_the_existing_room(store: RoomStore) -> None:
+    first = await stored(store, "room-1", "apt-1")
+
+    room, created = await store.create(creation("room-2", "apt-1"))
+
+    assert created is False
+    assert room == first
+    assert room.id == "room-1"
+    assert await store.get("room-2") is None
+    assert [r.id for r in await store.rooms()] == ["room-1"]
+
+
+async def test_concurrent_creates_for_one_appointment_make_one_room(store: RoomStore) -> None:
+    results = await asyncio.gather(
+        *(store.create(creation(f"room-{n}", "apt-1")) for n in range(20))
+    )
+
+    winners = [room for room, created in results if created]
+    assert len(winners) == 1
+    assert {room.id for room, _ in results} == {winners[0].id}
+    assert len(await store.rooms()) == 1
+
+
+async def test_get_and_find_by_appointment(store: RoomStore) -> None:
+    one = await stored(store, "room-1", "apt-1")
+    two = await stored(store, "room-2", "apt-2")
+
+    assert await store.get("room-1") == one
+    assert await store.get("room-2") == two
+    assert await store.find_by_appointment("apt-1") == one
+    assert await store.find_by_appointment("apt-2") == two
+    assert await store.get("room-3") is None
+    assert await store.get("apt-1") is None
+    assert await store.find_by_appointment("apt-3") is None
+    assert await store.find_by_appointment("room-1") is None
+    assert sorted(r.id for r in await store.rooms()) == ["room-1", "room-2"]
+
+
+async def test_an_empty_store_has_no_rooms(store: RoomStore) -> None:
+    assert await store.rooms() == []
+    assert await store.purge(START + timedelta(days=365)) == 0
+
+
+# --- update ----------------------------------------------------------------------------------
+
+
+async def test_update_applies_the_transition_and_returns_it(store: RoomStore) -> None:
+    room = await stored(store)
+
+    transition = await store.update(room.id, lambda r: check_in(r, ALICE, "e1", INSIDE))
+
+    assert transition.events == (PatientCheckedIn(room.id, "e1"),)
+    assert transition.room.version == room.version + 1
+    assert "e1" in transition.room.waiting
+    assert await store.get(room.id) == transition.room
+    assert await store.find_by_appointment("apt-1") == transition.room
+
+
+async def test_update_hands_the_change_the_current_room(store: RoomStore) -> None:
+    room = await stored(store)
+    await store.update(room.id, lambda r: check_in(r, ALICE, "e1", INSIDE))
+    seen: list[Room] = []
+
+    def change(current: Room) -> Transition:
+        seen.append(current)
+        return check_in(current, ALICE, "e2", INSIDE)
+
+    transition = await store.update(room.id, change)
+
+    assert [entry.entry_id for entry in seen[-1].waiting.entries] == ["e1"]
+    assert [entry.entry_id for entry in transition.room.waiting.entries] == ["e1", "e2"]
+
+
+async def test_update_of_a_missing_room_is_room_not_found(store: RoomStore) -> None:
+    await stored(store)
+    calls: list[Room] = []
+
+    def change(room: Room) -> Transition:
+        calls.append(room)
+        return Transition(room)
+
+    with pytest.raises(DomainError) as caught:
+        await store.update("no-such-room", change)
+
+    assert caught.value.code is ErrorCode.ROOM_NOT_FOUND
+    assert calls == []
+    assert await store.get("no-such-room") is None
+
+
+async def test_a_refused_change_leaves_the_room_unchanged(store: RoomStore) -> None:
+    room = await stored(store)
+    await store.update(room.id, lambda r: check_in(r, ALICE, "e1", INSIDE))
+    before = await store.get(room.id)
+
+    with pytest.raises(DomainError) as caught:
+        # The practitioner may not check in as a patient.
+        await store.update(room.id, lambda r: check_in(r, DOCTOR, "e2", INSIDE))
+
+    assert caught.value.code is ErrorCode.NOT_ALLOWED
+    assert await store.get(room.id) == before
+
+
+async def test_a_change_that_crashes_leaves_the_room_unchanged(store: RoomStore) -> None:
+    room = await stored(store)
+
+    def crash(current: Room) -> Transition:
+        check_in(current, ALICE, "e1", INSIDE)  # computed, then thrown away
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        await store.update(room.id, crash)
+
+    after = await store.get(room.id)
+    assert after == room
+    assert after is not None
+    assert after.version == room.version
+    assert len(after.waiting) == 0
+
+
+async def test_concurrent_updates_are_not_lost(store: RoomStore) -> None:
+    room = await stored(store)
+    entry_ids = [f"entry-{n:02d}" for n in range(50)]
+
+    def checking_in(entry_id: str) -> Callable[[Room], Transition]:
+        return lambda current: check_in(current, ALICE, entry_id, INSIDE)
+
+    transitions = await asyncio.gather(
+        *(store.update(room.id, checking_in(entry_id)) for entry_id in entry_ids)
+    )
+
+    final = await store.get(room.id)
+    assert final is not None
+    assert sorted(entry.entry_id for entry in final.waiting.entries) == entry_ids
+    assert final.version == room.version + 50
+    # Each update saw the previous one: fifty distinct versions, no two built on the same state.
+    assert sorted(t.room.version for t in transitions) == list(
+        range(room.version + 1, room.version + 51)
+    )
+
+
+# --- webhook receipts ------------------------------------------------------------------------
+
+
+async def test_webhook_receipts_are_remembered_until_they_expire(store: RoomStore) -> None:
+    expires_at = START + timedelta(days=1)
+    receipt = WebhookReceipt("msg_1", "apt-1", expires_at)
+
+    assert await store.recall_webhook("msg_1", START) is None
+    await store.remember_webhook(receipt)
+
+    assert await store.recall_webhook("msg_1", START) == receipt
+    assert await store.recall_webhook("msg_1", expires_at - timedelta(seconds=1)) == receipt
+    assert await store.recall_webhook("msg_1", expires_at) is None
+    assert await store.recall_webhook("msg_1", expires_at + timedelta(days=1)) is None
+    assert await store.recall_webhook("msg_2", START) is None
+
+
+async def test_webhook_receipts_are_kept_apart(store: RoomStore) -> None:
+    one = WebhookReceipt("msg_1", "apt-1", START + timedelta(hours=1))
+    two = WebhookReceipt("msg_2", "apt-2", START + timedelta(hours=2))
+    await store.remember_webhook(one)
+    await store.remember_webhook(two)
+
+    assert await store.recall_webhook("msg_1", START) == one
+    assert await store.recall_webhook("msg_2", START) == two
+    assert await store.recall_webhook("msg_1", START + timedelta(hours=1)) is None
+    assert await store.recall_webhook("msg_2", START + timedelta(hours=1)) == two
+
+
+# --- purge -----------------------------------------------------------------------------------
+
+
+async def test_purge_forgets_rooms_whose_window_closed_before_the_cutoff(store: RoomStore) -> None:
+    # Windows close 60 min after the end: 11:30, 12:30 and 13:30.
+    early, _ = await store.create(creation("room-early", "apt-early", START))
+    at_cutoff, _ = await store.create(creation("room-cut", "apt-cut", START + timedelta(hours=1)))
+    late, _ = await store.create(creation("room-late", "apt-late", START + timedelta(hours=2)))
+    cutoff = at_cutoff.window.closes_at
+
+    purged = await store.purge(cutoff)
+
+    assert purged == 1
+    assert await store.get("room-early") is None
+    assert await store.find_by_appointment("apt-early") is None
+    assert await store.get("room-cut") == at_cutoff
+    assert await store.find_by_appointment("apt-cut") == at_cutoff
+    assert await store.get("room-late") == late
+    assert await store.find_by_appointment("apt-late") == late
+    assert sorted(room.id for room in await store.rooms()) == ["room-cut", "room-late"]
+    # The appointment index went with the room: the appointment can be booked afresh.
+    room, created = await store.create(creation("room-again", "apt-early", START))
+    assert created is True
+    assert room.id == "room-again"
+    assert early.id != room.id
+
+
+async def test_purge_before_anything_closed_keeps_everything(store: RoomStore) -> None:
+    room = await stored(store)
+
+    assert await store.purge(room.window.opens_at) == 0
+    assert await store.get(room.id) == room
+
+
+async def test_purge_counts_every_room_it_forgets(store: RoomStore) -> None:
+    for n in range(3):
+        await stored(store, f"room-{n}", f"apt-{n}")
+
+    assert await store.purge(START + timedelta(days=1)) == 3
+    assert await store.rooms() == []
+    assert await store.purge(START + timedelta(days=2)) == 0

@@ -1,0 +1,177 @@
+// WebRTC with the relay (docs/protocol.md, "Both roles, in the call"): one
+// send-only publish connection that we offer, and one receive-only
+// subscription connection per other participant that the relay offers.
+// Neither is ever renegotiated, and SDP goes out only once ICE gathering is
+// complete, because the protocol has no trickle-ICE messages.
+
+const GATHERING_TIMEOUT_MS = 3000;
+const MEDIA_REQUEST_TIMEOUT_MS = 20_000;
+// The relay forwards encoded frames without transcoding, and only these.
+const PREFERRED_CODECS = { audio: "audio/opus", video: "video/vp8" };
+
+/** Resolves when gathering is complete, or after a timeout with what we have. */
+export function iceGatheringComplete(pc, timeoutMs = GATHERING_TIMEOUT_MS) {
+  if (pc.iceGatheringState === "complete") return Promise.resolve();
+  return new Promise((resolve) => {
+    const finish = () => {
+      clearTimeout(timer);
+      pc.removeEventListener("icegatheringstatechange", check);
+      resolve();
+    };
+    const check = () => {
+      if (pc.iceGatheringState === "complete") finish();
+    };
+    const timer = setTimeout(finish, timeoutMs);
+    pc.addEventListener("icegatheringstatechange", check);
+  });
+}
+
+/**
+ * Offers only the codec the relay forwards: no RTX, RED or FEC. With an RTX
+ * stream in the offer the relay aimed its keyframe requests (PLI) at the RTX
+ * SSRC, so Chrome never answered them: a newcomer's video stayed black until
+ * the encoder sent a keyframe on its own (~14 s in the end-to-end test, vs
+ * ~0.3 s without RTX). Without RTX, Chrome retransmits on the media SSRC.
+ */
+function preferCodec(transceiver, kind) {
+  if (typeof transceiver.setCodecPreferences !== "function") return;
+  const wanted = PREFERRED_CODECS[kind];
+  // Browsers differ on which capabilities they validate preferences against
+  // (sender or receiver), so try both before leaving the browser's default.
+  for (const source of [window.RTCRtpSender, window.RTCRtpReceiver]) {
+    const capabilities = source && source.getCapabilities && source.getCapabilities(kind);
+    if (!capabilities) continue;
+    const codecs = capabilities.codecs.filter((c) => c.mimeType.toLowerCase() === wanted);
+    if (codecs.length === 0) continue;
+    try {
+      transceiver.setCodecPreferences(codecs);
+      return;
+    } catch {
+      // Try the other capability list.
+    }
+  }
+}
+
+/** Fires `onFailed` once if the connection fails for good. */
+function watchFailure(pc, onFailed) {
+  let reported = false;
+  pc.addEventListener("connectionstatechange", () => {
+    if (pc.connectionState === "failed" && !reported) {
+      reported = true;
+      onFailed();
+    }
+  });
+}
+
+/**
+ * Everything media for one person in one call.
+ *
+ * `ui` is {onFailed(message), addRemote(subscriptionId, role, publisherId) ->
+ *          HTMLVideoElement, removeRemote(subscriptionId), play(video)}.
+ */
+export class Call {
+  constructor(signalling, iceServers, ui) {
+    this.signalling = signalling;
+    this.iceServers = Array.isArray(iceServers) ? iceServers : [];
+    this.ui = ui;
+    this.publisher = null;
+    this.subscriptions = new Map();
+    this.closed = false;
+  }
+
+  setIceServers(iceServers) {
+    if (Array.isArray(iceServers)) this.iceServers = iceServers;
+  }
+
+  newPeerConnection() {
+    return new RTCPeerConnection({ iceServers: this.iceServers });
+  }
+
+  /** Sends our camera and microphone to the relay. Rejects on failure. */
+  async publish(stream) {
+    if (this.publisher || this.closed) return;
+    const pc = this.newPeerConnection();
+    this.publisher = pc;
+    watchFailure(pc, () =>
+      this.ui.onFailed(
+        "Your video could not reach the other person. Check your internet connection; " +
+          "if it does not recover, leave and join again.",
+      ),
+    );
+    // Audio first then video, one transceiver each, both in one stream so
+    // the other side keeps them in sync.
+    const tracks = [...stream.getAudioTracks(), ...stream.getVideoTracks()];
+    for (const track of tracks) {
+      const transceiver = pc.addTransceiver(track, { direction: "sendonly", streams: [stream] });
+      preferCodec(transceiver, track.kind);
+    }
+    await pc.setLocalDescription(await pc.createOffer());
+    await iceGatheringComplete(pc);
+    if (this.closed) return;
+    const ack = await this.signalling.request(
+      "publish",
+      { sdp: pc.localDescription.sdp, type: "offer" },
+      MEDIA_REQUEST_TIMEOUT_MS,
+    );
+    if (this.closed) return;
+    const answer = ack.answer || {};
+    await pc.setRemoteDescription({ type: "answer", sdp: answer.sdp });
+  }
+
+  /** Answers a relay offer for one other participant. Rejects on failure. */
+  async acceptSubscription(offer) {
+    if (this.closed) return;
+    const id = offer.subscription_id;
+    const role = (offer.publisher && offer.publisher.role) || "";
+    const publisherId = (offer.publisher && offer.publisher.entry_id) || "";
+    this.closeSubscription(id); // A repeated offer replaces the previous one.
+    const pc = this.newPeerConnection();
+    const video = this.ui.addRemote(id, role, publisherId);
+    const stream = new MediaStream();
+    const subscription = { pc, video, closed: false };
+    this.subscriptions.set(id, subscription);
+
+    watchFailure(pc, () =>
+      this.ui.onFailed(
+        "We cannot receive the other person's video. Check your internet connection; " +
+          "if it does not recover, leave and join again.",
+      ),
+    );
+    pc.addEventListener("track", (event) => {
+      // One stream per subscription: the relay's own stream ids are not ours to trust.
+      if (!stream.getTracks().includes(event.track)) stream.addTrack(event.track);
+      if (video.srcObject !== stream) {
+        video.srcObject = stream;
+        this.ui.play(video);
+      }
+    });
+
+    await pc.setRemoteDescription({ type: "offer", sdp: offer.sdp });
+    await pc.setLocalDescription(await pc.createAnswer());
+    await iceGatheringComplete(pc);
+    if (subscription.closed) return;
+    await this.signalling.request(
+      "subscription_answer",
+      { subscription_id: id, sdp: pc.localDescription.sdp, type: "answer" },
+      MEDIA_REQUEST_TIMEOUT_MS,
+    );
+  }
+
+  closeSubscription(id) {
+    const subscription = this.subscriptions.get(id);
+    if (!subscription) return;
+    this.subscriptions.delete(id);
+    subscription.closed = true;
+    subscription.pc.close();
+    this.ui.removeRemote(id);
+  }
+
+  close() {
+    this.closed = true;
+    for (const id of [...this.subscriptions.keys()]) this.closeSubscription(id);
+    if (this.publisher) {
+      this.publisher.close();
+      this.publisher = null;
+    }
+  }
+}

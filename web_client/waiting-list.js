@@ -1,0 +1,124 @@
+// The practitioner's view of the waiting room. Entries are updated in place,
+// keyed by entry id, so a re-render never steals keyboard focus from an
+// Admit or Decline button.
+
+import { formatWaited, parseInstant } from "./format.js";
+import { byTestId, setInline } from "./screens.js";
+
+const REFRESH_MS = 15_000;
+
+export class WaitingList {
+  /** `actions` is {admit(entryId, name), deny(entryId, name)}; both return Promises. */
+  constructor(actions) {
+    this.actions = actions;
+    this.list = byTestId("waiting-entries");
+    this.items = new Map();
+    this.names = new Map();
+    this.timer = setInterval(() => this.refreshTimes(), REFRESH_MS);
+  }
+
+  /** Name of anyone who was in the list, to label their video once admitted. */
+  nameOf(entryId) {
+    return this.names.get(entryId) || "";
+  }
+
+  render(entries) {
+    const valid = (Array.isArray(entries) ? entries : []).filter(
+      (entry) => entry && typeof entry.entry_id === "string",
+    );
+    const wanted = new Set(valid.map((entry) => entry.entry_id));
+    for (const [id, item] of this.items) {
+      if (!wanted.has(id)) {
+        item.element.remove();
+        this.items.delete(id);
+      }
+    }
+    const arrivals = [];
+    valid.forEach((entry, index) => {
+      let item = this.items.get(entry.entry_id);
+      if (!item) {
+        item = this.createItem(entry);
+        this.items.set(entry.entry_id, item);
+        arrivals.push(item.name);
+      }
+      item.since = parseInstant(entry.waiting_since) || item.since;
+      this.names.set(entry.entry_id, item.name);
+      const current = this.list.children[index];
+      if (current !== item.element) this.list.insertBefore(item.element, current || null);
+    });
+    this.refreshTimes();
+    byTestId("waiting-empty").hidden = this.items.size > 0;
+    const title = document.getElementById("waiting-list-title");
+    title.textContent = this.items.size ? `Waiting room (${this.items.size})` : "Waiting room";
+    // A practitioner busy in another tab sees the count in the tab title.
+    document.title = this.items.size ? `(${this.items.size}) Teleconsultation` : "Teleconsultation";
+    if (arrivals.length) {
+      byTestId("waiting-announcer").textContent =
+        arrivals.length === 1 ? `${arrivals[0]} is waiting.` : `${arrivals.join(", ")} are waiting.`;
+    }
+  }
+
+  createItem(entry) {
+    const name = typeof entry.name === "string" && entry.name ? entry.name : "A patient";
+    const element = document.createElement("li");
+    element.className = "waiting-entry";
+    element.dataset.testid = "waiting-entry";
+    element.dataset.entryId = entry.entry_id;
+
+    const who = document.createElement("p");
+    who.className = "waiting-name";
+    who.textContent = name;
+    const waited = document.createElement("p");
+    waited.className = "waiting-time";
+
+    const buttons = document.createElement("div");
+    buttons.className = "waiting-actions";
+    const admit = actionButton("admit", "Admit", name, "button button-primary");
+    const deny = actionButton("deny", "Decline", name, "button");
+    buttons.append(admit, deny);
+    element.append(who, waited, buttons);
+
+    const item = { element, waited, name, since: parseInstant(entry.waiting_since) };
+    const run = async (action) => {
+      admit.disabled = true;
+      deny.disabled = true;
+      setInline("waiting-list-error", "");
+      try {
+        await action(entry.entry_id, name);
+      } catch (error) {
+        setInline("waiting-list-error", error.message || "That did not work. Please try again.");
+        admit.disabled = false;
+        deny.disabled = false;
+      }
+    };
+    admit.addEventListener("click", () => run(this.actions.admit));
+    deny.addEventListener("click", () => run(this.actions.deny));
+    return item;
+  }
+
+  refreshTimes() {
+    const now = Date.now();
+    for (const item of this.items.values()) {
+      item.waited.textContent = item.since ? formatWaited(item.since, now) : "waiting";
+    }
+  }
+
+  stop() {
+    clearInterval(this.timer);
+    document.title = "Teleconsultation";
+  }
+}
+
+function actionButton(testId, label, name, className) {
+  const button = document.createElement("button");
+  button.type = "button";
+  button.className = className;
+  button.dataset.testid = testId;
+  button.append(label);
+  // Visible text stays short; screen readers hear whom the button is about.
+  const hidden = document.createElement("span");
+  hidden.className = "visually-hidden";
+  hidden.textContent = ` ${name}`;
+  button.append(hidden);
+  return button;
+}
