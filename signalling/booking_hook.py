@@ -27,6 +27,8 @@ from signalling.room_hub import RoomHub
 
 logger = logging.getLogger(__name__)
 
+MESSAGE_TYPES = ("appointment.created", "appointment.rescheduled", "appointment.cancelled")
+
 # Redeliveries come within the sender's retry schedule; a day covers the
 # Standard Webhooks reference schedule (last retry after ~10 hours).
 RECEIPT_LIFETIME = timedelta(days=1)
@@ -49,7 +51,14 @@ def _validation_message(exc: ValidationError) -> str:
     # Only locations and reasons: the rejected values may be patients' names.
     problems = []
     for error in exc.errors(include_input=False, include_url=False)[:5]:
-        where = ".".join(str(part) for part in error["loc"]) or "body"
+        if error["type"].startswith("union_tag"):
+            # pydantic's message quotes the rejected value.
+            problems.append("type: must be one of " + ", ".join(MESSAGE_TYPES))
+            continue
+        loc = error["loc"]
+        if loc and loc[0] in MESSAGE_TYPES:
+            loc = loc[1:]  # the union's tag, not a field of the body
+        where = ".".join(str(part) for part in loc) or "body"
         problems.append(f"{where}: {error['msg']}")
     return "; ".join(problems)
 

@@ -2,11 +2,29 @@
 
 from __future__ import annotations
 
-from typing import Annotated, Literal
+import re
+from datetime import datetime
+from typing import Annotated, Any, Literal
 
-from pydantic import AwareDatetime, BaseModel, ConfigDict, Field, TypeAdapter
+from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter
 
 Text = Annotated[str, Field(min_length=1, max_length=200, pattern=r"\S")]
+
+# pydantic also takes "2026-01-01 10:00Z" or a Unix number; the contract says RFC 3339,
+# and an integrator is better told at once than surprised by a lenient parse.
+RFC3339 = re.compile(r"^\d{4}-\d{2}-\d{2}[Tt]\d{2}:\d{2}:\d{2}(\.\d{1,6})?([Zz]|[+-]\d{2}:\d{2})$")
+
+
+def _rfc3339(value: Any) -> Any:
+    if not isinstance(value, str) or not RFC3339.match(value):
+        raise ValueError("must be an RFC 3339 date-time with an offset, e.g. 2026-05-04T09:30:00Z")
+    try:
+        return datetime.fromisoformat(value.upper())
+    except ValueError:
+        raise ValueError("is not a valid date-time (check the day and hour)") from None
+
+
+Rfc3339 = Annotated[AwareDatetime, BeforeValidator(_rfc3339)]
 
 
 class _Strict(BaseModel):
@@ -22,14 +40,14 @@ class CreatedData(_Strict):
     appointment_id: Text
     practitioner: PersonIn
     patient: PersonIn
-    starts_at: AwareDatetime
-    ends_at: AwareDatetime
+    starts_at: Rfc3339
+    ends_at: Rfc3339
 
 
 class RescheduledData(_Strict):
     appointment_id: Text
-    starts_at: AwareDatetime
-    ends_at: AwareDatetime
+    starts_at: Rfc3339
+    ends_at: Rfc3339
 
 
 class CancelledData(_Strict):

@@ -485,7 +485,32 @@ INVALID_CREATIONS = [
     pytest.param(
         _slot(BASE, "2030-03-04T10:00:00+01", BASE_END), "invalid_payload", id="short-offset"
     ),
+    pytest.param(
+        _slot(BASE, "2030-03-04 10:00:00Z", BASE_END), "invalid_payload", id="space-separator"
+    ),
+    pytest.param(_slot(BASE, "2030-03-04T10:00Z", BASE_END), "invalid_payload", id="no-seconds"),
+    pytest.param(
+        _slot(BASE, "2030-02-30T10:00:00Z", BASE_END), "invalid_payload", id="no-such-day"
+    ),
 ]
+
+
+async def test_rfc3339_lowercase_and_fractions_are_accepted(client: Client) -> None:
+    data = _slot(BASE, "2030-03-04t10:00:00.250z", "2030-03-04T11:30:00.5+01:00")
+
+    reply = await send(client, "appointment.created", data)
+
+    assert reply.status == 201, reply.text
+
+
+async def test_an_unknown_type_is_not_echoed_back(client: Client) -> None:
+    body = json.dumps({"type": PATIENT_NAME, "data": BASE}).encode()
+
+    reply = await post(client, body, signed_headers(body))
+
+    assert_error(reply, 400, "invalid_payload")
+    assert "Quatremain" not in reply.text
+    assert "appointment.created" in reply.json["error"]["message"]
 
 
 @pytest.mark.parametrize(("data", "code"), INVALID_CREATIONS)
