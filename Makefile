@@ -44,5 +44,13 @@ pytest: install system-deps
 
 test: lint typecheck pytest
 
+# Relay forwarding cost (docs/benchmarks.md). The decode/re-encode baseline
+# cannot carry 40 calls, so it is compared at a load it can still hold.
+BENCH_CONSULTATIONS ?= 40
+BENCH_SECONDS ?= 20
+bench: install
+	$(BIN)/teleconsult bench relay --consultations $(BENCH_CONSULTATIONS) --seconds $(BENCH_SECONDS) --baseline frames
+	$(BIN)/teleconsult bench relay --consultations 2 --seconds $(BENCH_SECONDS) --baseline frames --baseline mediarelay
+
 clean:
 	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -17,6 +17,7 @@ class ErrorCode(StrEnum):
     ROOM_CANCELLED = "room_cancelled"
     ROOM_NOT_FOUND = "room_not_found"
     APPOINTMENT_NOT_FOUND = "appointment_not_found"
+    INVALID_REQUEST = "invalid_request"
 
 
 _MESSAGES: dict[ErrorCode, str] = {
@@ -31,6 +32,7 @@ _MESSAGES: dict[ErrorCode, str] = {
     ErrorCode.ROOM_CANCELLED: "The appointment was cancelled.",
     ErrorCode.ROOM_NOT_FOUND: "No such consultation room.",
     ErrorCode.APPOINTMENT_NOT_FOUND: "No such appointment.",
+    ErrorCode.INVALID_REQUEST: "The request is not valid.",
 }
 
 

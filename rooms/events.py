@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from enum import StrEnum
 
+from rooms.roles import Role
+
 
 class EndReason(StrEnum):
     ENDED = "ended"
@@ -24,8 +26,17 @@ class RoomRescheduled:
 
 @dataclass(frozen=True, slots=True)
 class PatientCheckedIn:
+    """A patient, or a guest (`role`), entered the waiting room."""
+
     room_id: str
     entry_id: str
+    role: Role = Role.PATIENT
+
+
+@dataclass(frozen=True, slots=True)
+class GuestInvited:
+    room_id: str
+    guest_id: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -38,10 +49,20 @@ class PractitionerJoined:
 class PatientAdmitted:
     room_id: str
     entry_id: str
+    role: Role = Role.PATIENT
 
 
 @dataclass(frozen=True, slots=True)
 class PatientDenied:
+    room_id: str
+    entry_id: str
+    # Shown to the patient only; never stored, logged or sent to the booking system.
+    reason: str | None = None
+    role: Role = Role.PATIENT
+
+
+@dataclass(frozen=True, slots=True)
+class PatientReturnedToWaiting:
     room_id: str
     entry_id: str
 
@@ -51,6 +72,14 @@ class ParticipantLeft:
     room_id: str
     entry_id: str
     was_waiting: bool
+    role: Role = Role.PATIENT
+
+
+@dataclass(frozen=True, slots=True)
+class PatientNoShow:
+    """The patient had not checked in a while after the start."""
+
+    room_id: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,10 +100,13 @@ RoomEvent = (
     RoomCreated
     | RoomRescheduled
     | PatientCheckedIn
+    | GuestInvited
     | PractitionerJoined
     | PatientAdmitted
     | PatientDenied
+    | PatientReturnedToWaiting
     | ParticipantLeft
     | ConsultationStarted
+    | PatientNoShow
     | RoomEnded
 )

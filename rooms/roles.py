@@ -7,6 +7,8 @@ from enum import StrEnum
 class Role(StrEnum):
     PRACTITIONER = "practitioner"
     PATIENT = "patient"
+    # Invited by the practitioner or the booking system: an interpreter, a relative.
+    GUEST = "guest"
 
 
 @dataclass(frozen=True, slots=True)

@@ -8,18 +8,21 @@ was. Nothing here reads a clock: `now` is always passed in.
 from __future__ import annotations
 
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from enum import StrEnum
 
-from rooms.appointment import Appointment, JoinWindow, JoinWindowPolicy, check_slot
+from rooms.appointment import Appointment, JoinWindow, JoinWindowPolicy, Person, check_slot
 from rooms.errors import DomainError, ErrorCode
 from rooms.events import (
     ConsultationStarted,
     EndReason,
+    GuestInvited,
     ParticipantLeft,
     PatientAdmitted,
     PatientCheckedIn,
     PatientDenied,
+    PatientNoShow,
+    PatientReturnedToWaiting,
     PractitionerJoined,
     RoomCreated,
     RoomEnded,
@@ -70,6 +73,10 @@ class Room:
     denied: frozenset[str] = frozenset()
     started_at: datetime | None = None
     ended_at: datetime | None = None
+    # When the patient first checked in; a no-show is decided from it.
+    first_check_in_at: datetime | None = None
+    no_show_at: datetime | None = None
+    guests: tuple[Person, ...] = ()
     end_reason: EndReason | None = None
     # Bumped by every transition so a shared store can detect lost updates.
     version: int = 0
@@ -92,6 +99,23 @@ class Room:
 
     def is_patient(self, actor: Actor) -> bool:
         return actor.role is Role.PATIENT and actor.person_id == self.appointment.patient.id
+
+    def guest(self, guest_id: str) -> Person | None:
+        for guest in self.guests:
+            if guest.id == guest_id:
+                return guest
+        return None
+
+    def is_guest(self, actor: Actor) -> bool:
+        return actor.role is Role.GUEST and self.guest(actor.person_id) is not None
+
+    def visitor(self, actor: Actor) -> Person | None:
+        """The patient or invited guest the actor is, if any: those who wait to be admitted."""
+        if self.is_patient(actor):
+            return self.appointment.patient
+        if actor.role is Role.GUEST:
+            return self.guest(actor.person_id)
+        return None
 
     def participant(self, entry_id: str) -> Participant | None:
         for participant in self.in_call:
@@ -184,18 +208,69 @@ def close_if_over(room: Room, now: datetime) -> Transition:
     return _end(room, EndReason.CLOSED, Lifecycle.ENDED, now)
 
 
+def end_by_integration(room: Room, now: datetime) -> Transition:
+    """The booking system (through the API) ends the consultation."""
+    if room.lifecycle is Lifecycle.ENDED:
+        return Transition(room)
+    if room.lifecycle is Lifecycle.CANCELLED:
+        raise DomainError(ErrorCode.ROOM_CANCELLED)
+    return _end(room, EndReason.ENDED, Lifecycle.ENDED, now)
+
+
+def mark_no_show(room: Room, now: datetime, after: timedelta) -> Transition:
+    """Record that the patient did not come; the room stays open in case they still do."""
+    if (
+        room.lifecycle is not Lifecycle.SCHEDULED
+        or room.first_check_in_at is not None
+        or room.no_show_at is not None
+        or now < room.appointment.starts_at + after
+        or now >= room.window.closes_at
+    ):
+        return Transition(room)
+    return Transition(_next(room, no_show_at=now), (PatientNoShow(room.id),))
+
+
+MAX_GUESTS = 4
+
+
+def invite_guest(room: Room, guest: Person, now: datetime) -> Transition:
+    """Someone else may join (interpreter, relative); they wait and are admitted on their own."""
+    if room.lifecycle is Lifecycle.CANCELLED:
+        raise DomainError(ErrorCode.ROOM_CANCELLED)
+    if room.lifecycle is Lifecycle.ENDED:
+        raise DomainError(ErrorCode.ROOM_ENDED)
+    if now >= room.window.closes_at:
+        raise DomainError(ErrorCode.ROOM_CLOSED)
+    if guest.id in (room.appointment.patient.id, room.appointment.practitioner.id) or room.guest(
+        guest.id
+    ):
+        raise DomainError(ErrorCode.ALREADY_PRESENT, "This person is already invited.")
+    if len(room.guests) >= MAX_GUESTS:
+        raise DomainError(
+            ErrorCode.INVALID_REQUEST, f"A consultation has at most {MAX_GUESTS} guests."
+        )
+    return Transition(_next(room, guests=(*room.guests, guest)), (GuestInvited(room.id, guest.id),))
+
+
 def check_in(room: Room, actor: Actor, entry_id: str, now: datetime) -> Transition:
-    """A patient enters the waiting room."""
-    if not room.is_patient(actor):
+    """A patient or an invited guest enters the waiting room."""
+    person = room.visitor(actor)
+    if person is None:
         raise DomainError(ErrorCode.NOT_ALLOWED)
     room.check_joinable(now)
     if entry_id in room.denied:
         raise DomainError(ErrorCode.NOT_ALLOWED, "The practitioner could not admit you.")
     if entry_id in room.waiting or room.participant(entry_id) is not None:
         raise DomainError(ErrorCode.ALREADY_PRESENT)
-    name = room.appointment.patient.name
-    waiting = room.waiting.check_in(WaitingEntry(entry_id, actor.person_id, name, now))
-    return Transition(_next(room, waiting=waiting), (PatientCheckedIn(room.id, entry_id),))
+    entry = WaitingEntry(entry_id, person.id, person.name, now, actor.role)
+    waiting = room.waiting.check_in(entry)
+    first = room.first_check_in_at
+    if first is None and actor.role is Role.PATIENT:
+        first = now
+    return Transition(
+        _next(room, waiting=waiting, first_check_in_at=first),
+        (PatientCheckedIn(room.id, entry_id, actor.role),),
+    )
 
 
 def join_as_practitioner(room: Room, actor: Actor, entry_id: str, now: datetime) -> Transition:
@@ -220,8 +295,8 @@ def admit(room: Room, actor: Actor, entry_id: str, now: datetime) -> Transition:
     if entry_id not in room.waiting:
         raise DomainError(ErrorCode.NOT_WAITING)
     waiting, entry = room.waiting.remove(entry_id)
-    participant = Participant(entry_id, entry.person_id, entry.name, Role.PATIENT, now)
-    events: list[RoomEvent] = [PatientAdmitted(room.id, entry_id)]
+    participant = Participant(entry_id, entry.person_id, entry.name, entry.role, now)
+    events: list[RoomEvent] = [PatientAdmitted(room.id, entry_id, entry.role)]
     changes: dict[str, object] = {"waiting": waiting, "in_call": (*room.in_call, participant)}
     if room.lifecycle is Lifecycle.SCHEDULED:
         changes["lifecycle"] = Lifecycle.IN_CONSULTATION
@@ -230,28 +305,60 @@ def admit(room: Room, actor: Actor, entry_id: str, now: datetime) -> Transition:
     return Transition(_next(room, **changes), tuple(events))
 
 
-def deny(room: Room, actor: Actor, entry_id: str, now: datetime) -> Transition:
+MAX_REASON_LENGTH = 300
+
+
+def deny(
+    room: Room, actor: Actor, entry_id: str, now: datetime, reason: str | None = None
+) -> Transition:
     if not room.is_practitioner(actor):
         raise DomainError(ErrorCode.NOT_ALLOWED)
     if entry_id not in room.waiting:
         raise DomainError(ErrorCode.NOT_WAITING)
-    waiting, _ = room.waiting.remove(entry_id)
+    if reason is not None:
+        reason = reason.strip() or None
+        if reason is not None and len(reason) > MAX_REASON_LENGTH:
+            raise DomainError(
+                ErrorCode.INVALID_REQUEST,
+                f"The reason must be at most {MAX_REASON_LENGTH} characters.",
+            )
+    waiting, entry = room.waiting.remove(entry_id)
     return Transition(
         _next(room, waiting=waiting, denied=room.denied | {entry_id}),
-        (PatientDenied(room.id, entry_id),),
+        (PatientDenied(room.id, entry_id, reason, entry.role),),
+    )
+
+
+def return_to_waiting(room: Room, actor: Actor, entry_id: str, now: datetime) -> Transition:
+    """The practitioner sends an admitted patient back to the head of the waiting room."""
+    if not room.is_practitioner(actor):
+        raise DomainError(ErrorCode.NOT_ALLOWED)
+    room.check_joinable(now)
+    participant = room.participant(entry_id)
+    if participant is None or participant.role is Role.PRACTITIONER:
+        raise DomainError(ErrorCode.NOT_IN_CALL, "This person is not in the call.")
+    entry = WaitingEntry(entry_id, participant.person_id, participant.name, now, participant.role)
+    in_call = tuple(p for p in room.in_call if p.entry_id != entry_id)
+    return Transition(
+        _next(room, in_call=in_call, waiting=room.waiting.put_first(entry)),
+        (PatientReturnedToWaiting(room.id, entry_id),),
     )
 
 
 def leave(room: Room, entry_id: str, now: datetime) -> Transition:
     """Someone leaves the waiting room or the call; leaving twice changes nothing."""
     if entry_id in room.waiting:
-        waiting, _ = room.waiting.remove(entry_id)
+        waiting, entry = room.waiting.remove(entry_id)
         return Transition(
-            _next(room, waiting=waiting), (ParticipantLeft(room.id, entry_id, was_waiting=True),)
+            _next(room, waiting=waiting),
+            (ParticipantLeft(room.id, entry_id, was_waiting=True, role=entry.role),),
         )
-    if room.participant(entry_id) is not None:
+    leaving = room.participant(entry_id)
+    if leaving is not None:
+        role = leaving.role
         in_call = tuple(p for p in room.in_call if p.entry_id != entry_id)
         return Transition(
-            _next(room, in_call=in_call), (ParticipantLeft(room.id, entry_id, was_waiting=False),)
+            _next(room, in_call=in_call),
+            (ParticipantLeft(room.id, entry_id, was_waiting=False, role=role),),
         )
     return Transition(room)

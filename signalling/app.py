@@ -10,14 +10,23 @@ from collections.abc import AsyncIterator
 import socketio
 from aiohttp import web
 
-from media.relay import IceServerConfig, Relay
+from media.relay import IceServerConfig, Relay, RelayService
+from media.worker_relay import WorkerRelay
 from rooms.store import InMemoryRoomStore, RoomStore
+from signalling.api import IntegrationApi
 from signalling.booking_hook import BookingHook
 from signalling.clock import Clock, utc_now
 from signalling.config import Settings
+from signalling.desk import DeskNamespace
+from signalling.event_delivery import EventDelivery, RetryPolicy
+from signalling.event_log import EventLog
 from signalling.http_errors import json_errors
 from signalling.pages import add_page_routes, security_headers
+from signalling.readiness import add_readiness_route
+from signalling.redis_event_log import RedisEventLog
+from signalling.redis_store import RedisRoomStore
 from signalling.room_hub import RoomHub
+from signalling.socket_fanout import redis_lifetime, redis_manager
 from signalling.sockets import SignallingNamespace
 
 logger = logging.getLogger(__name__)
@@ -25,6 +34,7 @@ logger = logging.getLogger(__name__)
 SETTINGS = web.AppKey("settings", Settings)
 HUB = web.AppKey("hub", RoomHub)
 SOCKETS = web.AppKey("sockets", SignallingNamespace)
+EVENT_DELIVERY = web.AppKey("event_delivery", EventDelivery)
 
 SWEEP_INTERVAL = 30.0
 MAX_SOCKET_MESSAGE = 64 * 1024
@@ -34,11 +44,16 @@ def make_app(
     settings: Settings,
     *,
     store: RoomStore | None = None,
-    relay: Relay | None = None,
+    relay: RelayService | None = None,
     clock: Clock = utc_now,
+    event_log: EventLog | None = None,
 ) -> web.Application:
     app = web.Application(middlewares=[security_headers, json_errors])
+    manager = (
+        redis_manager(settings.redis_url, settings.redis_prefix) if settings.redis_url else None
+    )
     sio = socketio.AsyncServer(
+        client_manager=manager,
         async_mode="aiohttp",
         max_http_buffer_size=MAX_SOCKET_MESSAGE,
         logger=False,
@@ -46,25 +61,73 @@ def make_app(
     )
     sio.attach(app)
     if relay is None:
-        relay = Relay(
-            tuple(IceServerConfig(s.urls, s.username, s.credential) for s in settings.ice_servers)
+        relay = Relay(ice_server_configs(settings))
+    owned_store = None
+    if store is None and settings.redis_url:
+        store = owned_store = RedisRoomStore.from_url(
+            settings.redis_url,
+            prefix=settings.redis_prefix,
+            retention_after_close=settings.retention_after_close,
         )
-    hub = RoomHub(store or InMemoryRoomStore(), sio, relay, clock)
+    if event_log is None and isinstance(store, RedisRoomStore):
+        # Every node lists and delivers the same events; they share the store's client.
+        event_log = RedisEventLog(store.client, prefix=settings.redis_prefix)
+    if manager is not None or owned_store is not None:
+        # Appended first so it closes last, after everything that uses Redis.
+        app.cleanup_ctx.append(redis_lifetime(owned_store, manager))
+    hub = RoomHub(
+        store or InMemoryRoomStore(),
+        sio,
+        relay,
+        clock,
+        event_log=event_log,
+        no_show_after=settings.no_show_after,
+    )
     app[SETTINGS] = settings
     app[HUB] = hub
     app[SOCKETS] = SignallingNamespace(sio, hub, settings)
 
     hook = BookingHook(settings, hub)
     app.router.add_post("/hooks/booking", hook.handle)
+    DeskNamespace(sio, hub, settings)
+    IntegrationApi(settings, hub).add_routes(app)
+    if settings.events_url:
+        delivery = EventDelivery(
+            hub.event_log,
+            settings.events_url,
+            settings.events_key,
+            clock,
+            RetryPolicy(first_delay=settings.events_first_retry),
+        )
+        hub.on_logged = delivery.notify
+        app[EVENT_DELIVERY] = delivery
+        app.cleanup_ctx.append(_event_delivery)
     add_page_routes(app, settings.web_root)
+    add_readiness_route(app, hub.store.ping if isinstance(hub.store, RedisRoomStore) else None)
     app.cleanup_ctx.append(_relay_lifetime)
     app.cleanup_ctx.append(_sweeper)
     return app
 
 
+def ice_server_configs(settings: Settings) -> tuple[IceServerConfig, ...]:
+    return tuple(IceServerConfig(s.urls, s.username, s.credential) for s in settings.ice_servers)
+
+
 async def _relay_lifetime(app: web.Application) -> AsyncIterator[None]:
+    relay = app[HUB].relay
+    if isinstance(relay, WorkerRelay):
+        # Workers are up before the first request can place a room on them.
+        await relay.start()
     yield
-    await app[HUB].relay.close()
+    await relay.close()
+
+
+async def _event_delivery(app: web.Application) -> AsyncIterator[None]:
+    task = asyncio.ensure_future(app[EVENT_DELIVERY].run())
+    yield
+    task.cancel()
+    with contextlib.suppress(asyncio.CancelledError):
+        await task
 
 
 async def _sweeper(app: web.Application) -> AsyncIterator[None]:

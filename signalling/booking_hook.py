@@ -18,6 +18,7 @@ from signalling.booking_payloads import (
     AppointmentCancelled,
     AppointmentCreated,
     AppointmentRescheduled,
+    CreatedData,
     booking_message,
 )
 from signalling.config import Settings, webhook_key
@@ -47,7 +48,7 @@ async def read_body(request: web.Request, limit: int) -> bytes:
     return b"".join(chunks)
 
 
-def _validation_message(exc: ValidationError) -> str:
+def validation_message(exc: ValidationError) -> str:
     # Only locations and reasons: the rejected values may be patients' names.
     problems = []
     for error in exc.errors(include_input=False, include_url=False)[:5]:
@@ -61,6 +62,24 @@ def _validation_message(exc: ValidationError) -> str:
         where = ".".join(str(part) for part in loc) or "body"
         problems.append(f"{where}: {error['msg']}")
     return "; ".join(problems)
+
+
+async def create_appointment_room(
+    settings: Settings, hub: RoomHub, data: CreatedData
+) -> tuple[Room, bool]:
+    """The room of an appointment, created unless it exists; shared by the hook and the API."""
+    try:
+        appointment = Appointment(
+            id=data.appointment_id,
+            practitioner=Person(data.practitioner.id, data.practitioner.name),
+            patient=Person(data.patient.id, data.patient.name),
+            starts_at=data.starts_at,
+            ends_at=data.ends_at,
+        )
+    except DomainError as exc:
+        raise ApiError(400, exc.code.value, exc.message) from None
+    transition = create_room(secrets.token_urlsafe(16), appointment, settings.join_window)
+    return await hub.store.create(transition)
 
 
 class BookingHook:
@@ -103,7 +122,7 @@ class BookingHook:
         except ValidationError as exc:
             if any(error["type"] == "json_invalid" for error in exc.errors()):
                 raise ApiError(400, "malformed_json", "The body is not valid JSON.") from None
-            raise ApiError(400, "invalid_payload", _validation_message(exc)) from None
+            raise ApiError(400, "invalid_payload", validation_message(exc)) from None
 
         match message:
             case AppointmentCreated():
@@ -123,19 +142,7 @@ class BookingHook:
         return web.json_response(document, status=status)
 
     async def _created(self, message: AppointmentCreated) -> tuple[Room, int]:
-        data = message.data
-        try:
-            appointment = Appointment(
-                id=data.appointment_id,
-                practitioner=Person(data.practitioner.id, data.practitioner.name),
-                patient=Person(data.patient.id, data.patient.name),
-                starts_at=data.starts_at,
-                ends_at=data.ends_at,
-            )
-        except DomainError as exc:
-            raise ApiError(400, exc.code.value, exc.message) from None
-        transition = create_room(secrets.token_urlsafe(16), appointment, self.settings.join_window)
-        room, created = await self.hub.store.create(transition)
+        room, created = await create_appointment_room(self.settings, self.hub, message.data)
         return room, 201 if created else 200
 
     async def _existing(self, appointment_id: str) -> Room:

@@ -4,12 +4,15 @@ from __future__ import annotations
 
 import argparse
 import logging
+import os
 import sys
 from collections.abc import AsyncIterator, Sequence
 
 from aiohttp import web
 
-from signalling.app import HUB, make_app
+from media.bench import add_bench_arguments, run_bench
+from media.worker_relay import WorkerRelay
+from signalling.app import HUB, ice_server_configs, make_app
 from signalling.config import ConfigError, settings_from_env
 from signalling.demo import create_demo_room, demo_banner
 
@@ -22,16 +25,36 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument("--port", type=int, help="listen port (TELECONSULT_PORT, default 8080)")
     serve.add_argument("--public-url", help="base of join links (TELECONSULT_PUBLIC_URL)")
     serve.add_argument(
+        "--redis-url",
+        help="share rooms and Socket.IO events with other nodes (TELECONSULT_REDIS_URL)",
+    )
+    serve.add_argument(
         "--demo",
         action="store_true",
         help="print a demo appointment even when secrets are configured",
     )
+    serve.add_argument(
+        "--relay-workers",
+        type=int,
+        default=_env_int("TELECONSULT_RELAY_WORKERS"),
+        help="relay worker processes (TELECONSULT_RELAY_WORKERS; default one per core, "
+        "0 = relay inside this process)",
+    )
     serve.add_argument("--log-level", default="INFO")
+    bench = commands.add_parser("bench", help="measure the media relay")
+    add_bench_arguments(bench)
     return parser
+
+
+def _env_int(name: str) -> int | None:
+    value = os.environ.get(name, "").strip()
+    return int(value) if value else None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
+    if args.command == "bench":
+        return run_bench(args)
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )
@@ -39,11 +62,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     for noisy in ("aiortc", "aioice"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
     try:
-        settings = settings_from_env(host=args.host, port=args.port, public_url=args.public_url)
+        settings = settings_from_env(
+            host=args.host, port=args.port, public_url=args.public_url, redis_url=args.redis_url
+        )
     except ConfigError as exc:
         print(f"teleconsult: configuration error: {exc}", file=sys.stderr)
         return 2
-    app = make_app(settings)
+    workers = (os.cpu_count() or 1) if args.relay_workers is None else args.relay_workers
+    relay = WorkerRelay(workers, ice_server_configs(settings)) if workers > 0 else None
+    app = make_app(settings, relay=relay)
     if settings.secrets_generated:
         print(
             "teleconsult: no TELECONSULT_TOKEN_SECRET / TELECONSULT_WEBHOOK_SECRET set; "

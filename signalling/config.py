@@ -15,6 +15,12 @@ from rooms.appointment import JoinWindowPolicy
 WEB_ROOT = Path(__file__).resolve().parent.parent / "web_client"
 
 
+ICE_TRANSPORT_POLICIES = ("all", "relay")
+# "off" only for tests and diagnostics: browsers then send media unencrypted.
+E2EE_MODES = ("required", "off")
+REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+
+
 class ConfigError(ValueError):
     pass
 
@@ -43,8 +49,22 @@ class Settings:
     turn_urls: tuple[str, ...] = ()
     turn_secret: str | None = None
     turn_ttl: timedelta = timedelta(hours=2)
+    # "relay": browsers send media only through TURN (never from their own addresses).
+    ice_transport_policy: str = "all"
+    # Shared state and Socket.IO fan-out for several nodes; one process in memory when unset.
+    redis_url: str | None = None
+    redis_prefix: str = "teleconsult:"
     web_root: Path = WEB_ROOT
     secrets_generated: bool = False
+    e2ee: str = "required"
+    # Integration API (/api/v1): disabled until a key is set.
+    api_key: str | None = None
+    # Consultation events back to the booking system; signed with events_secret
+    # (the webhook secret when unset, so one secret is shared with one integrator).
+    events_url: str | None = None
+    events_secret: str | None = None
+    events_first_retry: timedelta = timedelta(seconds=5)
+    no_show_after: timedelta = timedelta(minutes=10)
 
     def __post_init__(self) -> None:
         if len(self.token_secret.encode()) < 32:
@@ -52,8 +72,26 @@ class Settings:
         webhook_key(self.webhook_secret)
         if self.turn_urls and not self.turn_secret:
             raise ConfigError("TELECONSULT_TURN_URLS needs TELECONSULT_TURN_SECRET")
+        if self.ice_transport_policy not in ICE_TRANSPORT_POLICIES:
+            raise ConfigError("TELECONSULT_ICE_TRANSPORT_POLICY must be `all` or `relay`")
+        if self.ice_transport_policy == "relay" and not self.turn_urls:
+            raise ConfigError("TELECONSULT_ICE_TRANSPORT_POLICY=relay needs TELECONSULT_TURN_URLS")
+        if self.redis_url is not None and not self.redis_url.startswith(REDIS_SCHEMES):
+            raise ConfigError("TELECONSULT_REDIS_URL must be a redis://, rediss:// or unix:// URL")
         if not self.public_url.startswith(("http://", "https://")):
             raise ConfigError("TELECONSULT_PUBLIC_URL must be an http(s) URL")
+        if self.e2ee not in E2EE_MODES:
+            raise ConfigError("TELECONSULT_E2EE must be `required` or `off`")
+        if self.api_key is not None and len(self.api_key) < 24:
+            raise ConfigError("TELECONSULT_API_KEY must be at least 24 characters")
+        if self.events_url is not None and not self.events_url.startswith(("http://", "https://")):
+            raise ConfigError("TELECONSULT_EVENTS_URL must be an http(s) URL")
+        if self.events_secret is not None:
+            webhook_key(self.events_secret)
+
+    @property
+    def events_key(self) -> bytes:
+        return webhook_key(self.events_secret or self.webhook_secret)
 
 
 def webhook_key(secret: str) -> bytes:
@@ -105,6 +143,7 @@ def settings_from_env(
     host: str | None = None,
     port: int | None = None,
     public_url: str | None = None,
+    redis_url: str | None = None,
 ) -> Settings:
     """Read settings; generate the secrets when none are configured (demo mode)."""
     env = os.environ if env is None else env
@@ -135,5 +174,13 @@ def settings_from_env(
         ice_servers=_ice_servers(env),
         turn_urls=_urls(env, "TELECONSULT_TURN_URLS"),
         turn_secret=env.get("TELECONSULT_TURN_SECRET") or None,
+        ice_transport_policy=env.get("TELECONSULT_ICE_TRANSPORT_POLICY") or "all",
+        redis_url=redis_url or env.get("TELECONSULT_REDIS_URL") or None,
+        redis_prefix=env.get("TELECONSULT_REDIS_PREFIX") or "teleconsult:",
         secrets_generated=generated,
+        e2ee=env.get("TELECONSULT_E2EE") or "required",
+        api_key=env.get("TELECONSULT_API_KEY") or None,
+        events_url=env.get("TELECONSULT_EVENTS_URL") or None,
+        events_secret=env.get("TELECONSULT_EVENTS_SECRET") or None,
+        no_show_after=_minutes(env, "TELECONSULT_NO_SHOW_AFTER_MINUTES", timedelta(minutes=10)),
     )

@@ -13,6 +13,7 @@ logger = logging.getLogger(__name__)
 
 DOMAIN_STATUS: dict[ErrorCode, int] = {
     ErrorCode.INVALID_APPOINTMENT: 400,
+    ErrorCode.INVALID_REQUEST: 400,
     ErrorCode.NOT_ALLOWED: 403,
     ErrorCode.ROOM_NOT_FOUND: 404,
     ErrorCode.APPOINTMENT_NOT_FOUND: 404,
@@ -50,7 +51,11 @@ async def json_errors(
         code = {404: "not_found", 405: "method_not_allowed", 413: "payload_too_large"}.get(
             exc.status, "http_error"
         )
-        return error_response(exc.status, code, exc.reason)
+        response = error_response(exc.status, code, exc.reason)
+        if "Allow" in exc.headers:
+            # RFC 9110: a 405 names the methods that would work.
+            response.headers["Allow"] = exc.headers["Allow"]
+        return response
     except Exception:
         logger.exception("unhandled error on %s %s", request.method, request.rel_url.path)
         return error_response(500, "internal_error", "Something went wrong on our side.")

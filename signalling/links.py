@@ -2,16 +2,22 @@
 
 from __future__ import annotations
 
+from rooms.appointment import Person
 from rooms.roles import Role
 from rooms.room import Room
 from signalling import tokens
 from signalling.config import Settings
 
 
-def join_link(settings: Settings, room: Room, role: Role) -> str:
-    person = (
-        room.appointment.practitioner if role is Role.PRACTITIONER else room.appointment.patient
-    )
+def join_link(settings: Settings, room: Room, role: Role, guest: Person | None = None) -> str:
+    if role is Role.GUEST:
+        if guest is None:
+            raise ValueError("a guest link names its guest")
+        person = guest
+    elif role is Role.PRACTITIONER:
+        person = room.appointment.practitioner
+    else:
+        person = room.appointment.patient
     token = tokens.mint(
         settings.token_secret,
         room_id=room.id,

@@ -53,6 +53,11 @@ def add_page_routes(app: web.Application, web_root: Path) -> None:
         response.headers["Cache-Control"] = "no-store"
         return response
 
+    async def desk_page(request: web.Request) -> web.FileResponse:
+        response = web.FileResponse(web_root / "desk.html")
+        response.headers["Cache-Control"] = "no-store"
+        return response
+
     async def home(request: web.Request) -> web.Response:
         return web.Response(
             text="teleconsult is running. Open the join link you were sent.\n",
@@ -65,4 +70,5 @@ def add_page_routes(app: web.Application, web_root: Path) -> None:
     app.router.add_get("/", home)
     app.router.add_get("/healthz", health)
     app.router.add_get("/c/{room_id}", join_page)
+    app.router.add_get("/d", desk_page)
     app.router.add_static("/static/", web_root, show_index=False, follow_symlinks=False)

@@ -10,28 +10,35 @@ of a room, `room:<room>` everyone inside it.
 from __future__ import annotations
 
 import logging
-from collections.abc import Callable, Mapping
+from collections.abc import Awaitable, Callable, Mapping
 from datetime import timedelta
 
 import socketio
 
-from media.relay import Relay
+from media.relay import RelayService
 from rooms.events import (
     ParticipantLeft,
     PatientAdmitted,
     PatientCheckedIn,
     PatientDenied,
+    PatientReturnedToWaiting,
     PractitionerJoined,
     RoomEnded,
     RoomEvent,
 )
-from rooms.room import Lifecycle, Room, Transition, close_if_over
+from rooms.room import Lifecycle, Room, Transition, close_if_over, mark_no_show
 from rooms.store import RoomStore
 from signalling.clock import Clock
+from signalling.consultation_events import consultation_events
+from signalling.event_log import EventLog, InMemoryEventLog
+from waiting_room.practitioner_day import WaitingPlace, days_rooms, waiting_places
 
 logger = logging.getLogger(__name__)
 
 OPEN_LIFECYCLES = (Lifecycle.SCHEDULED, Lifecycle.IN_CONSULTATION)
+# Long enough for an integrator to catch up after a week-long outage, no longer:
+# events name no one, but they still say who had a consultation when.
+EVENT_RETENTION = timedelta(days=7)
 
 
 def entry_channel(entry_id: str) -> str:
@@ -52,10 +59,19 @@ def waiting_list_payload(room: Room) -> dict[str, object]:
             {
                 "entry_id": view.entry_id,
                 "name": view.name,
+                "role": view.role.value,
                 "waiting_since": view.waiting_since.isoformat(),
             }
             for view in room.waiting.practitioner_view()
         ]
+    }
+
+
+def place_payload(place: WaitingPlace) -> dict[str, object]:
+    expected = place.expected_start
+    return {
+        "position": place.position,
+        "expected_start": None if expected is None else expected.isoformat(),
     }
 
 
@@ -88,15 +104,32 @@ class EntryListener:
 
 class RoomHub:
     def __init__(
-        self, store: RoomStore, sio: socketio.AsyncServer, relay: Relay, clock: Clock
+        self,
+        store: RoomStore,
+        sio: socketio.AsyncServer,
+        relay: RelayService,
+        clock: Clock,
+        *,
+        event_log: EventLog | None = None,
+        no_show_after: timedelta | None = None,
     ) -> None:
         self.store = store
         self.sio = sio
         self.relay = relay
         self.clock = clock
+        self.event_log = event_log or InMemoryEventLog()
+        self.no_show_after = no_show_after
+        # Called after events are logged (the delivery worker's wake-up).
+        self.on_logged: Callable[[], None] = lambda: None
+        # Told of every changed room after the people concerned (the desk).
+        self.listeners: list[Callable[[Room], Awaitable[None]]] = []
 
     async def apply(self, room_id: str, change: Callable[[Room], Transition]) -> Transition:
         transition = await self.store.update(room_id, change)
+        outbound = consultation_events(transition, self.clock())
+        if outbound:
+            await self.event_log.append(outbound)
+            self.on_logged()
         await self.dispatch(transition)
         return transition
 
@@ -107,13 +140,31 @@ class RoomHub:
             waiting_changed |= await self._handle(room, event)
         if waiting_changed:
             await self.publish_waiting(room)
+        if transition.events:
+            for listener in self.listeners:
+                try:
+                    await listener(room)
+                except Exception:
+                    # A desk that cannot be refreshed must not undo an admission.
+                    logger.exception("room listener failed")
+
+    async def waiting_places(self, room: Room) -> dict[str, WaitingPlace]:
+        """Places in the practitioner's queue, across their rooms of the day."""
+        practitioner_id = room.appointment.practitioner.id
+        others = [
+            other
+            for other in days_rooms(await self.store.rooms(), practitioner_id, self.clock())
+            if other.id != room.id
+        ]
+        return waiting_places([room, *others], self.clock())
 
     async def publish_waiting(self, room: Room) -> None:
         await self.sio.emit(
             "waiting_list", waiting_list_payload(room), room=practitioners_channel(room.id)
         )
-        for entry_id, position in room.waiting.positions().items():
-            await self.sio.emit("waiting", {"position": position}, room=entry_channel(entry_id))
+        # A change in one room moves the patients waiting in the practitioner's other rooms.
+        for entry_id, place in (await self.waiting_places(room)).items():
+            await self.sio.emit("waiting", place_payload(place), room=entry_channel(entry_id))
 
     async def _handle(self, room: Room, event: RoomEvent) -> bool:
         match event:
@@ -124,12 +175,19 @@ class RoomHub:
                 await self._join_media(room, entry_id)
                 await self.sio.emit("admitted", {}, room=entry_channel(entry_id))
                 return True
-            case PatientDenied(entry_id=entry_id):
-                await self.sio.emit("denied", {}, room=entry_channel(entry_id))
+            case PatientDenied(entry_id=entry_id, reason=reason):
+                payload = {} if reason is None else {"reason": reason}
+                await self.sio.emit("denied", payload, room=entry_channel(entry_id))
+                return True
+            case PatientReturnedToWaiting(entry_id=entry_id):
+                await self.relay.leave(room.id, entry_id)
+                await self._peer_left(room, entry_id)
+                await self.sio.emit("returned_to_waiting", {}, room=entry_channel(entry_id))
                 return True
             case ParticipantLeft(entry_id=entry_id, was_waiting=was_waiting):
                 if not was_waiting:
                     await self.relay.leave(room.id, entry_id)
+                    await self._peer_left(room, entry_id)
                 return was_waiting
             case RoomEnded(reason=reason):
                 await self.relay.close_room(room.id)
@@ -140,6 +198,14 @@ class RoomHub:
             case PatientCheckedIn():
                 return True
         return False
+
+    async def _peer_left(self, room: Room, entry_id: str) -> None:
+        # Those still in the call rotate their media keys, so whoever left cannot
+        # decrypt what follows (docs/e2ee.md).
+        for participant in room.in_call:
+            await self.sio.emit(
+                "e2ee_peer_left", {"from": entry_id}, room=entry_channel(participant.entry_id)
+            )
 
     async def _join_media(self, room: Room, entry_id: str) -> None:
         participant = room.participant(entry_id)
@@ -155,7 +221,17 @@ class RoomHub:
     async def sweep(self, retention: timedelta) -> int:
         """End rooms whose window closed and forget those past retention."""
         now = self.clock()
+        no_show_after = self.no_show_after
         for room in await self.store.rooms():
             if room.lifecycle in OPEN_LIFECYCLES and now >= room.window.closes_at:
                 await self.apply(room.id, lambda r: close_if_over(r, now))
+            elif (
+                no_show_after is not None
+                and room.lifecycle is Lifecycle.SCHEDULED
+                and room.first_check_in_at is None
+                and room.no_show_at is None
+                and now >= room.appointment.starts_at + no_show_after
+            ):
+                await self.apply(room.id, lambda r: mark_no_show(r, now, no_show_after))
+        await self.event_log.purge(now - EVENT_RETENTION)
         return await self.store.purge(now - retention)

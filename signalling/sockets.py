@@ -6,7 +6,8 @@ The contract is docs/protocol.md. Every handler answers through its ack with
 
 from __future__ import annotations
 
-import contextlib
+import base64
+import binascii
 import logging
 import re
 import secrets
@@ -19,14 +20,19 @@ import socketio
 
 from media.relay import MediaError
 from rooms import room as transitions
+from rooms.appointment import Person
 from rooms.errors import DomainError, ErrorCode
 from rooms.roles import Actor, Role
 from rooms.room import Room
 from signalling import tokens
 from signalling.config import Settings
+from signalling.http_errors import ApiError
+from signalling.links import join_link
+from signalling.redis_store import StoreUnavailable
 from signalling.room_hub import (
     RoomHub,
     entry_channel,
+    place_payload,
     practitioners_channel,
     room_channel,
     waiting_list_payload,
@@ -36,7 +42,19 @@ from turn import credentials as turn_credentials
 logger = logging.getLogger(__name__)
 
 ROOM_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
+ENTRY_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
 Ack = dict[str, Any]
+
+# End-to-end encryption messages (docs/e2ee.md) are opaque to us: we check
+# only their shape and size, forward them, and never log or store them.
+E2EE_PUBLIC_KEY_BYTES = 65  # An uncompressed P-256 point.
+E2EE_WRAPPED_MAX_BYTES = 256
+
+
+class InvalidRequest(Exception):
+    def __init__(self, message: str) -> None:
+        self.message = message
+        super().__init__(message)
 
 
 @dataclass(frozen=True, slots=True)
@@ -96,7 +114,7 @@ def session_payload(
     person = (
         room.appointment.practitioner
         if actor.role is Role.PRACTITIONER
-        else room.appointment.patient
+        else room.visitor(actor) or room.appointment.patient
     )
     return {
         "role": actor.role.value,
@@ -111,6 +129,8 @@ def session_payload(
             "practitioner_name": room.appointment.practitioner.name,
         },
         "ice_servers": ice_servers_payload(settings, entry_id, now),
+        "ice_transport_policy": settings.ice_transport_policy,
+        "e2ee": settings.e2ee,
     }
 
 
@@ -130,9 +150,13 @@ class SignallingNamespace:
             "admit": self.admit,
             "deny": self.deny,
             "end_consultation": self.end_consultation,
+            "return_to_waiting": self.return_to_waiting,
+            "invite_guest": self.invite_guest,
             "leave": self.leave,
             "publish": self.publish,
             "subscription_answer": self.subscription_answer,
+            "e2ee_hello": self.e2ee_hello,
+            "e2ee_key": self.e2ee_key,
         }
         for event, handler in handlers.items():
             sio.on(event, self._guarded(event, handler))
@@ -149,6 +173,11 @@ class SignallingNamespace:
             except DomainError as exc:
                 return _error(exc.code.value, exc.message)
             except MediaError as exc:
+                return _error(exc.code, exc.message)
+            except InvalidRequest as exc:
+                return _error("invalid_request", exc.message)
+            except ApiError as exc:
+                # StoreUnavailable: the shared store (Redis) is down for now.
                 return _error(exc.code, exc.message)
             except Exception:
                 logger.exception("socket event=%s entry=%s failed", event, session.entry_id)
@@ -167,11 +196,14 @@ class SignallingNamespace:
         except tokens.TokenError as exc:
             extra = {"opens_at": exc.opens_at.isoformat()} if exc.opens_at else {}
             raise _refuse(exc.problem.value, TOKEN_MESSAGES[exc.problem], **extra) from None
-        room = await self.hub.store.get(room_id)
+        try:
+            room = await self.hub.store.get(room_id)
+        except StoreUnavailable as exc:
+            raise _refuse(exc.code, "The service is briefly unavailable. Retrying…") from None
         if room is None:
             raise _refuse("room_not_found", "No such consultation room.")
         actor = Actor(claims.person_id, claims.role)
-        if not (room.is_practitioner(actor) or room.is_patient(actor)):
+        if not (room.is_practitioner(actor) or room.visitor(actor) is not None):
             raise _refuse("token_invalid", TOKEN_MESSAGES[tokens.TokenProblem.INVALID])
         try:
             room.check_joinable(now)
@@ -205,11 +237,13 @@ class SignallingNamespace:
         if session is None:
             return
         logger.info("socket disconnected room=%s entry=%s", session.room_id, session.entry_id)
-        with contextlib.suppress(DomainError):
-            await self.hub.apply(
-                session.room_id,
-                lambda room: transitions.leave(room, session.entry_id, self.hub.clock()),
-            )
+        try:
+            await self._leave(session)
+        except DomainError:
+            pass
+        except StoreUnavailable:
+            # Their entry stays until the sweeper or the end of the window removes it.
+            logger.warning("leave on disconnect lost: store unavailable entry=%s", session.entry_id)
 
     async def check_in(self, session: SocketSession, data: Any) -> Ack:
         transition = await self.hub.apply(
@@ -218,7 +252,8 @@ class SignallingNamespace:
                 room, session.actor, session.entry_id, self.hub.clock()
             ),
         )
-        return _ok(position=transition.room.waiting.position(session.entry_id))
+        place = (await self.hub.waiting_places(transition.room))[session.entry_id]
+        return _ok(**place_payload(place))
 
     async def open_consultation(self, session: SocketSession, data: Any) -> Ack:
         transition = await self.hub.apply(
@@ -244,11 +279,43 @@ class SignallingNamespace:
 
     async def deny(self, session: SocketSession, data: Any) -> Ack:
         entry_id = _entry_id(data)
+        reason = data.get("reason") if isinstance(data, dict) else None
+        if reason is not None and not isinstance(reason, str):
+            raise InvalidRequest("reason must be text.")
         await self.hub.apply(
             session.room_id,
-            lambda room: transitions.deny(room, session.actor, entry_id, self.hub.clock()),
+            lambda room: transitions.deny(room, session.actor, entry_id, self.hub.clock(), reason),
         )
         return _ok()
+
+    async def return_to_waiting(self, session: SocketSession, data: Any) -> Ack:
+        entry_id = _entry_id(data)
+        await self.hub.apply(
+            session.room_id,
+            lambda room: transitions.return_to_waiting(
+                room, session.actor, entry_id, self.hub.clock()
+            ),
+        )
+        return _ok()
+
+    async def invite_guest(self, session: SocketSession, data: Any) -> Ack:
+        name = data.get("name") if isinstance(data, dict) else None
+        if not isinstance(name, str) or not name.strip() or len(name.strip()) > 200:
+            raise InvalidRequest("name must be 1 to 200 characters.")
+        room = await self.hub.store.get(session.room_id)
+        if room is None:
+            raise DomainError(ErrorCode.ROOM_NOT_FOUND)
+        if not room.is_practitioner(session.actor):
+            raise DomainError(ErrorCode.NOT_ALLOWED)
+        guest = Person("guest-" + secrets.token_urlsafe(9), name.strip())
+        now = self.hub.clock()
+        transition = await self.hub.apply(
+            session.room_id, lambda r: transitions.invite_guest(r, guest, now)
+        )
+        return _ok(
+            guest_id=guest.id,
+            link=join_link(self.settings, transition.room, Role.GUEST, guest),
+        )
 
     async def end_consultation(self, session: SocketSession, data: Any) -> Ack:
         await self.hub.apply(
@@ -258,18 +325,23 @@ class SignallingNamespace:
         return _ok()
 
     async def leave(self, session: SocketSession, data: Any) -> Ack:
+        await self._leave(session)
+        return _ok()
+
+    async def _leave(self, session: SocketSession) -> None:
+        # The hub tells those still in the call (`e2ee_peer_left`) to rotate their keys.
         await self.hub.apply(
             session.room_id,
             lambda room: transitions.leave(room, session.entry_id, self.hub.clock()),
         )
-        return _ok()
 
-    async def _require_in_call(self, session: SocketSession) -> None:
+    async def _require_in_call(self, session: SocketSession) -> Room:
         room = await self.hub.store.get(session.room_id)
         if room is None:
             raise DomainError(ErrorCode.ROOM_NOT_FOUND)
         if room.participant(session.entry_id) is None:
             raise DomainError(ErrorCode.NOT_IN_CALL)
+        return room
 
     async def publish(self, session: SocketSession, data: Any) -> Ack:
         await self._require_in_call(session)
@@ -287,9 +359,79 @@ class SignallingNamespace:
         )
         return _ok()
 
+    async def e2ee_hello(self, session: SocketSession, data: Any) -> Ack:
+        """Forward our public key to the others in the call, or to one of them (`to`)."""
+        room = await self._require_in_call(session)
+        fields = _e2ee_fields(data, {"public_key", "to"})
+        public_key = _public_key(fields.get("public_key"))
+        others = [p.entry_id for p in room.in_call if p.entry_id != session.entry_id]
+        if "to" in fields:
+            to = _recipient(fields["to"], others)
+            others = [to]
+        for entry_id in others:
+            await self.sio.emit(
+                "e2ee_hello",
+                {"from": session.entry_id, "public_key": public_key},
+                room=entry_channel(entry_id),
+            )
+        return _ok()
+
+    async def e2ee_key(self, session: SocketSession, data: Any) -> Ack:
+        """Forward a wrapped media key to exactly one other participant in the call."""
+        room = await self._require_in_call(session)
+        fields = _e2ee_fields(data, {"to", "public_key", "wrapped"})
+        public_key = _public_key(fields.get("public_key"))
+        wrapped = fields.get("wrapped")
+        if _base64_length(wrapped) not in range(1, E2EE_WRAPPED_MAX_BYTES + 1):
+            raise InvalidRequest(
+                f"wrapped must be base64 of at most {E2EE_WRAPPED_MAX_BYTES} bytes."
+            )
+        others = [p.entry_id for p in room.in_call if p.entry_id != session.entry_id]
+        to = _recipient(fields.get("to"), others)
+        await self.sio.emit(
+            "e2ee_key",
+            {"from": session.entry_id, "public_key": public_key, "wrapped": wrapped},
+            room=entry_channel(to),
+        )
+        return _ok()
+
 
 def _entry_id(data: Any) -> str:
     entry_id = data.get("entry_id") if isinstance(data, dict) else None
     if not isinstance(entry_id, str) or not entry_id or len(entry_id) > 64:
         raise DomainError(ErrorCode.NOT_WAITING, "Expected {entry_id} of a waiting patient.")
     return entry_id
+
+
+def _e2ee_fields(data: Any, allowed: set[str]) -> dict[str, Any]:
+    if not isinstance(data, dict):
+        raise InvalidRequest("Expected an object.")
+    unknown = set(data) - allowed
+    if unknown:
+        # Names only, never values: these messages carry key material.
+        raise InvalidRequest(f"Unexpected fields: {', '.join(sorted(map(str, unknown)))[:200]}.")
+    return data
+
+
+def _base64_length(value: Any) -> int:
+    """Length of what `value` decodes to, or -1 when it is not a base64 string."""
+    if not isinstance(value, str) or len(value) > 4 * E2EE_WRAPPED_MAX_BYTES:
+        return -1
+    try:
+        return len(base64.b64decode(value, validate=True))
+    except (binascii.Error, ValueError):
+        return -1
+
+
+def _public_key(value: Any) -> str:
+    if _base64_length(value) != E2EE_PUBLIC_KEY_BYTES or base64.b64decode(value)[0] != 0x04:
+        raise InvalidRequest("public_key must be base64 of an uncompressed P-256 point.")
+    return str(value)
+
+
+def _recipient(value: Any, others: list[str]) -> str:
+    if not isinstance(value, str) or not ENTRY_ID.match(value):
+        raise InvalidRequest("to must be the entry id of a participant.")
+    if value not in others:
+        raise DomainError(ErrorCode.NOT_IN_CALL, "That participant is not in the call.")
+    return value

@@ -60,7 +60,43 @@ def mint(
     return jwt.encode(claims, secret, algorithm=ALGORITHM)
 
 
-def verify(secret: str, token: object, room_id: str, now: datetime) -> JoinClaims:
+DESK_SCOPE = "desk"
+# Not a room id (those are 8-64 URL-safe characters): a desk token opens no room.
+DESK_ROOM = "*"
+
+
+@dataclass(frozen=True, slots=True)
+class DeskClaims:
+    practitioner_id: str
+    expires_at: datetime
+
+
+def mint_desk(
+    secret: str, *, practitioner_id: str, not_before: datetime, expires_at: datetime
+) -> str:
+    """A practitioner's desk: their appointments across rooms, for one working day."""
+    claims = {
+        "sub": practitioner_id,
+        "room": DESK_ROOM,
+        "role": Role.PRACTITIONER.value,
+        "scope": DESK_SCOPE,
+        "nbf": int(not_before.timestamp()),
+        "exp": int(expires_at.timestamp()),
+        "jti": secrets.token_urlsafe(8),
+    }
+    return jwt.encode(claims, secret, algorithm=ALGORITHM)
+
+
+def verify_desk(secret: str, token: object, now: datetime) -> DeskClaims:
+    claims = verify(secret, token, DESK_ROOM, now, scope=DESK_SCOPE)
+    if claims.role is not Role.PRACTITIONER:
+        raise TokenError(TokenProblem.INVALID)
+    return DeskClaims(claims.person_id, claims.expires_at)
+
+
+def verify(
+    secret: str, token: object, room_id: str, now: datetime, *, scope: str | None = None
+) -> JoinClaims:
     """Check a join token for `room_id`; the error names what the person should be told."""
     if not isinstance(token, str) or not token:
         raise TokenError(TokenProblem.MISSING)
@@ -80,6 +116,9 @@ def verify(secret: str, token: object, room_id: str, now: datetime) -> JoinClaim
     if not (isinstance(sub, str) and sub and isinstance(room, str)):
         raise TokenError(TokenProblem.INVALID)
     if role not in {r.value for r in Role}:
+        raise TokenError(TokenProblem.INVALID)
+    if claims.get("scope") != scope:
+        # A desk token never opens a room, a room token never opens a desk.
         raise TokenError(TokenProblem.INVALID)
     if not (isinstance(nbf, int) and isinstance(exp, int)):
         raise TokenError(TokenProblem.INVALID)

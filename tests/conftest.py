@@ -1,15 +1,46 @@
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterator
 from typing import Any
 
 import pytest
+import redis
 from aiohttp import ClientSession, web
 from aiohttp.test_utils import TestClient, TestServer
 
 from signalling.app import make_app
 from signalling.config import Settings
+from tests.coturn_server import CoturnServer
+from tests.redis_server import RedisServer
 from tests.support import appointment_data, booking_body, make_settings, signed_headers
+
+
+@pytest.fixture(scope="session")
+def redis_server() -> Iterator[RedisServer]:
+    """One real redis-server for the whole run (no persistence); see tests/redis_server.py."""
+    server = RedisServer()
+    server.start()
+    yield server
+    server.close()
+
+
+@pytest.fixture(scope="session")
+def coturn() -> Iterator[CoturnServer]:
+    """One real coturn with the test-only configuration (loopback peers allowed)."""
+    server = CoturnServer()
+    server.start()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def redis_url(redis_server: RedisServer) -> str:
+    """The URL of an empty Redis: a test that stopped the server gets it back running."""
+    if not redis_server.running:
+        redis_server.start()
+    with redis.Redis.from_url(redis_server.url) as client:
+        client.flushall()
+    return redis_server.url
 
 
 @pytest.fixture

@@ -33,8 +33,13 @@ def local_link(server: LiveServer, link: str) -> str:
     return server.base_url + "/c/" + link.split("/c/", 1)[1]
 
 
-async def open_page(browser: Browser, url: str) -> tuple[BrowserContext, Page]:
+async def open_page(
+    browser: Browser, url: str, init_script: str = ""
+) -> tuple[BrowserContext, Page]:
     context = await browser.new_context()
+    if init_script:
+        # Runs before the page's own scripts, e.g. to hide a browser feature.
+        await context.add_init_script(init_script)
     page = await context.new_page()
     page.set_default_timeout(STEP)
     errors: list[str] = []
@@ -105,6 +110,14 @@ async def test_consultation_from_booking_to_hang_up(live_server: LiveServer) -> 
         doctor_frames = await wait_remote_frames(doctor, 30)
         assert len(patient_frames) == 1
         assert len(doctor_frames) == 1
+        # End-to-end encrypted (the default), and verifiable by reading the codes aloud.
+        for page in (doctor, patient):
+            await expect(page.get_by_test_id("e2ee-status")).to_have_attribute(
+                "data-state", "encrypted", timeout=STEP
+            )
+        doctor_code = (await doctor.get_by_test_id("safety-code").inner_text()).strip()
+        assert doctor_code
+        assert doctor_code == (await patient.get_by_test_id("safety-code").inner_text()).strip()
         await expect(doctor.get_by_test_id("waiting-entry")).to_have_count(0)
 
         # Mute and camera off toggle the local tracks.

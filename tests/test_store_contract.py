@@ -1,7 +1,7 @@
 """The RoomStore contract, run against every implementation.
 
-To run it against another store (Redis, ...), add an async context manager
-yielding a fresh, empty store to `STORES`.
+To run it against another store, add to `STORES` a function of the pytest
+request returning an async context manager that yields a fresh, empty store.
 """
 
 from __future__ import annotations
@@ -17,8 +17,19 @@ from rooms.appointment import Appointment, JoinWindowPolicy, Person
 from rooms.errors import DomainError, ErrorCode
 from rooms.events import PatientCheckedIn
 from rooms.roles import Actor, Role
-from rooms.room import Room, Transition, check_in, create_room
+from rooms.room import (
+    Room,
+    Transition,
+    admit,
+    check_in,
+    create_room,
+    deny,
+    end,
+    invite_guest,
+    join_as_practitioner,
+)
 from rooms.store import InMemoryRoomStore, RoomStore, WebhookReceipt
+from signalling.redis_store import RedisRoomStore
 
 START = datetime(2030, 3, 4, 10, 0, tzinfo=UTC)
 INSIDE = START + timedelta(minutes=5)
@@ -28,17 +39,33 @@ DOCTOR = Actor("prac-1", Role.PRACTITIONER)
 
 
 @asynccontextmanager
-async def memory_store() -> AsyncIterator[RoomStore]:
+async def memory_store(request: pytest.FixtureRequest) -> AsyncIterator[RoomStore]:
     yield InMemoryRoomStore()
 
 
-STORES: list[object] = [pytest.param(memory_store, id="memory")]
+@asynccontextmanager
+async def redis_store(request: pytest.FixtureRequest) -> AsyncIterator[RoomStore]:
+    # Asked for lazily so the memory runs never start redis-server.
+    url: str = request.getfixturevalue("redis_url")
+    store = RedisRoomStore.from_url(url, prefix="contract:")
+    try:
+        yield store
+    finally:
+        await store.close()
+
+
+STORES: list[object] = [
+    pytest.param(memory_store, id="memory"),
+    pytest.param(redis_store, id="redis"),
+]
 
 
 @pytest.fixture(params=STORES)
 async def store(request: pytest.FixtureRequest) -> AsyncIterator[RoomStore]:
-    factory: Callable[[], AbstractAsyncContextManager[RoomStore]] = request.param
-    async with factory() as fresh:
+    factory: Callable[[pytest.FixtureRequest], AbstractAsyncContextManager[RoomStore]] = (
+        request.param
+    )
+    async with factory(request) as fresh:
         yield fresh
 
 
@@ -288,3 +315,30 @@ async def test_purge_counts_every_room_it_forgets(store: RoomStore) -> None:
     assert await store.purge(START + timedelta(days=1)) == 3
     assert await store.rooms() == []
     assert await store.purge(START + timedelta(days=2)) == 0
+
+
+async def test_every_part_of_a_room_survives_storage(store: RoomStore) -> None:
+    room = await stored(store)
+    await store.update(room.id, lambda r: join_as_practitioner(r, DOCTOR, "doc", INSIDE))
+    await store.update(room.id, lambda r: check_in(r, ALICE, "e1", INSIDE))
+    await store.update(room.id, lambda r: check_in(r, ALICE, "e2", INSIDE))
+    await store.update(room.id, lambda r: check_in(r, ALICE, "e3", INSIDE))
+    await store.update(room.id, lambda r: admit(r, DOCTOR, "e1", INSIDE))
+    await store.update(room.id, lambda r: deny(r, DOCTOR, "e2", INSIDE))
+    await store.update(room.id, lambda r: invite_guest(r, Person("g-1", "Ines"), INSIDE))
+    guest = Actor("g-1", Role.GUEST)
+    latest = await store.update(room.id, lambda r: check_in(r, guest, "g1", INSIDE))
+    busy = await store.get(room.id)
+    assert busy == latest.room
+    assert busy is not None
+    assert [e.role for e in busy.waiting.entries] == [Role.PATIENT, Role.GUEST]
+    assert [p.entry_id for p in busy.in_call] == ["doc", "e1"]
+    assert [e.entry_id for e in busy.waiting.entries] == ["e3", "g1"]
+    assert busy.denied == frozenset({"e2"})
+    assert busy.started_at == INSIDE
+
+    last = await store.update(room.id, lambda r: end(r, DOCTOR, INSIDE + timedelta(minutes=9)))
+
+    assert await store.get(room.id) == last.room
+    assert last.room.end_reason is not None
+    assert last.room.ended_at == INSIDE + timedelta(minutes=9)

@@ -9,6 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass, replace
 from datetime import datetime
 
+from rooms.roles import Role
+
 
 @dataclass(frozen=True, slots=True)
 class WaitingEntry:
@@ -22,6 +24,7 @@ class WaitingEntry:
     person_id: str
     name: str
     checked_in_at: datetime
+    role: Role = Role.PATIENT
 
 
 @dataclass(frozen=True, slots=True)
@@ -31,6 +34,7 @@ class PractitionerView:
     entry_id: str
     name: str
     waiting_since: datetime
+    role: Role = Role.PATIENT
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,6 +51,12 @@ class WaitingQueue:
         if entry.entry_id in self:
             raise KeyError(entry.entry_id)
         return replace(self, entries=(*self.entries, entry))
+
+    def put_first(self, entry: WaitingEntry) -> WaitingQueue:
+        """Back at the head: someone sent back from the call was already being seen."""
+        if entry.entry_id in self:
+            raise KeyError(entry.entry_id)
+        return replace(self, entries=(entry, *self.entries))
 
     def remove(self, entry_id: str) -> tuple[WaitingQueue, WaitingEntry]:
         for index, entry in enumerate(self.entries):
@@ -67,6 +77,6 @@ class WaitingQueue:
 
     def practitioner_view(self) -> tuple[PractitionerView, ...]:
         return tuple(
-            PractitionerView(entry.entry_id, entry.name, entry.checked_in_at)
+            PractitionerView(entry.entry_id, entry.name, entry.checked_in_at, entry.role)
             for entry in self.entries
         )

@@ -3,6 +3,7 @@
 // a screen that says what happened and, where it can help, offers to retry.
 
 import { DeviceError, MicLevel, openCameraAndMicrophone, stopStream } from "./devices.js";
+import { E2ee, transformSupport } from "./e2ee.js";
 import { parseInstant } from "./format.js";
 import { parseJoinLink } from "./link.js";
 import { Call } from "./media.js";
@@ -40,6 +41,9 @@ const app = {
   startingDevices: false,
   micLevel: null,
   call: null,
+  // End-to-end encryption of the call: null until the call starts, and when
+  // the server runs with it off (session.e2ee === "off", for diagnostics only).
+  e2ee: null,
   waitingList: null,
   everConnected: false,
   failedAttempts: 0,
@@ -76,6 +80,8 @@ function releaseMedia() {
   app.micLevel = null;
   if (app.call) app.call.close();
   app.call = null;
+  if (app.e2ee) app.e2ee.close();
+  app.e2ee = null;
   stopStream(app.stream);
   app.stream = null;
   screens.clearVideos();
@@ -215,6 +221,11 @@ function onSession(session) {
   screens.showNotice("connection-notice", "");
   if (app.call) app.call.setIceServers(session.ice_servers);
   if (!again) {
+    if (e2eeRequired() && !transformSupport()) {
+      // Never a silently unencrypted call.
+      finish({ state: "error", title: "Browser not supported", message: text.E2EE_UNSUPPORTED });
+      return;
+    }
     startPrecall().catch(pageFailed);
     return;
   }
@@ -402,14 +413,32 @@ function decide(event) {
 
 // ------------------------------------------------------------------- call
 
+function e2eeRequired() {
+  return !(app.session && app.session.e2ee === "off");
+}
+
 function ensureCall() {
   if (app.call) return app.call;
-  app.call = new Call(app.signalling, app.session && app.session.ice_servers, {
-    onFailed: (message) => screens.showNotice("call-notice", message),
-    addRemote: addRemoteVideo,
-    removeRemote: (subscriptionId) => screens.removeRemoteTile(subscriptionId),
-    play: playRemote,
-  });
+  if (e2eeRequired()) {
+    app.e2ee = new E2ee(app.signalling, {
+      onStatus: (state) => screens.renderE2eeStatus(state),
+      onSafetyCode: (code) => screens.renderSafetyCode(code),
+    });
+  } else {
+    screens.renderE2eeStatus("off");
+  }
+  app.call = new Call(
+    app.signalling,
+    app.session && app.session.ice_servers,
+    {
+      onFailed: (message) => screens.showNotice("call-notice", message),
+      addRemote: addRemoteVideo,
+      removeRemote: (subscriptionId) => screens.removeRemoteTile(subscriptionId),
+      play: playRemote,
+    },
+    app.e2ee,
+    app.session && app.session.ice_transport_policy,
+  );
   return app.call;
 }
 
@@ -455,7 +484,10 @@ function enterCall() {
   screens.attachStream("local-video", app.stream);
   screens.showState("in-call");
   const call = ensureCall();
-  call.publish(app.stream).catch((error) => {
+  const e2ee = app.e2ee;
+  // Our first media key exists before the first frame is encoded.
+  const ready = e2ee ? e2ee.ready() : Promise.resolve();
+  ready.then(() => call.publish(app.stream)).catch((error) => {
     if (app.finished || call.closed || endedByAck(error)) return;
     screens.showNotice(
       "call-notice",
@@ -483,6 +515,7 @@ function onSubscriptionOffer(offer) {
 
 function onSubscriptionClosed(payload) {
   if (app.call && payload && typeof payload.subscription_id === "string") {
+    if (app.e2ee) app.e2ee.publisherGone(payload.subscription_id);
     app.call.closeSubscription(payload.subscription_id);
   }
 }
@@ -601,6 +634,9 @@ function boot() {
   signalling.on("subscription_offer", onSubscriptionOffer);
   signalling.on("subscription_closed", onSubscriptionClosed);
   signalling.on("room_ended", onRoomEnded);
+  signalling.on("e2ee_hello", (message) => app.e2ee && app.e2ee.onHello(message));
+  signalling.on("e2ee_key", (message) => app.e2ee && app.e2ee.onKey(message));
+  signalling.on("e2ee_peer_left", (message) => app.e2ee && app.e2ee.onPeerLeft(message));
   armSessionWatchdog();
 }
 

@@ -68,12 +68,17 @@ function watchFailure(pc, onFailed) {
  *
  * `ui` is {onFailed(message), addRemote(subscriptionId, role, publisherId) ->
  *          HTMLVideoElement, removeRemote(subscriptionId), play(video)}.
+ * `e2ee` (e2ee.js) encrypts what we send and decrypts what we receive; null
+ * only when the server runs with end-to-end encryption off.
  */
 export class Call {
-  constructor(signalling, iceServers, ui) {
+  constructor(signalling, iceServers, ui, e2ee = null, iceTransportPolicy = "all") {
     this.signalling = signalling;
     this.iceServers = Array.isArray(iceServers) ? iceServers : [];
+    // "relay": media only through TURN, never from this device's own addresses.
+    this.iceTransportPolicy = iceTransportPolicy === "relay" ? "relay" : "all";
     this.ui = ui;
+    this.e2ee = e2ee;
     this.publisher = null;
     this.subscriptions = new Map();
     this.closed = false;
@@ -84,7 +89,12 @@ export class Call {
   }
 
   newPeerConnection() {
-    return new RTCPeerConnection({ iceServers: this.iceServers });
+    const extra = this.e2ee ? this.e2ee.peerConnectionConfig() : {};
+    return new RTCPeerConnection({
+      iceServers: this.iceServers,
+      iceTransportPolicy: this.iceTransportPolicy,
+      ...extra,
+    });
   }
 
   /** Sends our camera and microphone to the relay. Rejects on failure. */
@@ -104,6 +114,8 @@ export class Call {
     for (const track of tracks) {
       const transceiver = pc.addTransceiver(track, { direction: "sendonly", streams: [stream] });
       preferCodec(transceiver, track.kind);
+      // Before negotiation, so that not one frame leaves unencrypted.
+      if (this.e2ee) this.e2ee.protectSender(transceiver.sender, track.kind);
     }
     await pc.setLocalDescription(await pc.createOffer());
     await iceGatheringComplete(pc);
@@ -138,6 +150,8 @@ export class Call {
       ),
     );
     pc.addEventListener("track", (event) => {
+      // Synchronously in the event: the first frame must already go through it.
+      if (this.e2ee) this.e2ee.protectReceiver(event.receiver, event.track.kind, publisherId, id);
       // One stream per subscription: the relay's own stream ids are not ours to trust.
       if (!stream.getTracks().includes(event.track)) stream.addTrack(event.track);
       if (video.srcObject !== stream) {
@@ -163,6 +177,7 @@ export class Call {
     this.subscriptions.delete(id);
     subscription.closed = true;
     subscription.pc.close();
+    if (this.e2ee) this.e2ee.forgetSubscription(id);
     this.ui.removeRemote(id);
   }
 

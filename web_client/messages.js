@@ -18,6 +18,11 @@ export const BROWSER_UNSUPPORTED =
   "This browser cannot make video calls. Please open the link in an up-to-date Chrome, " +
   "Edge, Firefox or Safari.";
 
+export const E2EE_UNSUPPORTED =
+  "This consultation is protected by end-to-end encryption, so that only you and the " +
+  "people in the call can see and hear it, and this browser cannot encrypt video calls. " +
+  "Please open the link in an up-to-date Chrome, Edge, Firefox or Safari.";
+
 export const PAGE_FAILED =
   "Something went wrong on this page. Please press Try again.";
 

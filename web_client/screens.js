@@ -159,3 +159,23 @@ export function clearVideos() {
   for (const tile of document.querySelectorAll(".remote-tile")) tile.remove();
   updatePlaceholder();
 }
+
+const E2EE_TEXTS = {
+  pending: "Securing the call…",
+  encrypted: "End-to-end encrypted: only the people in this call can see and hear it.",
+  failing: "Some video or sound could not be decrypted, so it is not shown.",
+  off: "Not end-to-end encrypted: this server runs in a diagnostic mode.",
+};
+
+/** `state` is one of pending, encrypted, failing, off (docs/web_client.md). */
+export function renderE2eeStatus(state) {
+  const element = byTestId("e2ee-status");
+  element.dataset.state = state;
+  element.textContent = E2EE_TEXTS[state] || E2EE_TEXTS.pending;
+}
+
+/** The safety code, or hidden while nobody else is in the call. */
+export function renderSafetyCode(code) {
+  setText("safety-code", code || "");
+  byTestId("safety").hidden = !code;
+}

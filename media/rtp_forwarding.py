@@ -1,0 +1,382 @@
+"""RTP-level forwarding: one published track to the down tracks of its subscribers.
+
+A packet is rewritten, not rebuilt: each subscriber sees its own SSRC, a
+sequence number and timestamp shifted by a per-subscriber offset, the payload
+type and header extension ids it negotiated, and the payload byte for byte
+(so end-to-end encrypted frames stay intact). Offsets change only when a
+subscriber (re)starts on a source: joining late, or the publisher restarting
+with a new SSRC or a new connection. Then the next sequence number follows
+the last one sent and, for video, forwarding resumes at a key frame.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import struct
+import time
+from typing import Any, Protocol
+
+from aiortc.rtp import (
+    RTCP_PSFB_APP,
+    RTCP_PSFB_FIR,
+    RTCP_PSFB_PLI,
+    RTCP_RTPFB_NACK,
+    RtcpPsfbPacket,
+    RtcpRtpfbPacket,
+    RtcpSenderInfo,
+    RtcpSrPacket,
+    unpack_remb_fci,
+)
+from aiortc.utils import random16, random32
+
+from media.latency import LatencyHistogram
+from media.rtp_header import (
+    RELAY_IDENTITY,
+    is_vp8_keyframe_start,
+    payload_offset,
+    rewrite_extensions,
+    unwrap_rtx,
+    write_mid,
+)
+from media.srtp_path import MAX_PROTECTED_INPUT, SrtpEgress
+
+CLOCK_RATES = {"audio": 48000, "video": 90000}
+# Power of two: ~3 s of 1.5 Mbit/s video, what a NACK can still usefully ask for.
+RETRANSMIT_CACHE = 1024
+KEYFRAME_REQUEST_INTERVAL = 0.3
+REMB_INTERVAL = 0.5
+
+_SEQ_TS = struct.Struct("!HI")
+_SEQ_TS_U32 = struct.Struct("!HII")
+_U32 = struct.Struct("!I")
+_epochs = itertools.count(1)
+
+
+class Upstream(Protocol):
+    """Feedback the relay sends to the publisher."""
+
+    def pli(self, ssrc: int) -> None: ...
+
+    def nack(self, ssrc: int, lost: list[int]) -> None: ...
+
+    def remb(self, bitrate: int, ssrcs: list[int]) -> None: ...
+
+
+class DownTrack:
+    """One subscriber's copy of one published track."""
+
+    def __init__(self, kind: str, ssrc: int, egress: SrtpEgress) -> None:
+        self.kind = kind
+        self.ssrc = ssrc
+        self.egress = egress
+        self.clock_rate = CLOCK_RATES[kind]
+        self.payload_type = -1
+        self.mid = b""
+        self.source: PublishedTrack | None = None
+        self.synced_epoch = 0
+        self.seq_offset = 0
+        self.ts_offset = 0
+        # Chosen in the lower half so that no wrap happens early (as aiortc does).
+        self.last_seq = random16() % 32768
+        self.last_ts = random32()
+        self.last_at = 0.0
+        self.first_seq = 0
+        self.started = False
+        self.packets = 0
+        self.octets = 0
+        self.retransmitted = 0
+        self.waiting_for_keyframe = 0
+        self.remb: int | None = None
+
+    def configure(self, payload_type: int, mid: str) -> None:
+        self.payload_type = payload_type
+        self.mid = mid.encode()
+
+    def forward(
+        self,
+        src: memoryview,
+        length: int,
+        mid_at: int,
+        seq: int,
+        ts: int,
+        keyframe: bool,
+        epoch: int,
+        now: float,
+    ) -> None:
+        if self.payload_type < 0 or (self.egress.buffer is None and not self.egress.ready()):
+            return
+        if self.synced_epoch != epoch:
+            if not keyframe and self.kind == "video":
+                self.waiting_for_keyframe += 1
+                if self.source is not None:
+                    # Rate-limited by the source; repeated in case a key frame
+                    # came while this subscriber was not connected yet.
+                    self.source.request_keyframe()
+                return
+            self._resync(seq, ts, epoch, now)
+        out_seq = (seq + self.seq_offset) & 0xFFFF
+        out_ts = (ts + self.ts_offset) & 0xFFFFFFFF
+        self._emit(src, length, mid_at, out_seq, out_ts)
+        if (out_seq - self.last_seq) & 0xFFFF < 0x8000:
+            self.last_seq = out_seq
+            self.last_ts = out_ts
+            self.last_at = now
+
+    def _resync(self, seq: int, ts: int, epoch: int, now: float) -> None:
+        if self.started:
+            next_seq = (self.last_seq + 1) & 0xFFFF
+            # Keep the clock moving at wall-clock pace across the gap.
+            elapsed = max(1, int((now - self.last_at) * self.clock_rate))
+            next_ts = (self.last_ts + elapsed) & 0xFFFFFFFF
+        else:
+            next_seq = self.last_seq
+            next_ts = self.last_ts
+        self.seq_offset = (next_seq - seq) & 0xFFFF
+        self.ts_offset = (next_ts - ts) & 0xFFFFFFFF
+        self.first_seq = next_seq
+        self.last_seq = (next_seq - 1) & 0xFFFF
+        self.synced_epoch = epoch
+        self.started = True
+
+    def _emit(
+        self, src: Any, length: int, mid_at: int, out_seq: int, out_ts: int, find_mid: bool = False
+    ) -> None:
+        egress = self.egress
+        buf = egress.buffer
+        assert buf is not None
+        egress.write(src, length)
+        buf[1] = (buf[1] & 0x80) | self.payload_type
+        _SEQ_TS_U32.pack_into(buf, 2, out_seq, out_ts, self.ssrc)
+        if find_mid:
+            mid_at = rewrite_extensions(buf, length, RELAY_IDENTITY)
+        if mid_at >= 0:
+            write_mid(buf, mid_at, self.mid)
+        egress.send(length)
+        self.packets += 1
+        self.octets += length
+
+    def retransmit(self, data: bytes, seq: int, ts: int) -> None:
+        if self.egress.buffer is None:
+            return
+        out_seq = (seq + self.seq_offset) & 0xFFFF
+        out_ts = (ts + self.ts_offset) & 0xFFFFFFFF
+        self._emit(data, len(data), -1, out_seq, out_ts, find_mid=True)
+        self.retransmitted += 1
+
+    def in_current_mapping(self, out_seq: int) -> bool:
+        return (out_seq - self.first_seq) & 0xFFFF <= (self.last_seq - self.first_seq) & 0xFFFF
+
+    async def handle_rtcp(self, packet: Any) -> None:
+        """What the subscriber says about this track (installed as the sender's RTCP handler)."""
+        source = self.source
+        if source is None:
+            return
+        if isinstance(packet, RtcpRtpfbPacket) and packet.fmt == RTCP_RTPFB_NACK:
+            source.retransmit(self, packet.lost)
+        elif isinstance(packet, RtcpPsfbPacket) and packet.fmt in (RTCP_PSFB_PLI, RTCP_PSFB_FIR):
+            source.request_keyframe()
+        elif isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
+            try:
+                bitrate, ssrcs = unpack_remb_fci(packet.fci)
+            except ValueError:
+                return
+            if self.ssrc in ssrcs:
+                self.remb = bitrate
+                source.remb_changed()
+
+    def sender_report(self, ntp: int, rtp_timestamp: int) -> None:
+        if not self.started or self.egress.buffer is None:
+            return
+        report = RtcpSrPacket(
+            ssrc=self.ssrc,
+            sender_info=RtcpSenderInfo(
+                ntp_timestamp=ntp,
+                rtp_timestamp=(rtp_timestamp + self.ts_offset) & 0xFFFFFFFF,
+                packet_count=self.packets & 0xFFFFFFFF,
+                octet_count=self.octets & 0xFFFFFFFF,
+            ),
+        )
+        self.egress.send_rtcp(bytes(report))
+
+
+class PublishedTrack:
+    """One incoming track and the down tracks it feeds."""
+
+    def __init__(self, kind: str, upstream: Upstream, extension_ids: bytes) -> None:
+        self.kind = kind
+        self.upstream = upstream
+        self.extension_ids = extension_ids
+        self.downs: list[DownTrack] = []
+        self.ssrc: int | None = None
+        self.epoch = next(_epochs)
+        self._cache: list[bytes | None] = [None] * RETRANSMIT_CACHE if kind == "video" else []
+        self._last_request = 0.0
+        self._pending_request: Any = None
+        self._last_remb = 0.0
+        self.packets = 0
+        self.keyframes = 0
+        self.keyframe_requests = 0
+        self.upstream_nacks = 0
+
+    def switch_source(self, ssrc: int) -> None:
+        """A new SSRC: the publisher restarted its stream; subscribers resync on it."""
+        self.ssrc = ssrc
+        self.epoch = next(_epochs)
+        if self.kind == "video":
+            self._cache = [None] * RETRANSMIT_CACHE
+            self.request_keyframe()
+
+    def on_packet(self, view: memoryview, length: int, now: float) -> None:
+        if length > MAX_PROTECTED_INPUT:
+            return
+        self.packets += 1
+        seq, ts = _SEQ_TS.unpack_from(view, 2)
+        mid_at = rewrite_extensions(view, length, self.extension_ids) if view[0] & 0x10 else -1
+        keyframe = False
+        if self.kind == "video":
+            keyframe = is_vp8_keyframe_start(view, payload_offset(view, length), length)
+            if keyframe:
+                self.keyframes += 1
+            self._cache[seq & (RETRANSMIT_CACHE - 1)] = view[:length].tobytes()
+        epoch = self.epoch
+        for down in self.downs:
+            down.forward(view, length, mid_at, seq, ts, keyframe, epoch, now)
+
+    def attach(self, down: DownTrack) -> None:
+        down.source = self
+        down.synced_epoch = 0
+        self.downs.append(down)
+        self.request_keyframe()
+
+    def detach(self, down: DownTrack) -> None:
+        if down in self.downs:
+            self.downs.remove(down)
+        if down.source is self:
+            down.source = None
+
+    def retransmit(self, down: DownTrack, lost: list[int]) -> None:
+        if down.synced_epoch != self.epoch or not self._cache:
+            return
+        missing: list[int] = []
+        for out_seq in lost:
+            if not down.in_current_mapping(out_seq):
+                continue
+            seq = (out_seq - down.seq_offset) & 0xFFFF
+            data = self._cache[seq & (RETRANSMIT_CACHE - 1)]
+            if data is not None and _SEQ_TS.unpack_from(data, 2)[0] == seq:
+                down.retransmit(data, seq, _U32.unpack_from(data, 4)[0])
+            else:
+                missing.append(seq)
+        if missing and self.ssrc is not None:
+            # Lost before the relay: only the publisher still has it.
+            self.upstream_nacks += len(missing)
+            self.upstream.nack(self.ssrc, missing)
+
+    def request_keyframe(self) -> None:
+        """Ask the publisher for a key frame, at most once per interval.
+
+        Requests inside the interval collapse into one sent at its end, so a
+        subscriber is never left waiting for the publisher's next natural one.
+        """
+        if self.kind != "video":
+            return
+        now = time.monotonic()
+        wait = self._last_request + KEYFRAME_REQUEST_INTERVAL - now
+        if wait <= 0:
+            self._send_keyframe_request()
+        elif self._pending_request is None:
+            self._pending_request = asyncio.get_running_loop().call_later(
+                wait, self._send_keyframe_request
+            )
+
+    def _send_keyframe_request(self) -> None:
+        self._pending_request = None
+        self._last_request = time.monotonic()
+        if self.ssrc is not None:
+            self.keyframe_requests += 1
+            self.upstream.pli(self.ssrc)
+
+    def remb_changed(self) -> None:
+        """Tell the publisher the lowest estimate among its subscribers (rate-limited)."""
+        now = time.monotonic()
+        if now - self._last_remb < REMB_INTERVAL or self.ssrc is None:
+            return
+        estimates = [d.remb for d in self.downs if d.remb is not None]
+        if estimates:
+            self._last_remb = now
+            self.upstream.remb(min(estimates), [self.ssrc])
+
+    def sender_report(self, ntp: int, rtp_timestamp: int) -> None:
+        for down in self.downs:
+            if down.synced_epoch == self.epoch:
+                down.sender_report(ntp, rtp_timestamp)
+
+    def close(self) -> None:
+        if self._pending_request is not None:
+            self._pending_request.cancel()
+            self._pending_request = None
+        for down in list(self.downs):
+            self.detach(down)
+
+
+class PublicationRouter:
+    """Demultiplexes one publisher connection's packets to its tracks."""
+
+    def __init__(self, latency: LatencyHistogram | None = None) -> None:
+        self.by_ssrc: dict[int, PublishedTrack] = {}
+        self.by_payload_type: dict[int, PublishedTrack] = {}
+        self.rtx_payload_types: dict[int, tuple[PublishedTrack, int]] = {}
+        self.unrouted = 0
+        self._latency = latency
+        self._count = 0
+
+    def add(self, track: PublishedTrack, payload_types: list[int], rtx: dict[int, int]) -> None:
+        for payload_type in payload_types:
+            self.by_payload_type[payload_type] = track
+        for rtx_type, apt in rtx.items():
+            self.rtx_payload_types[rtx_type] = (track, apt)
+
+    def on_rtp(self, view: memoryview, length: int, now: float) -> None:
+        track = self.by_ssrc.get(_U32.unpack_from(view, 8)[0])
+        if track is None:
+            self._route_unknown(view, length, now)
+        else:
+            track.on_packet(view, length, now)
+        latency = self._latency
+        if latency is not None:
+            self._count += 1
+            if not self._count & 7:
+                latency.record(time.monotonic() - now)
+
+    def _route_unknown(self, view: memoryview, length: int, now: float) -> None:
+        if length < 12:
+            return
+        ssrc = _U32.unpack_from(view, 8)[0]
+        payload_type = view[1] & 0x7F
+        track = self.by_payload_type.get(payload_type)
+        if track is not None:
+            if track.ssrc is not None:
+                self.by_ssrc.pop(track.ssrc, None)
+            track.switch_source(ssrc)
+            self.by_ssrc[ssrc] = track
+            track.on_packet(view, length, now)
+            return
+        rtx = self.rtx_payload_types.get(payload_type)
+        if rtx is None or rtx[0].ssrc is None:
+            self.unrouted += 1
+            return
+        track, apt = rtx
+        if track.ssrc is None:
+            return
+        original = unwrap_rtx(view[:length].tobytes(), apt, track.ssrc)
+        if original is not None:
+            track.on_packet(memoryview(bytearray(original)), len(original), now)
+
+    def sender_report(self, ssrc: int, ntp: int, rtp_timestamp: int) -> None:
+        track = self.by_ssrc.get(ssrc)
+        if track is not None:
+            track.sender_report(ntp, rtp_timestamp)
+
+    def tracks(self) -> list[PublishedTrack]:
+        return list(set(self.by_payload_type.values()))

@@ -1,0 +1,470 @@
+"""The EventLog on Redis: every signalling node reads and delivers the same events.
+
+Keys, under the configurable prefix (default `teleconsult:`):
+
+- `event:<n>`: one event (hash): `event`, its immutable part as versioned
+  JSON; `room`; the delivery state (`status`, `attempts`, `next_attempt` in
+  microseconds since the epoch, `delivered_at`, `last_error`); and the claim
+  (`claimed_by`, `claimed_until`) while a node is attempting it;
+- `events:sequence`: the last `n` handed out;
+- `events`: every event's `n` (a sorted set scored by `n`), for `after`;
+- `events:occurred`: the same scored by when each occurred, for `purge`;
+- `events:room:<room id>`: the pending events of a room, oldest first;
+- `events:due`: rooms with a pending event, scored by when their oldest one
+  may next be attempted (or when its claim ends).
+
+Every change runs as one Lua script, so ids grow strictly across nodes, a room
+is never claimed twice and the due index always agrees with the events. The
+scripts name keys from the prefix rather than in KEYS: like the room store,
+this needs one Redis (or a primary with replicas), not Redis Cluster.
+
+Each key expires `retention` after its last write (events: after being
+appended), so nothing outlives the 7-day retention even if no node ever runs
+the sweeper. `n` starts from microseconds since the epoch, so a sequence key
+that expired with everything else still never reuses an id.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import secrets
+from collections.abc import AsyncIterator, Sequence
+from contextlib import asynccontextmanager
+from datetime import UTC, datetime, timedelta
+
+import redis.asyncio as redis
+from redis.exceptions import RedisError
+
+from signalling.consultation_events import ConsultationEvent
+from signalling.event_log import (
+    DEFAULT_LEASE,
+    DeliveryStatus,
+    LoggedEvent,
+    cursor_sequence,
+)
+from signalling.redis_store import DEFAULT_PREFIX, StoreUnavailable
+from signalling.room_hub import EVENT_RETENTION
+
+logger = logging.getLogger(__name__)
+
+FORMAT_VERSION = 1
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+MICROSECOND = timedelta(microseconds=1)
+# Bounds the work of one script call: Redis serves no one else while a script runs.
+DUE_SCAN = 1000
+PURGE_BATCH = 500
+# Fields returned for each event, in this order, by the scripts and by `after`.
+FIELDS = ("event", "status", "attempts", "next_attempt", "delivered_at", "last_error")
+
+_COMMON = """
+local prefix = ARGV[1]
+local due_key = prefix .. 'events:due'
+
+local function event_key(seq) return prefix .. 'event:' .. seq end
+local function room_key(room) return prefix .. 'events:room:' .. room end
+local function int(n) return string.format('%.0f', n) end
+
+-- Index a room at the time its oldest pending event may next be attempted.
+local function reschedule(room)
+  local pending = room_key(room)
+  while true do
+    local head = redis.call('ZRANGE', pending, 0, 0)[1]
+    if not head then
+      redis.call('ZREM', due_key, room)
+      return
+    end
+    local f = redis.call('HMGET', event_key(head), 'status', 'next_attempt', 'claimed_until')
+    if f[1] == 'pending' then
+      local at = tonumber(f[2]) or 0
+      local claimed = tonumber(f[3])
+      if claimed and claimed > at then at = claimed end
+      redis.call('ZADD', due_key, int(at), room)
+      return
+    end
+    -- Expired or settled: no longer the room's head.
+    redis.call('ZREM', pending, head)
+  end
+end
+
+local function fields(seq)
+  return redis.call('HMGET', event_key(seq),
+    'event', 'status', 'attempts', 'next_attempt', 'delivered_at', 'last_error')
+end
+"""
+
+# ARGV: prefix, ttl ms, then (occurred us, room id, event JSON) per event.
+_APPEND = (
+    _COMMON
+    + """
+local ttl = ARGV[2]
+local sequence_key = prefix .. 'events:sequence'
+local last = tonumber(redis.call('GET', sequence_key)) or 0
+local rooms = {}
+local out = {}
+for i = 3, #ARGV, 3 do
+  local occurred, room = ARGV[i], ARGV[i + 1]
+  last = math.max(last + 1, tonumber(occurred))
+  local seq = int(last)
+  local key = event_key(seq)
+  redis.call('HSET', key, 'event', ARGV[i + 2], 'room', room, 'status', 'pending',
+    'attempts', '0', 'next_attempt', occurred)
+  redis.call('PEXPIRE', key, ttl)
+  redis.call('ZADD', prefix .. 'events', seq, seq)
+  redis.call('ZADD', prefix .. 'events:occurred', occurred, seq)
+  redis.call('ZADD', room_key(room), seq, seq)
+  redis.call('PEXPIRE', room_key(room), ttl)
+  rooms[room] = true
+  out[#out + 1] = seq
+end
+redis.call('SET', sequence_key, int(last), 'PX', ttl)
+for room in pairs(rooms) do reschedule(room) end
+for _, key in ipairs({'events', 'events:occurred', 'events:due'}) do
+  redis.call('PEXPIRE', prefix .. key, ttl)
+end
+return out
+"""
+)
+
+# ARGV: prefix, now us, limit (0: none), claimed until us, claimant, rooms to scan.
+_DUE = (
+    _COMMON
+    + """
+local now, limit, claimed_until, claimant = ARGV[2], tonumber(ARGV[3]), ARGV[4], ARGV[5]
+local heads = {}
+for _, room in ipairs(redis.call('ZRANGEBYSCORE', due_key, '-inf', now, 'LIMIT', 0, ARGV[6])) do
+  reschedule(room)
+  local head = redis.call('ZRANGE', room_key(room), 0, 0)[1]
+  local at = tonumber(redis.call('ZSCORE', due_key, room))
+  if head and at and at <= tonumber(now) then
+    heads[#heads + 1] = {tonumber(head), head, room}
+  end
+end
+table.sort(heads, function(a, b) return a[1] < b[1] end)
+local out = {}
+for i, head in ipairs(heads) do
+  if limit > 0 and i > limit then break end
+  redis.call('HSET', event_key(head[2]), 'claimed_by', claimant, 'claimed_until', claimed_until)
+  redis.call('ZADD', due_key, claimed_until, head[3])
+  local row = fields(head[2])
+  table.insert(row, 1, head[2])
+  out[#out + 1] = row
+end
+return out
+"""
+)
+
+# ARGV: prefix, n, delivered at (ISO 8601).
+_DELIVERED = (
+    _COMMON
+    + """
+local key = event_key(ARGV[2])
+local f = redis.call('HMGET', key, 'status', 'room')
+if not f[1] then return 0 end
+redis.call('HINCRBY', key, 'attempts', 1)
+-- A second node's overlapping attempt is counted; the first delivery stands.
+if f[1] ~= 'delivered' then
+  redis.call('HSET', key, 'status', 'delivered', 'delivered_at', ARGV[3], 'next_attempt', '')
+  redis.call('HDEL', key, 'last_error')
+end
+redis.call('HDEL', key, 'claimed_by', 'claimed_until')
+redis.call('ZREM', room_key(f[2]), ARGV[2])
+reschedule(f[2])
+return 1
+"""
+)
+
+# ARGV: prefix, n, error, retry at us ('' gives up), now us, claimant.
+_ATTEMPT_FAILED = (
+    _COMMON
+    + """
+local key = event_key(ARGV[2])
+local f = redis.call('HMGET', key, 'status', 'room', 'claimed_by', 'claimed_until')
+if f[1] ~= 'pending' then return 0 end
+redis.call('HINCRBY', key, 'attempts', 1)
+redis.call('HSET', key, 'last_error', ARGV[3])
+if f[3] and f[3] ~= ARGV[6] and tonumber(f[4]) > tonumber(ARGV[5]) then
+  -- Our claim lapsed and another node is attempting it: its outcome decides.
+  return 1
+end
+redis.call('HDEL', key, 'claimed_by', 'claimed_until')
+if ARGV[4] == '' then
+  redis.call('HSET', key, 'status', 'failed', 'next_attempt', '')
+  redis.call('ZREM', room_key(f[2]), ARGV[2])
+else
+  redis.call('HSET', key, 'next_attempt', ARGV[4])
+end
+reschedule(f[2])
+return 1
+"""
+)
+
+# ARGV: prefix, n, claimant.
+_RELEASE = (
+    _COMMON
+    + """
+local key = event_key(ARGV[2])
+local f = redis.call('HMGET', key, 'claimed_by', 'room')
+if f[1] ~= ARGV[3] then return 0 end
+redis.call('HDEL', key, 'claimed_by', 'claimed_until')
+reschedule(f[2])
+return 1
+"""
+)
+
+# ARGV: prefix, before us (exclusive), batch size.
+_PURGE = (
+    _COMMON
+    + """
+local occurred_key = prefix .. 'events:occurred'
+local seqs = redis.call('ZRANGEBYSCORE', occurred_key, '-inf', '(' .. ARGV[2], 'LIMIT', 0, ARGV[3])
+local rooms = {}
+for _, seq in ipairs(seqs) do
+  local room = redis.call('HGET', event_key(seq), 'room')
+  redis.call('DEL', event_key(seq))
+  redis.call('ZREM', prefix .. 'events', seq)
+  redis.call('ZREM', occurred_key, seq)
+  if room then
+    redis.call('ZREM', room_key(room), seq)
+    rooms[room] = true
+  end
+end
+for room in pairs(rooms) do reschedule(room) end
+return #seqs
+"""
+)
+
+
+class EventFormatError(ValueError):
+    """A stored event is not in a format this release can read."""
+
+
+def _micros(moment: datetime) -> int:
+    # Exact integer arithmetic: `timestamp() * 1e6` can be off by a microsecond.
+    return (moment - EPOCH) // MICROSECOND
+
+
+def _from_micros(value: int) -> datetime:
+    return EPOCH + value * MICROSECOND
+
+
+def _text(value: object) -> str | None:
+    # Clients made by `from_url` decode replies; a client passed in may not.
+    if value is None or isinstance(value, str):
+        return value
+    if isinstance(value, bytes):
+        return value.decode()
+    raise TypeError(f"unexpected Redis reply {type(value).__name__}")
+
+
+def _int(value: object) -> int:
+    text = _text(value)
+    if text is None:
+        raise TypeError("unexpected empty Redis reply")
+    return int(text)
+
+
+def encode_event(event: ConsultationEvent) -> str:
+    document = {
+        "format": FORMAT_VERSION,
+        "type": event.type.value,
+        "room_id": event.room_id,
+        "occurred_at": event.occurred_at.isoformat(),
+        "data": event.data(),
+    }
+    return json.dumps(document, separators=(",", ":"), ensure_ascii=False)
+
+
+def decode_event(sequence: int, row: Sequence[object]) -> LoggedEvent:
+    """An event from the `FIELDS` of its hash."""
+    raw, status, attempts, next_attempt, delivered_at, last_error = (_text(v) for v in row)
+    if raw is None or status is None:
+        raise EventFormatError("stored event is incomplete")
+    try:
+        document = json.loads(raw)
+    except ValueError:
+        raise EventFormatError("stored event is not JSON") from None
+    if not isinstance(document, dict) or document.get("format") != FORMAT_VERSION:
+        raise EventFormatError("unknown stored event format")
+    try:
+        return LoggedEvent(
+            id=f"evt_{sequence}",
+            sequence=sequence,
+            type=document["type"],
+            room_id=document["room_id"],
+            occurred_at=datetime.fromisoformat(document["occurred_at"]),
+            data=document["data"],
+            status=DeliveryStatus(status),
+            attempts=int(attempts or 0),
+            next_attempt_at=_from_micros(int(next_attempt)) if next_attempt else None,
+            delivered_at=datetime.fromisoformat(delivered_at) if delivered_at else None,
+            last_error=last_error,
+        )
+    except (KeyError, TypeError, ValueError) as exc:
+        # Names the kind of damage, never a value.
+        raise EventFormatError(f"stored event is invalid ({type(exc).__name__})") from None
+
+
+class RedisEventLog:
+    def __init__(
+        self,
+        client: redis.Redis,
+        *,
+        prefix: str = DEFAULT_PREFIX,
+        retention: timedelta = EVENT_RETENTION,
+    ) -> None:
+        self._redis = client
+        self._prefix = prefix
+        self._ttl_ms = int(retention / timedelta(milliseconds=1))
+        # Tells this node's claims from other nodes': only the holder may release one.
+        self._claimant = secrets.token_hex(8)
+        self._append = client.register_script(_APPEND)
+        self._due = client.register_script(_DUE)
+        self._delivered = client.register_script(_DELIVERED)
+        self._attempt_failed = client.register_script(_ATTEMPT_FAILED)
+        self._release = client.register_script(_RELEASE)
+        self._purge = client.register_script(_PURGE)
+
+    @classmethod
+    def from_url(
+        cls,
+        url: str,
+        *,
+        prefix: str = DEFAULT_PREFIX,
+        retention: timedelta = EVENT_RETENTION,
+        timeout: float = 2.0,
+    ) -> RedisEventLog:
+        client = redis.Redis.from_url(
+            url,
+            decode_responses=True,
+            socket_timeout=timeout,
+            socket_connect_timeout=timeout,
+            health_check_interval=30,
+        )
+        return cls(client, prefix=prefix, retention=retention)
+
+    async def close(self) -> None:
+        await self._redis.aclose()
+
+    @asynccontextmanager
+    async def _available(self) -> AsyncIterator[None]:
+        try:
+            yield
+        except (RedisError, OSError) as exc:
+            # The exception text may carry the Redis URL (and its password): name the type only.
+            logger.warning("redis event log unavailable: %s", type(exc).__name__)
+            raise StoreUnavailable() from None
+
+    # --- EventLog ----------------------------------------------------------------------------
+
+    async def append(self, events: Sequence[ConsultationEvent]) -> list[LoggedEvent]:
+        if not events:
+            return []
+        args: list[str | int] = [self._prefix, self._ttl_ms]
+        for event in events:
+            args += [_micros(event.occurred_at), event.room_id, encode_event(event)]
+        async with self._available():
+            sequences = await self._append(keys=[], args=args)
+        return [
+            LoggedEvent(
+                id=f"evt_{sequence}",
+                sequence=sequence,
+                type=event.type.value,
+                room_id=event.room_id,
+                occurred_at=event.occurred_at,
+                data=event.data(),
+                next_attempt_at=event.occurred_at,
+            )
+            for sequence, event in zip((_int(s) for s in sequences), events, strict=True)
+        ]
+
+    async def after(self, cursor: str | None, limit: int) -> list[LoggedEvent]:
+        start = cursor_sequence(cursor)
+        index = f"{self._prefix}events"
+        found: list[LoggedEvent] = []
+        async with self._available():
+            while len(found) < limit:
+                wanted = limit - len(found)
+                members = await self._redis.zrangebyscore(
+                    index, f"({start}", "+inf", start=0, num=wanted
+                )
+                if not members:
+                    break
+                sequences = [_int(m) for m in members]
+                async with self._redis.pipeline(transaction=False) as pipe:
+                    for sequence in sequences:
+                        pipe.hmget(self._event_key(sequence), FIELDS)
+                    rows = await pipe.execute()
+                gone = []
+                for sequence, row in zip(sequences, rows, strict=True):
+                    if row[0] is None:
+                        gone.append(sequence)  # expired before the sweeper purged it
+                    else:
+                        found.append(decode_event(sequence, row))
+                if gone:
+                    await self._redis.zrem(index, *gone)
+                start = sequences[-1]
+                if len(members) < wanted:
+                    break
+        return found
+
+    async def due(
+        self, now: datetime, *, limit: int | None = None, lease: timedelta = DEFAULT_LEASE
+    ) -> list[LoggedEvent]:
+        args: list[str | int] = [
+            self._prefix,
+            _micros(now),
+            limit or 0,
+            _micros(now + lease),
+            self._claimant,
+            DUE_SCAN,
+        ]
+        async with self._available():
+            rows = await self._due(keys=[], args=args)
+        return [decode_event(_int(row[0]), row[1:]) for row in rows]
+
+    async def next_attempt_at(self) -> datetime | None:
+        async with self._available():
+            first = await self._redis.zrange(f"{self._prefix}events:due", 0, 0, withscores=True)
+        if not first:
+            return None
+        # [(room, score)]: the score is when that room's head may next be attempted.
+        return _from_micros(int(float(first[0][1])))
+
+    async def delivered(self, event_id: str, now: datetime) -> None:
+        sequence = cursor_sequence(event_id)
+        async with self._available():
+            await self._delivered(keys=[], args=[self._prefix, sequence, now.isoformat()])
+
+    async def attempt_failed(
+        self, event_id: str, error: str, retry_at: datetime | None, now: datetime
+    ) -> None:
+        args: list[str | int] = [
+            self._prefix,
+            cursor_sequence(event_id),
+            error,
+            "" if retry_at is None else _micros(retry_at),
+            _micros(now),
+            self._claimant,
+        ]
+        async with self._available():
+            await self._attempt_failed(keys=[], args=args)
+
+    async def release(self, event_id: str) -> None:
+        args: list[str | int] = [self._prefix, cursor_sequence(event_id), self._claimant]
+        async with self._available():
+            await self._release(keys=[], args=args)
+
+    async def purge(self, before: datetime) -> int:
+        purged = 0
+        async with self._available():
+            while True:
+                batch = int(
+                    await self._purge(keys=[], args=[self._prefix, _micros(before), PURGE_BATCH])
+                )
+                purged += batch
+                if batch < PURGE_BATCH:
+                    return purged
+
+    def _event_key(self, sequence: int) -> str:
+        return f"{self._prefix}event:{sequence}"

@@ -1,0 +1,329 @@
+"""What the Redis store does beyond the shared contract: several nodes, keys, expiry, outages.
+
+Each "node" is its own RedisRoomStore with its own connection pool, on one
+real redis-server, as two signalling processes would be.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator, Callable
+from dataclasses import fields, replace
+from datetime import UTC, datetime, timedelta
+
+import pytest
+import redis.asyncio as redis
+
+from rooms.appointment import Appointment, JoinWindowPolicy, Person
+from rooms.errors import DomainError, ErrorCode
+from rooms.events import EndReason
+from rooms.roles import Actor, Role
+from rooms.room import (
+    Lifecycle,
+    Participant,
+    Room,
+    Transition,
+    admit,
+    check_in,
+    create_room,
+    join_as_practitioner,
+)
+from rooms.store import WebhookReceipt
+from signalling.redis_store import RedisRoomStore, StoreUnavailable
+from signalling.room_codec import (
+    FORMAT_VERSION,
+    RoomFormatError,
+    decode_room,
+    encode_room,
+    room_to_dict,
+)
+from tests.redis_server import RedisServer
+from waiting_room.queue import WaitingEntry, WaitingQueue
+
+START = datetime(2030, 3, 4, 10, 0, tzinfo=UTC)
+INSIDE = START + timedelta(minutes=5)
+ALICE = Actor("pat-1", Role.PATIENT)
+DOCTOR = Actor("prac-1", Role.PRACTITIONER)
+RETENTION = timedelta(hours=24)
+
+
+def creation(room_id: str, appointment_id: str) -> Transition:
+    appointment = Appointment(
+        appointment_id,
+        Person("prac-1", "Dr Bernard"),
+        Person("pat-1", "Alice Martin"),
+        START,
+        START + timedelta(minutes=30),
+    )
+    return create_room(room_id, appointment, JoinWindowPolicy())
+
+
+@pytest.fixture
+async def nodes(redis_url: str) -> AsyncIterator[tuple[RedisRoomStore, RedisRoomStore]]:
+    one = RedisRoomStore.from_url(redis_url, retention_after_close=RETENTION)
+    two = RedisRoomStore.from_url(redis_url, retention_after_close=RETENTION)
+    assert one.client is not two.client
+    # Both pools hold an open connection, so neither node starts the race late.
+    await one.ping()
+    await two.ping()
+    yield one, two
+    await one.close()
+    await two.close()
+
+
+async def waiting_room(store: RedisRoomStore, room_id: str, appointment_id: str) -> Room:
+    room, _ = await store.create(creation(room_id, appointment_id))
+    await store.update(room.id, lambda r: join_as_practitioner(r, DOCTOR, "doc", INSIDE))
+    transition = await store.update(room.id, lambda r: check_in(r, ALICE, "alice", INSIDE))
+    return transition.room
+
+
+async def admit_from(store: RedisRoomStore, room_id: str) -> ErrorCode | None:
+    try:
+        await store.update(room_id, lambda r: admit(r, DOCTOR, "alice", INSIDE))
+    except DomainError as exc:
+        return exc.code
+    return None
+
+
+# --- two nodes at once -----------------------------------------------------------------------
+
+
+async def test_two_nodes_admitting_the_same_patient_admit_once(
+    nodes: tuple[RedisRoomStore, RedisRoomStore],
+) -> None:
+    one, two = nodes
+    for n in range(25):
+        room = await waiting_room(one, f"room-{n}", f"apt-{n}")
+
+        outcomes = await asyncio.gather(admit_from(one, room.id), admit_from(two, room.id))
+
+        assert sorted(outcomes, key=str) == [None, ErrorCode.NOT_WAITING], outcomes
+        final = await two.get(room.id)
+        assert final is not None
+        assert [p.entry_id for p in final.in_call] == ["doc", "alice"]
+        assert len(final.waiting) == 0
+        # check-in, join, admit: one admission, nothing lost or doubled.
+        assert final.version == room.version + 1
+
+
+async def test_two_nodes_creating_one_appointment_make_one_room(
+    nodes: tuple[RedisRoomStore, RedisRoomStore],
+) -> None:
+    one, two = nodes
+    for n in range(25):
+        results = await asyncio.gather(
+            one.create(creation(f"a-{n}", f"apt-{n}")),
+            two.create(creation(f"b-{n}", f"apt-{n}")),
+        )
+
+        assert sorted(created for _, created in results) == [False, True]
+        assert results[0][0] == results[1][0]
+    assert len(await one.rooms()) == 25
+    assert len(await two.rooms()) == 25
+
+
+class UnguardedStore(RedisRoomStore):
+    """Read, change, write, without WATCH: what the tests above must catch."""
+
+    async def update(self, room_id: str, change: Callable[[Room], Transition]) -> Transition:
+        room = await self.get(room_id)
+        assert room is not None
+        transition = change(room)
+        await self.client.set(f"teleconsult:room:{room_id}", encode_room(transition.room))
+        return transition
+
+
+async def test_the_race_is_real_an_unguarded_store_admits_twice(redis_url: str) -> None:
+    one = UnguardedStore.from_url(redis_url)
+    two = UnguardedStore.from_url(redis_url)
+    await one.ping()
+    await two.ping()
+    doubles = 0
+    try:
+        for n in range(25):
+            room = await waiting_room(one, f"room-{n}", f"apt-{n}")
+            outcomes = await asyncio.gather(admit_from(one, room.id), admit_from(two, room.id))
+            doubles += all(outcome is None for outcome in outcomes)
+    finally:
+        await one.close()
+        await two.close()
+    # Both "win": the double admission the WATCH/MULTI store prevents under the same race.
+    assert doubles > 0
+
+
+# --- keys, format, expiry --------------------------------------------------------------------
+
+
+async def test_keys_live_under_the_prefix_and_prefixes_do_not_mix(redis_url: str) -> None:
+    blue = RedisRoomStore.from_url(redis_url, prefix="blue:")
+    green = RedisRoomStore.from_url(redis_url, prefix="green:")
+    try:
+        await blue.create(creation("room-1", "apt-1"))
+        await blue.remember_webhook(WebhookReceipt("msg_1", "apt-1", START))
+
+        assert await green.get("room-1") is None
+        assert await green.find_by_appointment("apt-1") is None
+        assert await green.rooms() == []
+        assert await green.recall_webhook("msg_1", START - timedelta(days=1)) is None
+        _, created = await green.create(creation("room-2", "apt-1"))
+        assert created is True
+        keys = sorted(await blue.client.keys("*"))
+    finally:
+        await blue.close()
+        await green.close()
+    assert keys == [
+        "blue:appointment:apt-1",
+        "blue:room:room-1",
+        "blue:rooms",
+        "blue:webhook:msg_1",
+        "green:appointment:apt-1",
+        "green:room:room-2",
+        "green:rooms",
+    ]
+
+
+async def test_rooms_are_stored_as_versioned_json(
+    nodes: tuple[RedisRoomStore, RedisRoomStore],
+) -> None:
+    one, _ = nodes
+    room = await waiting_room(one, "room-1", "apt-1")
+
+    raw = await one.client.get("teleconsult:room:room-1")
+    assert isinstance(raw, str)
+
+    document = json.loads(raw)
+    assert document["format"] == FORMAT_VERSION
+    assert document["id"] == "room-1"
+    assert document["waiting"][0]["entry_id"] == "alice"
+    assert document["appointment"]["starts_at"] == "2030-03-04T10:00:00+00:00"
+    assert decode_room(raw) == room
+
+
+async def test_room_and_index_keys_expire_after_the_window_plus_retention(
+    nodes: tuple[RedisRoomStore, RedisRoomStore],
+) -> None:
+    one, _ = nodes
+    room, _ = await one.create(creation("room-1", "apt-1"))
+    expected_ms = int((room.window.closes_at + RETENTION).timestamp() * 1000)
+
+    assert await one.client.pexpiretime("teleconsult:room:room-1") == expected_ms
+    assert await one.client.pexpiretime("teleconsult:appointment:apt-1") == expected_ms
+    # An update (here a check-in) keeps the deadline instead of dropping the expiry.
+    await one.update(room.id, lambda r: check_in(r, ALICE, "alice", INSIDE))
+    assert await one.client.pexpiretime("teleconsult:room:room-1") == expected_ms
+
+
+async def test_webhook_receipts_expire_in_redis_and_the_first_one_stands(
+    nodes: tuple[RedisRoomStore, RedisRoomStore],
+) -> None:
+    one, two = nodes
+    first = WebhookReceipt("msg_1", "apt-1", START + timedelta(days=1))
+    await one.remember_webhook(first)
+    await two.remember_webhook(WebhookReceipt("msg_1", "apt-other", START + timedelta(days=2)))
+
+    assert await two.recall_webhook("msg_1", START) == first
+    expiry_ms = await one.client.pexpiretime("teleconsult:webhook:msg_1")
+    assert expiry_ms == int(first.expires_at.timestamp() * 1000)
+
+
+async def test_a_lapsed_room_key_leaves_no_trace(
+    nodes: tuple[RedisRoomStore, RedisRoomStore],
+) -> None:
+    one, _ = nodes
+    await one.create(creation("room-1", "apt-1"))
+    # What Redis does on its own once the expiry passes.
+    await one.client.delete("teleconsult:room:room-1", "teleconsult:appointment:apt-1")
+
+    assert await one.rooms() == []
+    assert await one.client.zcard("teleconsult:rooms") == 0
+    assert await one.purge(START + timedelta(days=30)) == 0
+
+
+def test_the_codec_knows_every_field_of_a_room() -> None:
+    # A new Room field must be added to signalling/room_codec.py, or stored rooms lose it.
+    room = creation("room-1", "apt-1").room
+    written = set(room_to_dict(room)) - {"format"}
+    assert written == {field.name for field in fields(Room)}
+
+
+def test_the_codec_round_trips_a_room_with_every_field_set() -> None:
+    room = creation("room-1", "apt-1").room
+    full = replace(
+        room,
+        lifecycle=Lifecycle.ENDED,
+        waiting=WaitingQueue((WaitingEntry("e2", "pat-1", "Alice Martin", INSIDE),)),
+        in_call=(Participant("doc", "prac-1", "Dr Bernard", Role.PRACTITIONER, INSIDE),),
+        denied=frozenset({"e3", "e4"}),
+        started_at=INSIDE,
+        ended_at=INSIDE + timedelta(minutes=20),
+        end_reason=EndReason.ENDED,
+        first_check_in_at=INSIDE,
+        no_show_at=INSIDE + timedelta(minutes=1),
+        guests=(Person("guest-1", "Interprète Zoé"),),
+        version=42,
+    )
+    # Every field but the identity ones differs from a fresh room, so each is really stored.
+    unset = [f.name for f in fields(Room) if getattr(full, f.name) == getattr(room, f.name)]
+    assert unset == ["id", "appointment", "window"]
+
+    assert decode_room(encode_room(full)) == full
+
+
+def test_the_codec_refuses_what_it_cannot_read() -> None:
+    room = creation("room-1", "apt-1").room
+    document = room_to_dict(room)
+    with pytest.raises(RoomFormatError, match="format"):
+        decode_room(json.dumps({**document, "format": FORMAT_VERSION + 1}))
+    with pytest.raises(RoomFormatError, match="incomplete"):
+        decode_room(json.dumps({k: v for k, v in document.items() if k != "window"}))
+    with pytest.raises(RoomFormatError, match="not JSON"):
+        decode_room(b"\x80\x04\x95")  # what a pickle looks like
+    assert decode_room(encode_room(room)) == room
+
+
+# --- outages ---------------------------------------------------------------------------------
+
+
+async def test_an_unreachable_redis_is_a_store_unavailable_error(
+    redis_server: RedisServer, redis_url: str
+) -> None:
+    store = RedisRoomStore.from_url(redis_url, timeout=1.0)
+    try:
+        await store.create(creation("room-1", "apt-1"))
+        redis_server.stop()
+        calls: list[Callable[[], object]] = [
+            lambda: store.get("room-1"),
+            lambda: store.find_by_appointment("apt-1"),
+            lambda: store.update("room-1", lambda r: check_in(r, ALICE, "alice", INSIDE)),
+            lambda: store.create(creation("room-2", "apt-2")),
+            lambda: store.rooms(),
+            lambda: store.purge(START),
+            lambda: store.recall_webhook("msg", START),
+            lambda: store.remember_webhook(WebhookReceipt("msg", "apt-1", START)),
+            lambda: store.ping(),
+        ]
+        for call in calls:
+            with pytest.raises(StoreUnavailable) as caught:
+                await call()  # type: ignore[misc]
+            assert caught.value.status == 503
+            assert caught.value.code == "store_unavailable"
+
+        redis_server.start()
+        await store.ping()
+        # Without persistence a restarted Redis is empty; the store works again at once.
+        _, created = await store.create(creation("room-3", "apt-3"))
+        assert created is True
+    finally:
+        await store.close()
+
+
+async def test_values_come_back_as_text(redis_url: str) -> None:
+    store = RedisRoomStore.from_url(redis_url)
+    try:
+        assert isinstance(store.client, redis.Redis)
+        await store.create(creation("room-1", "apt-1"))
+        assert await store.client.get("teleconsult:appointment:apt-1") == "room-1"
+    finally:
+        await store.close()
