@@ -249,6 +249,12 @@ def summarize(
         # Packets in flight when counting starts can only be counted as extra.
         "loss_pct": round(100 * max(0, sent - received) / sent, 3) if sent else None,
         "received_minus_sent": received - sent,
+        "keyframe_requests_per_s": round(sum(c["keyframe_requests"] for c in counts) / elapsed, 1),
+        "relay_counters": {
+            key: sum(a[key] - b[key] for a, b in zip(relay_after, relay_before, strict=True))
+            for key in relay_after[0]
+            if isinstance(relay_after[0][key], int)
+        },
         "relay_latency_ms_p50": worst("latency_ms_p50") if rtp else None,
         "relay_latency_ms_p99": worst("latency_ms_p99") if rtp else None,
         "e2e_latency_ms_p50": max(c["latency_ms_p50"] for c in e2e) if rtp and e2e else None,

@@ -195,8 +195,10 @@ class Relay:
     def forwarding_stats(self) -> dict[str, Any]:
         """Packet counters of the rtp mode, for benchmarks and operators."""
         packets_in = packets_out = retransmitted = keyframe_requests = upstream_nacks = 0
+        frames_in = frames_out = frames_dropped = 0
         for room in self._rooms.values():
             for publication in room.publications.values():
+                frames_in += sum(f.frames for f in publication.fanouts.values())
                 for track in publication.tracks.values():
                     packets_in += track.packets
                     keyframe_requests += track.keyframe_requests
@@ -205,6 +207,9 @@ class Relay:
                 for down in subscription.downs.values():
                     packets_out += down.packets
                     retransmitted += down.retransmitted
+                for _, forwarding in subscription.tracks:
+                    frames_out += forwarding.forwarded
+                    frames_dropped += forwarding.dropped
         return {
             "mode": self.mode,
             "packets_in": packets_in,
@@ -212,6 +217,9 @@ class Relay:
             "retransmitted": retransmitted,
             "keyframe_requests": keyframe_requests,
             "upstream_nacks": upstream_nacks,
+            "frames_in": frames_in,
+            "frames_out": frames_out,
+            "frames_dropped": frames_dropped,
             "latency_ms_p50": self.latency.percentile_ms(0.5),
             "latency_ms_p99": self.latency.percentile_ms(0.99),
             "latency_samples": self.latency.samples,

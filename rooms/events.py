@@ -76,6 +76,26 @@ class ParticipantLeft:
 
 
 @dataclass(frozen=True, slots=True)
+class ParticipantAway:
+    """A patient's or guest's connection dropped; their place is kept for a grace period."""
+
+    room_id: str
+    entry_id: str
+    was_waiting: bool
+    role: Role = Role.PATIENT
+
+
+@dataclass(frozen=True, slots=True)
+class ParticipantResumed:
+    """A new connection took over an entry (a reload, a network come back)."""
+
+    room_id: str
+    entry_id: str
+    in_call: bool
+    role: Role = Role.PATIENT
+
+
+@dataclass(frozen=True, slots=True)
 class PatientNoShow:
     """The patient had not checked in a while after the start."""
 
@@ -106,6 +126,8 @@ RoomEvent = (
     | PatientDenied
     | PatientReturnedToWaiting
     | ParticipantLeft
+    | ParticipantAway
+    | ParticipantResumed
     | ConsultationStarted
     | PatientNoShow
     | RoomEnded

@@ -7,6 +7,8 @@ was. Nothing here reads a clock: `now` is always passed in.
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 from dataclasses import dataclass, field, replace
 from datetime import datetime, timedelta
 from enum import StrEnum
@@ -17,7 +19,9 @@ from rooms.events import (
     ConsultationStarted,
     EndReason,
     GuestInvited,
+    ParticipantAway,
     ParticipantLeft,
+    ParticipantResumed,
     PatientAdmitted,
     PatientCheckedIn,
     PatientDenied,
@@ -59,6 +63,10 @@ class Participant:
     name: str
     role: Role
     joined_at: datetime
+    # As on WaitingEntry: kept through admission and return to the waiting room.
+    resume_hash: str | None = None
+    away_since: datetime | None = None
+    connection: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -252,8 +260,14 @@ def invite_guest(room: Room, guest: Person, now: datetime) -> Transition:
     return Transition(_next(room, guests=(*room.guests, guest)), (GuestInvited(room.id, guest.id),))
 
 
-def check_in(room: Room, actor: Actor, entry_id: str, now: datetime) -> Transition:
-    """A patient or an invited guest enters the waiting room."""
+def check_in(
+    room: Room, actor: Actor, entry_id: str, now: datetime, resume_hash: str | None = None
+) -> Transition:
+    """A patient or an invited guest enters the waiting room.
+
+    `resume_hash` (see `hash_resume_secret`) lets the same device take the
+    entry back after a reload or a network loss.
+    """
     person = room.visitor(actor)
     if person is None:
         raise DomainError(ErrorCode.NOT_ALLOWED)
@@ -262,7 +276,9 @@ def check_in(room: Room, actor: Actor, entry_id: str, now: datetime) -> Transiti
         raise DomainError(ErrorCode.NOT_ALLOWED, "The practitioner could not admit you.")
     if entry_id in room.waiting or room.participant(entry_id) is not None:
         raise DomainError(ErrorCode.ALREADY_PRESENT)
-    entry = WaitingEntry(entry_id, person.id, person.name, now, actor.role)
+    if resume_hash is not None and not _is_resume_hash(resume_hash):
+        raise DomainError(ErrorCode.INVALID_REQUEST, "The resume key is not valid.")
+    entry = WaitingEntry(entry_id, person.id, person.name, now, actor.role, resume_hash)
     waiting = room.waiting.check_in(entry)
     first = room.first_check_in_at
     if first is None and actor.role is Role.PATIENT:
@@ -295,7 +311,16 @@ def admit(room: Room, actor: Actor, entry_id: str, now: datetime) -> Transition:
     if entry_id not in room.waiting:
         raise DomainError(ErrorCode.NOT_WAITING)
     waiting, entry = room.waiting.remove(entry_id)
-    participant = Participant(entry_id, entry.person_id, entry.name, entry.role, now)
+    participant = Participant(
+        entry_id,
+        entry.person_id,
+        entry.name,
+        entry.role,
+        now,
+        entry.resume_hash,
+        entry.away_since,
+        entry.connection,
+    )
     events: list[RoomEvent] = [PatientAdmitted(room.id, entry_id, entry.role)]
     changes: dict[str, object] = {"waiting": waiting, "in_call": (*room.in_call, participant)}
     if room.lifecycle is Lifecycle.SCHEDULED:
@@ -337,7 +362,16 @@ def return_to_waiting(room: Room, actor: Actor, entry_id: str, now: datetime) ->
     participant = room.participant(entry_id)
     if participant is None or participant.role is Role.PRACTITIONER:
         raise DomainError(ErrorCode.NOT_IN_CALL, "This person is not in the call.")
-    entry = WaitingEntry(entry_id, participant.person_id, participant.name, now, participant.role)
+    entry = WaitingEntry(
+        entry_id,
+        participant.person_id,
+        participant.name,
+        now,
+        participant.role,
+        participant.resume_hash,
+        participant.away_since,
+        participant.connection,
+    )
     in_call = tuple(p for p in room.in_call if p.entry_id != entry_id)
     return Transition(
         _next(room, in_call=in_call, waiting=room.waiting.put_first(entry)),
@@ -362,3 +396,126 @@ def leave(room: Room, entry_id: str, now: datetime) -> Transition:
             (ParticipantLeft(room.id, entry_id, was_waiting=False, role=role),),
         )
     return Transition(room)
+
+
+# ------------------------------------------------------------------ resume
+#
+# A patient's or guest's device gets a random secret when it connects and
+# keeps it (per browser tab). When its connection drops, its entry (waiting or
+# in the call) is marked away instead of removed; a new connection presenting
+# the secret within the grace period takes the entry over. Only a SHA-256 of
+# the secret is stored: the secret is 256 random bits, so a plain hash is as
+# good as a slow one, and whoever reads the store cannot take a place.
+
+RESUME_HASH_LENGTH = 64  # hex SHA-256
+
+
+def hash_resume_secret(secret: str) -> str:
+    return hashlib.sha256(secret.encode()).hexdigest()
+
+
+def _is_resume_hash(value: str) -> bool:
+    return len(value) == RESUME_HASH_LENGTH and all(c in "0123456789abcdef" for c in value)
+
+
+def _matches(stored: str | None, presented: str) -> bool:
+    # Constant time: a timing difference must not reveal how much of a hash matched.
+    return stored is not None and hmac.compare_digest(stored.encode(), presented.encode())
+
+
+def step_away(room: Room, entry_id: str, connection: int, now: datetime) -> Transition:
+    """A connection dropped: keep a resumable entry's place, remove any other at once.
+
+    `connection` is the takeover count the dropping connection held; if the
+    entry has been taken over since, this connection no longer speaks for it.
+    """
+    entry = room.waiting.get(entry_id)
+    if entry is not None:
+        if entry.connection != connection:
+            return Transition(room)
+        if entry.resume_hash is None:
+            return leave(room, entry_id, now)
+        if entry.away_since is not None:
+            return Transition(room)
+        return Transition(
+            _next(room, waiting=room.waiting.replace(replace(entry, away_since=now))),
+            (ParticipantAway(room.id, entry_id, was_waiting=True, role=entry.role),),
+        )
+    participant = room.participant(entry_id)
+    if participant is None or participant.connection != connection:
+        return Transition(room)
+    if participant.resume_hash is None:
+        return leave(room, entry_id, now)
+    if participant.away_since is not None:
+        return Transition(room)
+    away = replace(participant, away_since=now)
+    return Transition(
+        _next(room, in_call=tuple(away if p.entry_id == entry_id else p for p in room.in_call)),
+        (ParticipantAway(room.id, entry_id, was_waiting=False, role=participant.role),),
+    )
+
+
+def resume(room: Room, actor: Actor, presented_hash: str, now: datetime) -> Transition:
+    """A new connection of the same person presents the secret: it takes the entry over.
+
+    Raises NOT_WAITING when no entry of this person has that secret (never
+    had, already expired, left or denied): the caller then starts afresh.
+    """
+    room.check_joinable(now)
+    if not _is_resume_hash(presented_hash):
+        raise DomainError(ErrorCode.INVALID_REQUEST, "The resume key is not valid.")
+    for entry in room.waiting.entries:
+        if (
+            entry.person_id == actor.person_id
+            and entry.role is actor.role
+            and _matches(entry.resume_hash, presented_hash)
+        ):
+            back = replace(entry, away_since=None, connection=entry.connection + 1)
+            return Transition(
+                _next(room, waiting=room.waiting.replace(back)),
+                (ParticipantResumed(room.id, entry.entry_id, in_call=False, role=entry.role),),
+            )
+    for participant in room.in_call:
+        if (
+            participant.person_id == actor.person_id
+            and participant.role is actor.role
+            and _matches(participant.resume_hash, presented_hash)
+        ):
+            back_in = replace(participant, away_since=None, connection=participant.connection + 1)
+            in_call = tuple(back_in if p.entry_id == back_in.entry_id else p for p in room.in_call)
+            return Transition(
+                _next(room, in_call=in_call),
+                (
+                    ParticipantResumed(
+                        room.id, participant.entry_id, in_call=True, role=participant.role
+                    ),
+                ),
+            )
+    raise DomainError(ErrorCode.NOT_WAITING, "There is no place to take back.")
+
+
+def expire_away(room: Room, now: datetime, grace: timedelta) -> Transition:
+    """Remove everyone away for `grace` or longer, exactly as if they had left."""
+    gone = [e.entry_id for e in room.waiting.entries if _expired(e.away_since, now, grace)]
+    gone += [p.entry_id for p in room.in_call if _expired(p.away_since, now, grace)]
+    current = room
+    events: list[RoomEvent] = []
+    for entry_id in gone:
+        step = leave(current, entry_id, now)
+        current = step.room
+        events.extend(step.events)
+    if not events:
+        return Transition(room)
+    # One version step for one stored change.
+    return Transition(replace(current, version=room.version + 1), tuple(events))
+
+
+def _expired(away_since: datetime | None, now: datetime, grace: timedelta) -> bool:
+    return away_since is not None and now - away_since >= grace
+
+
+def next_expiry(room: Room, grace: timedelta) -> datetime | None:
+    """When the first away entry of this room runs out of grace, if any."""
+    times = [e.away_since for e in room.waiting.entries if e.away_since is not None]
+    times += [p.away_since for p in room.in_call if p.away_since is not None]
+    return min(times) + grace if times else None

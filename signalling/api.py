@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import hmac
 import json
+import re
 import secrets
 from collections.abc import Awaitable, Callable
 from datetime import datetime, timedelta
@@ -24,7 +25,7 @@ from rooms.roles import Role
 from rooms.room import Room, end_by_integration, invite_guest
 from signalling import tokens
 from signalling.booking_hook import create_appointment_room, read_body, validation_message
-from signalling.booking_payloads import CreatedData, Text
+from signalling.booking_payloads import ID_PATTERN, CreatedData, Text
 from signalling.config import Settings
 from signalling.event_log import InvalidCursor
 from signalling.http_errors import ApiError
@@ -198,7 +199,7 @@ class IntegrationApi:
 
     async def desk_link(self, request: web.Request) -> web.Response:
         practitioner_id = request.match_info["practitioner_id"]
-        if not practitioner_id.strip() or len(practitioner_id) > 200:
+        if not re.match(ID_PATTERN, practitioner_id):
             raise ApiError(400, "invalid_practitioner", "The practitioner id is not valid.")
         now = self.hub.clock()
         expires_at = now + DESK_LINK_LIFETIME

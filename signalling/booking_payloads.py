@@ -9,6 +9,10 @@ from typing import Annotated, Any, Literal
 from pydantic import AwareDatetime, BaseModel, BeforeValidator, ConfigDict, Field, TypeAdapter
 
 Text = Annotated[str, Field(min_length=1, max_length=200, pattern=r"\S")]
+# Machine ids (UUIDs, numbers, slugs, e-mail addresses): they end up in URL paths
+# of the API, so no spaces, slashes or control characters.
+ID_PATTERN = r"^[A-Za-z0-9._:@+=~-]{1,200}$"
+Identifier = Annotated[str, Field(min_length=1, max_length=200, pattern=ID_PATTERN)]
 
 # pydantic also takes "2026-01-01 10:00Z" or a Unix number; the contract says RFC 3339,
 # and an integrator is better told at once than surprised by a lenient parse.
@@ -32,12 +36,12 @@ class _Strict(BaseModel):
 
 
 class PersonIn(_Strict):
-    id: Text
+    id: Identifier
     name: Text
 
 
 class CreatedData(_Strict):
-    appointment_id: Text
+    appointment_id: Identifier
     practitioner: PersonIn
     patient: PersonIn
     starts_at: Rfc3339
@@ -45,13 +49,13 @@ class CreatedData(_Strict):
 
 
 class RescheduledData(_Strict):
-    appointment_id: Text
+    appointment_id: Identifier
     starts_at: Rfc3339
     ends_at: Rfc3339
 
 
 class CancelledData(_Strict):
-    appointment_id: Text
+    appointment_id: Identifier
 
 
 class AppointmentCreated(_Strict):

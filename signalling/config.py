@@ -65,6 +65,8 @@ class Settings:
     events_secret: str | None = None
     events_first_retry: timedelta = timedelta(seconds=5)
     no_show_after: timedelta = timedelta(minutes=10)
+    # A disconnected patient or guest keeps their place (or call) this long.
+    resume_grace: timedelta = timedelta(minutes=2)
 
     def __post_init__(self) -> None:
         if len(self.token_secret.encode()) < 32:
@@ -183,4 +185,5 @@ def settings_from_env(
         events_url=env.get("TELECONSULT_EVENTS_URL") or None,
         events_secret=env.get("TELECONSULT_EVENTS_SECRET") or None,
         no_show_after=_minutes(env, "TELECONSULT_NO_SHOW_AFTER_MINUTES", timedelta(minutes=10)),
+        resume_grace=_minutes(env, "TELECONSULT_RESUME_GRACE_MINUTES", timedelta(minutes=2)),
     )

@@ -183,7 +183,7 @@ local f = redis.call('HMGET', key, 'status', 'room', 'claimed_by', 'claimed_unti
 if f[1] ~= 'pending' then return 0 end
 redis.call('HINCRBY', key, 'attempts', 1)
 redis.call('HSET', key, 'last_error', ARGV[3])
-if f[3] and f[3] ~= ARGV[6] and tonumber(f[4]) > tonumber(ARGV[5]) then
+if f[3] and f[3] ~= ARGV[6] and (tonumber(f[4]) or 0) > tonumber(ARGV[5]) then
   -- Our claim lapsed and another node is attempting it: its outcome decides.
   return 1
 end

@@ -53,6 +53,32 @@ def _parse_person(data: dict[str, Any]) -> Person:
     return Person(id=data["id"], name=data["name"])
 
 
+def _resume_fields(
+    resume_hash: str | None, away_since: datetime | None, connection: int
+) -> dict[str, Any]:
+    # Only the hash of a resume secret is ever in a room, so only that is stored.
+    return {
+        "resume_hash": resume_hash,
+        "away_since": _optional_str(away_since),
+        "connection": connection,
+    }
+
+
+def _parse_resume_fields(data: dict[str, Any]) -> dict[str, Any]:
+    # Added within format 1: entries stored before have none (not resumable, present).
+    resume_hash = data.get("resume_hash")
+    if resume_hash is not None and not isinstance(resume_hash, str):
+        raise RoomFormatError("a resume hash must be a string")
+    connection = data.get("connection", 0)
+    if not isinstance(connection, int) or isinstance(connection, bool):
+        raise RoomFormatError("a connection count must be an integer")
+    return {
+        "resume_hash": resume_hash,
+        "away_since": _optional_time(data.get("away_since")),
+        "connection": connection,
+    }
+
+
 def room_to_dict(room: Room) -> dict[str, Any]:
     appointment = room.appointment
     return {
@@ -77,6 +103,7 @@ def room_to_dict(room: Room) -> dict[str, Any]:
                 "name": entry.name,
                 "checked_in_at": _time(entry.checked_in_at),
                 "role": entry.role.value,
+                **_resume_fields(entry.resume_hash, entry.away_since, entry.connection),
             }
             for entry in room.waiting.entries
         ],
@@ -87,6 +114,9 @@ def room_to_dict(room: Room) -> dict[str, Any]:
                 "name": participant.name,
                 "role": participant.role.value,
                 "joined_at": _time(participant.joined_at),
+                **_resume_fields(
+                    participant.resume_hash, participant.away_since, participant.connection
+                ),
             }
             for participant in room.in_call
         ],
@@ -129,6 +159,7 @@ def room_from_dict(data: dict[str, Any]) -> Room:
                         name=entry["name"],
                         checked_in_at=_parse_time(entry["checked_in_at"]),
                         role=Role(entry.get("role", Role.PATIENT.value)),
+                        **_parse_resume_fields(entry),
                     )
                     for entry in data["waiting"]
                 )
@@ -140,6 +171,7 @@ def room_from_dict(data: dict[str, Any]) -> Room:
                     name=participant["name"],
                     role=Role(participant["role"]),
                     joined_at=_parse_time(participant["joined_at"]),
+                    **_parse_resume_fields(participant),
                 )
                 for participant in data["in_call"]
             ),

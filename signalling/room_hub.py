@@ -17,7 +17,9 @@ import socketio
 
 from media.relay import RelayService
 from rooms.events import (
+    ParticipantAway,
     ParticipantLeft,
+    ParticipantResumed,
     PatientAdmitted,
     PatientCheckedIn,
     PatientDenied,
@@ -26,7 +28,15 @@ from rooms.events import (
     RoomEnded,
     RoomEvent,
 )
-from rooms.room import Lifecycle, Room, Transition, close_if_over, mark_no_show
+from rooms.room import (
+    Lifecycle,
+    Room,
+    Transition,
+    close_if_over,
+    expire_away,
+    mark_no_show,
+    next_expiry,
+)
 from rooms.store import RoomStore
 from signalling.clock import Clock
 from signalling.consultation_events import consultation_events
@@ -39,6 +49,8 @@ OPEN_LIFECYCLES = (Lifecycle.SCHEDULED, Lifecycle.IN_CONSULTATION)
 # Long enough for an integrator to catch up after a week-long outage, no longer:
 # events name no one, but they still say who had a consultation when.
 EVENT_RETENTION = timedelta(days=7)
+# How long a disconnected patient's or guest's place is kept for them (docs/protocol.md).
+AWAY_GRACE = timedelta(minutes=2)
 
 
 def entry_channel(entry_id: str) -> str:
@@ -61,6 +73,7 @@ def waiting_list_payload(room: Room) -> dict[str, object]:
                 "name": view.name,
                 "role": view.role.value,
                 "waiting_since": view.waiting_since.isoformat(),
+                "away_since": None if view.away_since is None else view.away_since.isoformat(),
             }
             for view in room.waiting.practitioner_view()
         ]
@@ -112,6 +125,7 @@ class RoomHub:
         *,
         event_log: EventLog | None = None,
         no_show_after: timedelta | None = None,
+        away_grace: timedelta = AWAY_GRACE,
     ) -> None:
         self.store = store
         self.sio = sio
@@ -119,6 +133,7 @@ class RoomHub:
         self.clock = clock
         self.event_log = event_log or InMemoryEventLog()
         self.no_show_after = no_show_after
+        self.away_grace = away_grace
         # Called after events are logged (the delivery worker's wake-up).
         self.on_logged: Callable[[], None] = lambda: None
         # Told of every changed room after the people concerned (the desk).
@@ -126,12 +141,16 @@ class RoomHub:
 
     async def apply(self, room_id: str, change: Callable[[Room], Transition]) -> Transition:
         transition = await self.store.update(room_id, change)
+        await self.announce(transition)
+        return transition
+
+    async def announce(self, transition: Transition) -> None:
+        """Log and tell everyone concerned about a transition already stored."""
         outbound = consultation_events(transition, self.clock())
         if outbound:
             await self.event_log.append(outbound)
             self.on_logged()
         await self.dispatch(transition)
-        return transition
 
     async def dispatch(self, transition: Transition) -> None:
         room = transition.room
@@ -184,6 +203,20 @@ class RoomHub:
                 await self._peer_left(room, entry_id)
                 await self.sio.emit("returned_to_waiting", {}, room=entry_channel(entry_id))
                 return True
+            case ParticipantAway(entry_id=entry_id, was_waiting=was_waiting):
+                # Their connections are dead: stop forwarding to them, and the others
+                # rotate keys; coming back means a fresh publish and a rekey.
+                if not was_waiting:
+                    await self.relay.leave(room.id, entry_id)
+                    await self._peer_left(room, entry_id)
+                return was_waiting
+            case ParticipantResumed(entry_id=entry_id, in_call=in_call):
+                if in_call:
+                    # A takeover may come before the old connection was seen to drop.
+                    await self.relay.leave(room.id, entry_id)
+                    await self._peer_left(room, entry_id)
+                    await self._join_media(room, entry_id)
+                return not in_call
             case ParticipantLeft(entry_id=entry_id, was_waiting=was_waiting):
                 if not was_waiting:
                     await self.relay.leave(room.id, entry_id)
@@ -203,6 +236,8 @@ class RoomHub:
         # Those still in the call rotate their media keys, so whoever left cannot
         # decrypt what follows (docs/e2ee.md).
         for participant in room.in_call:
+            if participant.entry_id == entry_id:
+                continue  # Themselves, back on a new connection.
             await self.sio.emit(
                 "e2ee_peer_left", {"from": entry_id}, room=entry_channel(participant.entry_id)
             )
@@ -219,7 +254,7 @@ class RoomHub:
         )
 
     async def sweep(self, retention: timedelta) -> int:
-        """End rooms whose window closed and forget those past retention."""
+        """End rooms whose window closed, expire the long away, forget those past retention."""
         now = self.clock()
         no_show_after = self.no_show_after
         for room in await self.store.rooms():
@@ -233,5 +268,9 @@ class RoomHub:
                 and now >= room.appointment.starts_at + no_show_after
             ):
                 await self.apply(room.id, lambda r: mark_no_show(r, now, no_show_after))
+            expiry = next_expiry(room, self.away_grace)
+            if expiry is not None and now >= expiry:
+                # Away too long: removed with the same events as a leave.
+                await self.apply(room.id, lambda r: expire_away(r, now, self.away_grace))
         await self.event_log.purge(now - EVENT_RETENTION)
         return await self.store.purge(now - retention)

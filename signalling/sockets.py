@@ -22,8 +22,9 @@ from media.relay import MediaError
 from rooms import room as transitions
 from rooms.appointment import Person
 from rooms.errors import DomainError, ErrorCode
+from rooms.events import ParticipantResumed
 from rooms.roles import Actor, Role
-from rooms.room import Room
+from rooms.room import Participant, Room, Transition
 from signalling import tokens
 from signalling.config import Settings
 from signalling.http_errors import ApiError
@@ -38,11 +39,14 @@ from signalling.room_hub import (
     waiting_list_payload,
 )
 from turn import credentials as turn_credentials
+from waiting_room.queue import WaitingEntry
 
 logger = logging.getLogger(__name__)
 
 ROOM_ID = re.compile(r"^[A-Za-z0-9_-]{8,64}$")
 ENTRY_ID = re.compile(r"^[A-Za-z0-9_-]{1,64}$")
+# What we issue is token_urlsafe(32): 43 characters.
+RESUME_SECRET = re.compile(r"^[A-Za-z0-9_-]{32,128}$")
 Ack = dict[str, Any]
 
 # End-to-end encryption messages (docs/e2ee.md) are opaque to us: we check
@@ -62,6 +66,11 @@ class SocketSession:
     room_id: str
     actor: Actor
     entry_id: str
+    # Patients and guests: the hash of the secret their device keeps to come
+    # back to their place (docs/protocol.md, "Coming back"); never the secret.
+    resume_hash: str | None = None
+    # The entry's takeover count this connection holds.
+    connection: int = 0
 
 
 def _ok(**fields: Any) -> Ack:
@@ -142,6 +151,8 @@ class SignallingNamespace:
         self.hub = hub
         self.settings = settings
         self.sessions: dict[str, SocketSession] = {}
+        # Until make_app passes it to the hub itself.
+        hub.away_grace = settings.resume_grace
         sio.on("connect", self.connect)
         sio.on("disconnect", self.disconnect)
         handlers: dict[str, Callable[[SocketSession, Any], Awaitable[Ack]]] = {
@@ -214,23 +225,102 @@ class SignallingNamespace:
                 else {}
             )
             raise _refuse(exc.code.value, exc.message, **extra) from None
-        session = SocketSession(room_id, actor, secrets.token_urlsafe(9))
+        resume_secret = auth.get("resume")
+        if resume_secret is not None and (
+            not isinstance(resume_secret, str) or not RESUME_SECRET.match(resume_secret)
+        ):
+            raise _refuse("invalid_request", "The resume key is not valid.")
+        resumed: Transition | None = None
+        new_secret: str | None = None
+        if actor.role is Role.PRACTITIONER:
+            session = SocketSession(room_id, actor, secrets.token_urlsafe(9))
+        else:
+            if resume_secret is not None:
+                resumed = await self._resume(room_id, actor, resume_secret, now)
+            if resumed is not None:
+                [event] = resumed.events
+                assert isinstance(event, ParticipantResumed)
+                taken = _entry_state(resumed.room, event.entry_id)
+                session = SocketSession(
+                    room_id,
+                    actor,
+                    event.entry_id,
+                    transitions.hash_resume_secret(str(resume_secret)),
+                    taken.connection,
+                )
+            else:
+                new_secret = secrets.token_urlsafe(32)
+                session = SocketSession(
+                    room_id,
+                    actor,
+                    secrets.token_urlsafe(9),
+                    transitions.hash_resume_secret(new_secret),
+                )
+        replaced = [
+            other
+            for other, known in self.sessions.items()
+            if known.room_id == room_id and known.entry_id == session.entry_id
+        ]
+        for other in replaced:
+            # Its late disconnect must not mark the entry away, nor events reach it.
+            self.sessions.pop(other, None)
+            await self.sio.leave_room(other, entry_channel(session.entry_id))
         self.sessions[sid] = session
         await self.sio.enter_room(sid, entry_channel(session.entry_id))
         await self.sio.enter_room(sid, room_channel(room_id))
         if actor.role is Role.PRACTITIONER:
             await self.sio.enter_room(sid, practitioners_channel(room_id))
         logger.info(
-            "socket connected room=%s entry=%s role=%s", room_id, session.entry_id, actor.role
+            "socket connected room=%s entry=%s role=%s resumed=%s",
+            room_id,
+            session.entry_id,
+            actor.role,
+            resumed is not None,
         )
         payload = session_payload(room, actor, self.settings, now, session.entry_id)
+        if new_secret is not None:
+            payload["resume"] = new_secret
+        payload["resumed"] = None
+        if resumed is not None:
+            in_call = resumed.room.participant(session.entry_id) is not None
+            payload["resumed"] = "in_call" if in_call else "waiting"
         # Sent once the CONNECT packet is out: clients drop events of a namespace
         # they have not joined yet.
-        self.sio.start_background_task(self._send_session, sid, payload)
+        self.sio.start_background_task(self._send_session, sid, payload, resumed, replaced)
 
-    async def _send_session(self, sid: str, payload: dict[str, Any]) -> None:
+    async def _resume(
+        self, room_id: str, actor: Actor, secret: str, now: datetime
+    ) -> Transition | None:
+        """Take a kept entry over, or None when there is none for this secret (start afresh)."""
+        presented = transitions.hash_resume_secret(secret)
+        try:
+            return await self.hub.store.update(
+                room_id, lambda room: transitions.resume(room, actor, presented, now)
+            )
+        except DomainError as exc:
+            if exc.code is ErrorCode.NOT_WAITING:
+                return None
+            raise _refuse(exc.code.value, exc.message) from None
+        except StoreUnavailable as exc:
+            raise _refuse(exc.code, "The service is briefly unavailable. Retrying…") from None
+
+    async def _send_session(
+        self,
+        sid: str,
+        payload: dict[str, Any],
+        resumed: Transition | None = None,
+        replaced: list[str] | None = None,
+    ) -> None:
         await self.sio.sleep(0)
         await self.sio.emit("session", payload, to=sid)
+        for other in replaced or ():
+            # The same tab twice (a duplicated tab copies its storage): the newest wins,
+            # and the other is told why rather than reconnecting to take it back.
+            await self.sio.emit("replaced", {}, to=other)
+            await self.sio.disconnect(other)
+        if resumed is not None:
+            # After `session`: what follows (the place, subscription offers) needs it first.
+            await self.hub.announce(resumed)
 
     async def disconnect(self, sid: str, *args: Any) -> None:
         session = self.sessions.pop(sid, None)
@@ -238,7 +328,13 @@ class SignallingNamespace:
             return
         logger.info("socket disconnected room=%s entry=%s", session.room_id, session.entry_id)
         try:
-            await self._leave(session)
+            # A patient or guest keeps their place for a while; anyone else leaves now.
+            await self.hub.apply(
+                session.room_id,
+                lambda room: transitions.step_away(
+                    room, session.entry_id, session.connection, self.hub.clock()
+                ),
+            )
         except DomainError:
             pass
         except StoreUnavailable:
@@ -249,7 +345,7 @@ class SignallingNamespace:
         transition = await self.hub.apply(
             session.room_id,
             lambda room: transitions.check_in(
-                room, session.actor, session.entry_id, self.hub.clock()
+                room, session.actor, session.entry_id, self.hub.clock(), session.resume_hash
             ),
         )
         place = (await self.hub.waiting_places(transition.room))[session.entry_id]
@@ -435,3 +531,10 @@ def _recipient(value: Any, others: list[str]) -> str:
     if value not in others:
         raise DomainError(ErrorCode.NOT_IN_CALL, "That participant is not in the call.")
     return value
+
+
+def _entry_state(room: Room, entry_id: str) -> WaitingEntry | Participant:
+    found = room.waiting.get(entry_id) or room.participant(entry_id)
+    if found is None:
+        raise DomainError(ErrorCode.NOT_WAITING)
+    return found

@@ -489,6 +489,9 @@ INVALID_CREATIONS = [
         _slot(BASE, "2030-03-04 10:00:00Z", BASE_END), "invalid_payload", id="space-separator"
     ),
     pytest.param(_slot(BASE, "2030-03-04T10:00Z", BASE_END), "invalid_payload", id="no-seconds"),
+    pytest.param(_with(BASE, "apt 1", "appointment_id"), "invalid_payload", id="id-with-space"),
+    pytest.param(_with(BASE, "a/b", "appointment_id"), "invalid_payload", id="id-with-slash"),
+    pytest.param(_with(BASE, "p\u0004", "patient", "id"), "invalid_payload", id="control-char"),
     pytest.param(
         _slot(BASE, "2030-02-30T10:00:00Z", BASE_END), "invalid_payload", id="no-such-day"
     ),

@@ -25,8 +25,11 @@ from rooms.room import (
     create_room,
     deny,
     end,
+    hash_resume_secret,
     invite_guest,
     join_as_practitioner,
+    resume,
+    step_away,
 )
 from rooms.store import InMemoryRoomStore, RoomStore, WebhookReceipt
 from signalling.redis_store import RedisRoomStore
@@ -342,3 +345,35 @@ async def test_every_part_of_a_room_survives_storage(store: RoomStore) -> None:
     assert await store.get(room.id) == last.room
     assert last.room.end_reason is not None
     assert last.room.ended_at == INSIDE + timedelta(minutes=9)
+
+
+async def test_away_entries_and_resume_hashes_survive_storage(store: RoomStore) -> None:
+    secret = "r" * 43
+    away_at = INSIDE + timedelta(seconds=7)
+    room = await stored(store)
+    await store.update(room.id, lambda r: join_as_practitioner(r, DOCTOR, "doc", INSIDE))
+    await store.update(
+        room.id, lambda r: check_in(r, ALICE, "e1", INSIDE, hash_resume_secret(secret))
+    )
+    await store.update(
+        room.id, lambda r: check_in(r, ALICE, "e2", INSIDE, hash_resume_secret("q" * 43))
+    )
+    await store.update(room.id, lambda r: admit(r, DOCTOR, "e2", INSIDE))
+    await store.update(room.id, lambda r: step_away(r, "e1", 0, away_at))
+    latest = await store.update(room.id, lambda r: step_away(r, "e2", 0, away_at))
+
+    kept = await store.get(room.id)
+    assert kept == latest.room
+    assert kept is not None
+    assert kept.waiting.entries[0].away_since == away_at
+    participant = kept.participant("e2")
+    assert participant is not None
+    assert participant.away_since == away_at
+    assert participant.resume_hash == hash_resume_secret("q" * 43)
+
+    # Another node reads it back and lets the device take its place again.
+    back = await store.update(
+        room.id, lambda r: resume(r, ALICE, hash_resume_secret(secret), away_at)
+    )
+    assert await store.get(room.id) == back.room
+    assert back.room.waiting.entries[0].connection == 1

@@ -25,6 +25,14 @@ class WaitingEntry:
     name: str
     checked_in_at: datetime
     role: Role = Role.PATIENT
+    # SHA-256 of the secret the device keeps to take its place back after a
+    # reload or a network loss; never the secret itself (rooms/room.py, resume).
+    resume_hash: str | None = None
+    # Set while the device is disconnected: the place is kept for a grace period.
+    away_since: datetime | None = None
+    # Counts takeovers, so that the late disconnect of a replaced connection
+    # cannot mark the entry away.
+    connection: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -35,6 +43,7 @@ class PractitionerView:
     name: str
     waiting_since: datetime
     role: Role = Role.PATIENT
+    away_since: datetime | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -58,6 +67,21 @@ class WaitingQueue:
             raise KeyError(entry.entry_id)
         return replace(self, entries=(entry, *self.entries))
 
+    def get(self, entry_id: str) -> WaitingEntry | None:
+        for entry in self.entries:
+            if entry.entry_id == entry_id:
+                return entry
+        return None
+
+    def replace(self, entry: WaitingEntry) -> WaitingQueue:
+        """The same place in the queue, with the entry's new state."""
+        if entry.entry_id not in self:
+            raise KeyError(entry.entry_id)
+        return replace(
+            self,
+            entries=tuple(entry if e.entry_id == entry.entry_id else e for e in self.entries),
+        )
+
     def remove(self, entry_id: str) -> tuple[WaitingQueue, WaitingEntry]:
         for index, entry in enumerate(self.entries):
             if entry.entry_id == entry_id:
@@ -77,6 +101,8 @@ class WaitingQueue:
 
     def practitioner_view(self) -> tuple[PractitionerView, ...]:
         return tuple(
-            PractitionerView(entry.entry_id, entry.name, entry.checked_in_at, entry.role)
+            PractitionerView(
+                entry.entry_id, entry.name, entry.checked_in_at, entry.role, entry.away_since
+            )
             for entry in self.entries
         )

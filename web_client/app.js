@@ -3,11 +3,13 @@
 // a screen that says what happened and, where it can help, offers to retry.
 
 import { DeviceError, MicLevel, openCameraAndMicrophone, stopStream } from "./devices.js";
+import { chime } from "./chime.js";
 import { E2ee, transformSupport } from "./e2ee.js";
-import { parseInstant } from "./format.js";
+import { formatTime, parseInstant } from "./format.js";
 import { parseJoinLink } from "./link.js";
 import { Call } from "./media.js";
 import * as text from "./messages.js";
+import { ResumeSecret } from "./resume.js";
 import * as screens from "./screens.js";
 import { Signalling } from "./signalling.js";
 import { WaitingList } from "./waiting-list.js";
@@ -17,7 +19,9 @@ const { byTestId } = screens;
 // Before a first successful connection a few failures mean "unreachable";
 // once connected, socket.io keeps retrying for a while before we give up.
 const FIRST_CONNECT_ATTEMPTS = 3;
-const RECONNECT_ATTEMPTS = 10;
+// The server keeps a patient's place for 2 minutes by default; keep trying a
+// little longer than that before saying the connection is lost.
+const RECONNECT_GIVE_UP_MS = 130_000;
 const LEAVE_TIMEOUT_MS = 3000;
 // setTimeout overflows above this; longer waits are re-armed when they fire.
 const MAX_TIMER_MS = 2 ** 31 - 1;
@@ -47,8 +51,16 @@ const app = {
   waitingList: null,
   everConnected: false,
   failedAttempts: 0,
+  // When the connection dropped (Date.now()), while reconnecting.
+  disconnectedAt: 0,
+  resumeSecret: null,
+  // Where the server put us back after a reload or reconnection: "waiting",
+  // "in_call", or null (a fresh start).
+  resumed: null,
   checkingIn: false,
   position: null,
+  // The latest estimate from `waiting` (an ISO instant), shown under the position.
+  expectedStart: null,
   hangingUp: false,
   // A terminal screen (ended, denied, closed, error) is showing: late events are ignored.
   finished: false,
@@ -66,6 +78,9 @@ function practitionerName() {
 function finish(outcome) {
   if (app.finished) return;
   app.finished = true;
+  // Over for good: a reload must not try to take a place back. After an
+  // error it may (Rejoin reloads the page).
+  if (outcome.state !== "error" && app.resumeSecret) app.resumeSecret.clear();
   releaseMedia();
   if (app.waitingList) app.waitingList.stop();
   if (app.signalling) app.signalling.disconnect();
@@ -78,13 +93,21 @@ function releaseMedia() {
   clearTimeout(app.watchdog);
   if (app.micLevel) app.micLevel.stop();
   app.micLevel = null;
+  closeCall();
+  stopStream(app.stream);
+  app.stream = null;
+  screens.clearVideos();
+}
+
+/** Ends our part of the call (connections, keys, remote videos); the camera stays on. */
+function closeCall() {
   if (app.call) app.call.close();
   app.call = null;
   if (app.e2ee) app.e2ee.close();
   app.e2ee = null;
-  stopStream(app.stream);
-  app.stream = null;
-  screens.clearVideos();
+  screens.clearRemoteVideos();
+  screens.renderSafetyCode(null);
+  screens.renderE2eeStatus("pending");
 }
 
 /** Ends on the right screen when an ack says the room is over; true if it did. */
@@ -125,6 +148,7 @@ function armSessionWatchdog() {
 function onConnect() {
   app.everConnected = true;
   app.failedAttempts = 0;
+  app.disconnectedAt = 0;
 }
 
 function onConnectError(error) {
@@ -136,8 +160,10 @@ function onConnectError(error) {
   }
   // A network failure: socket.io retries by itself, we only count.
   app.failedAttempts += 1;
-  const limit = app.everConnected ? RECONNECT_ATTEMPTS : FIRST_CONNECT_ATTEMPTS;
-  if (app.failedAttempts >= limit) {
+  const givingUp = app.everConnected
+    ? app.disconnectedAt !== 0 && Date.now() - app.disconnectedAt >= RECONNECT_GIVE_UP_MS
+    : app.failedAttempts >= FIRST_CONNECT_ATTEMPTS;
+  if (givingUp) {
     const wasInCall = screens.currentState() === "in-call";
     finish({
       state: "error",
@@ -203,6 +229,7 @@ function onVisible() {
 
 function onDisconnect(reason) {
   if (app.finished || reason === "io client disconnect") return;
+  if (!app.disconnectedAt) app.disconnectedAt = Date.now();
   screens.showNotice("connection-notice", "Connection lost. Reconnecting…");
   // socket.io reconnects by itself except after a server-side disconnect.
   if (reason === "io server disconnect") app.signalling.connect();
@@ -218,6 +245,9 @@ function onSession(session) {
   const again = app.session !== null;
   app.session = session;
   app.role = session.role === "practitioner" ? "practitioner" : "patient";
+  // A fresh entry comes with a fresh secret; a resumed one keeps ours.
+  if (typeof session.resume === "string" && app.resumeSecret) app.resumeSecret.set(session.resume);
+  app.resumed = ["waiting", "in_call"].includes(session.resumed) ? session.resumed : null;
   screens.showNotice("connection-notice", "");
   if (app.call) app.call.setIceServers(session.ice_servers);
   if (!again) {
@@ -229,8 +259,12 @@ function onSession(session) {
     startPrecall().catch(pageFailed);
     return;
   }
-  // After a reconnection the server has treated the old connection as gone.
   const state = screens.currentState();
+  if (app.resumed && app.role === "patient" && (state === "in-call" || state === "waiting")) {
+    comeBack();
+    return;
+  }
+  // Not resumed: the server has treated the old connection as gone.
   if (state === "in-call") {
     finish({
       state: "error",
@@ -245,13 +279,49 @@ function onSession(session) {
   }
 }
 
+/**
+ * The server gave us our place back (docs/protocol.md, "Coming back"). In the
+ * call, the old connections died with the network: publish again, accept the
+ * new subscription offers, and make new keys (the others rekey for us).
+ */
+function comeBack() {
+  const state = screens.currentState();
+  if (app.resumed === "in_call") {
+    if (state === "in-call") {
+      closeCall();
+      startCallMedia();
+    } else {
+      enterCall();
+    }
+  } else if (state === "in-call") {
+    // Sent back to the waiting room while we were away.
+    closeCall();
+    enterWaiting(app.position, app.expectedStart);
+  } else if (state !== "waiting") {
+    enterWaiting(app.position, app.expectedStart);
+  }
+}
+
+function onReplaced() {
+  finish({
+    state: "error",
+    title: "Open in another window",
+    message:
+      "This consultation is now open in another tab or window, so it was closed here. " +
+      "Please continue there.",
+  });
+}
+
 // ---------------------------------------------------------------- precall
 
 async function startPrecall() {
   screens.showState("precall");
   screens.renderPrecall({ role: app.role, ...text.appointmentTexts(app.session) });
   if (app.role === "practitioner" && !app.waitingList) {
-    app.waitingList = new WaitingList({ admit: decide("admit"), deny: decide("deny") });
+    app.waitingList = new WaitingList(
+      { admit: decide("admit"), deny: decide("deny") },
+      { onArrival: chime },
+    );
   }
   if (app.stream || app.startingDevices) return;
   app.startingDevices = true;
@@ -282,6 +352,10 @@ async function startPrecall() {
   } catch {
     app.micLevel = null; // The level meter is a comfort, not a requirement.
   }
+  if (app.resumed && app.role === "patient") {
+    comeBack(); // After a reload: straight back to where we were.
+    return;
+  }
   screens.setText(
     "device-status",
     app.role === "practitioner"
@@ -307,8 +381,10 @@ async function checkIn() {
     // `waiting` events are at least as fresh as the ack, which may come last.
     if (app.finished) return;
     const state = screens.currentState();
-    if (state === "precall") enterWaiting(ack.position);
-    else if (state === "waiting" && app.position === null) showPosition(ack.position);
+    if (state === "precall") enterWaiting(ack.position, ack.expected_start);
+    else if (state === "waiting" && app.position === null) {
+      showPosition(ack.position, ack.expected_start);
+    }
   } catch (error) {
     if (app.finished || endedByAck(error)) return;
     const where = screens.currentState() === "waiting" ? "waiting-error" : "precall-error";
@@ -337,44 +413,73 @@ async function openConsultation() {
 
 // ------------------------------------------------------------ waiting room
 
-function enterWaiting(position) {
+function enterWaiting(position, expectedStart = null) {
   if (app.micLevel) app.micLevel.stop();
   app.micLevel = null;
   byTestId("device-preview").srcObject = null;
   screens.attachStream("waiting-preview", app.stream);
   const who = practitionerName() || "The practitioner";
   screens.setText("waiting-note", `${who} will let you in shortly. Please keep this page open.`);
-  showPosition(position);
+  showPosition(position, expectedStart);
   screens.showState("waiting");
 }
 
-function showPosition(position) {
+function showPosition(position, expectedStart = app.expectedStart) {
   app.position = Number.isInteger(position) ? position : null;
+  app.expectedStart = typeof expectedStart === "string" ? expectedStart : null;
   screens.renderWaitingPosition(position);
+  screens.setInline("waiting-expected", text.expectedStartText(app.expectedStart));
 }
 
 function onWaiting(payload) {
   if (app.finished || app.role !== "patient") return;
   const position = payload && payload.position;
+  const expectedStart = payload && payload.expected_start;
   const state = screens.currentState();
-  if (state === "waiting") showPosition(position);
-  else if (state === "precall" && app.checkingIn) enterWaiting(position);
+  // While a reloaded page starts its camera, keep the place to show it next.
+  if (state === "waiting" || (state === "precall" && app.resumed)) {
+    showPosition(position, expectedStart);
+  } else if (state === "precall" && app.checkingIn) enterWaiting(position, expectedStart);
+}
+
+function onPractitionerMessage(payload) {
+  if (app.finished || app.role !== "patient") return;
+  const message = payload && typeof payload.text === "string" ? payload.text.trim() : "";
+  if (!message) return;
+  screens.addPractitionerMessage(message, parseInstant(payload.sent_at) || new Date(), formatTime);
+}
+
+function onReturnedToWaiting() {
+  if (app.finished || app.role !== "patient") return;
+  if (screens.currentState() === "precall" && app.resumed) {
+    app.resumed = "waiting"; // Still starting the camera after a reload.
+    return;
+  }
+  if (screens.currentState() !== "in-call") return;
+  // The relay has already dropped our connections and the others rotate their
+  // keys; ours go too, so a new admission starts a fresh call and key schedule.
+  closeCall();
+  enterWaiting(null, null);
+  screens.setText(
+    "waiting-note",
+    `${practitionerName() || "The practitioner"} has put you back in the waiting room for a ` +
+      "moment. Please keep this page open.",
+  );
 }
 
 function onAdmitted() {
   if (app.finished || app.role !== "patient") return;
   if (metrics.admittedAt === null) metrics.admittedAt = performance.now();
+  if (!app.stream && app.resumed) {
+    app.resumed = "in_call"; // Reloaded and still starting the camera: enter once it runs.
+    return;
+  }
   enterCall();
 }
 
-function onDenied() {
+function onDenied(payload) {
   if (app.role !== "patient") return;
-  finish({
-    state: "denied",
-    message:
-      "The practitioner could not admit you to this consultation. If you think this is a " +
-      "mistake, please contact the practice.",
-  });
+  finish({ state: "denied", message: text.deniedMessage(payload && payload.reason) });
 }
 
 async function leaveWaitingRoom() {
@@ -399,16 +504,54 @@ function onWaitingList(payload) {
 }
 
 function decide(event) {
-  const verb = event === "admit" ? "admit" : "decline";
-  return async (entryId, name) => {
+  const verb = { admit: "admit", deny: "decline", return_to_waiting: "send back" }[event];
+  return async (entryId, name, reason = "") => {
     if (event === "admit" && metrics.admittedAt === null) metrics.admittedAt = performance.now();
+    const payload = { entry_id: entryId };
+    if (event === "deny" && reason.trim()) payload.reason = reason.trim();
     try {
-      await app.signalling.request(event, { entry_id: entryId });
+      await app.signalling.request(event, payload);
     } catch (error) {
       if (endedByAck(error)) return;
       throw new Error(`We could not ${verb} ${name}: ${error.message}`);
     }
   };
+}
+
+async function inviteGuest(event) {
+  event.preventDefault();
+  const input = byTestId("invite-guest");
+  const submit = byTestId("invite-guest-submit");
+  const name = input.value.trim();
+  screens.setInline("invite-guest-error", "");
+  if (!name) {
+    screens.setInline("invite-guest-error", "Type the guest's name first.");
+    return;
+  }
+  submit.disabled = true;
+  try {
+    const ack = await app.signalling.request("invite_guest", { name });
+    if (typeof ack.link !== "string") throw new Error("The server gave no link.");
+    input.value = "";
+    screens.showGuestLink(name, ack.link);
+  } catch (error) {
+    if (endedByAck(error)) return;
+    screens.setInline("invite-guest-error", `We could not invite ${name}: ${error.message}`);
+  } finally {
+    submit.disabled = false;
+  }
+}
+
+async function copyGuestLink() {
+  const field = byTestId("guest-link");
+  try {
+    await navigator.clipboard.writeText(field.value);
+    screens.setText("copy-guest-link-status", "Copied.");
+  } catch {
+    // No clipboard permission: leave it selected for Ctrl+C.
+    field.select();
+    screens.setText("copy-guest-link-status", "Press Ctrl+C (or ⌘C) to copy the selected link.");
+  }
 }
 
 // ------------------------------------------------------------------- call
@@ -445,8 +588,24 @@ function ensureCall() {
 function addRemoteVideo(subscriptionId, role, publisherId) {
   let label;
   if (role === "practitioner") label = practitionerName() || "Practitioner";
-  else label = (app.waitingList && app.waitingList.nameOf(publisherId)) || "Patient";
+  else {
+    const known = app.waitingList && app.waitingList.nameOf(publisherId);
+    label = known || (role === "guest" ? "Guest" : "Patient");
+  }
   const video = screens.addRemoteTile(subscriptionId, role, label);
+  if (app.role === "practitioner" && role !== "practitioner" && publisherId) {
+    const sendBack = decide("return_to_waiting");
+    screens.addReturnToWaiting(subscriptionId, label, async (button) => {
+      button.disabled = true;
+      screens.setInline("waiting-list-error", "");
+      try {
+        await sendBack(publisherId, label);
+      } catch (error) {
+        screens.setInline("waiting-list-error", error.message);
+        button.disabled = false;
+      }
+    });
+  }
   const firstFrame = () => {
     if (metrics.firstRemoteFrameAt === null) metrics.firstRemoteFrameAt = performance.now();
   };
@@ -483,6 +642,10 @@ function enterCall() {
   renderToggles();
   screens.attachStream("local-video", app.stream);
   screens.showState("in-call");
+  startCallMedia();
+}
+
+function startCallMedia() {
   const call = ensureCall();
   const e2ee = app.e2ee;
   // Our first media key exists before the first frame is encoded.
@@ -598,6 +761,8 @@ function wireControls() {
   byTestId("hang-up").addEventListener("click", hangUp);
   byTestId("start-audio").addEventListener("click", startAudio);
   byTestId("retry").addEventListener("click", () => location.reload());
+  byTestId("invite-guest-form").addEventListener("submit", inviteGuest);
+  byTestId("copy-guest-link").addEventListener("click", copyGuestLink);
   document.addEventListener("visibilitychange", onVisible);
 }
 
@@ -621,7 +786,13 @@ function boot() {
     return;
   }
 
-  const signalling = new Signalling({ token, roomId }, window.io);
+  // Only patients and guests are given one (the role is known at `session`).
+  const resumeSecret = new ResumeSecret(roomId);
+  app.resumeSecret = resumeSecret;
+  const signalling = new Signalling(
+    { token, roomId, resumeSecret: () => resumeSecret.get() },
+    window.io,
+  );
   app.signalling = signalling;
   signalling.on("connect", onConnect);
   signalling.on("connect_error", onConnectError);
@@ -630,6 +801,9 @@ function boot() {
   signalling.on("waiting", onWaiting);
   signalling.on("admitted", onAdmitted);
   signalling.on("denied", onDenied);
+  signalling.on("returned_to_waiting", onReturnedToWaiting);
+  signalling.on("replaced", onReplaced);
+  signalling.on("practitioner_message", onPractitionerMessage);
   signalling.on("waiting_list", onWaitingList);
   signalling.on("subscription_offer", onSubscriptionOffer);
   signalling.on("subscription_closed", onSubscriptionClosed);

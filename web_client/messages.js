@@ -1,7 +1,7 @@
 // Every sentence the page shows for a refusal or an ending, in one place, so
 // that the wording stays consistent (and can be translated later).
 
-import { formatMoment, parseInstant } from "./format.js";
+import { formatMoment, formatTime, parseInstant } from "./format.js";
 
 export const INCOMPLETE_LINK =
   "This link is incomplete: part of it is missing. Please open the full link you were " +
@@ -99,4 +99,22 @@ export function appointmentTexts(session) {
     };
   }
   return { withText: `Your consultation with ${practitioner}.`, timeText: when };
+}
+
+/** The denied screen's text; the practitioner's own reason, when given, is shown as is. */
+export function deniedMessage(reason) {
+  const base =
+    "The practitioner could not admit you to this consultation. If you think this is a " +
+    "mistake, please contact the practice.";
+  if (typeof reason !== "string" || !reason.trim()) return base;
+  return `The practitioner could not admit you to this consultation. Their message: “${reason.trim()}”`;
+}
+
+/** "Expected to start at about 10:40 (your local time)." or "" when unknown. */
+export function expectedStartText(expectedStart, now = Date.now()) {
+  const when = parseInstant(expectedStart);
+  if (!when) return "";
+  // An estimate in the past means "any moment now": say so rather than show a time gone by.
+  if (when.getTime() <= now) return "Your consultation should start any moment now.";
+  return `Your consultation should start at about ${formatTime(when)} (your local time).`;
 }

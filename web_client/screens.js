@@ -179,3 +179,51 @@ export function renderSafetyCode(code) {
   setText("safety-code", code || "");
   byTestId("safety").hidden = !code;
 }
+
+/** Newest first: the latest word from the practitioner is what matters. */
+export function addPractitionerMessage(message, sentAt, formatTime) {
+  const item = document.createElement("li");
+  item.className = "practitioner-message";
+  item.dataset.testid = "practitioner-message";
+  const time = document.createElement("time");
+  time.className = "message-time";
+  time.dateTime = sentAt.toISOString();
+  time.textContent = formatTime(sentAt);
+  const body = document.createElement("span");
+  body.textContent = message; // Text, never HTML: it comes from another person.
+  item.append(time, body);
+  byTestId("practitioner-message-list").prepend(item);
+  byTestId("practitioner-messages").hidden = false;
+}
+
+/** Removes the remote videos only; our own camera keeps playing. */
+export function clearRemoteVideos() {
+  for (const tile of document.querySelectorAll(".remote-tile")) {
+    const video = tile.querySelector("video");
+    if (video) video.srcObject = null;
+    tile.remove();
+  }
+  updatePlaceholder();
+}
+
+/** A "Send back to the waiting room" button on a patient's or guest's tile. */
+export function addReturnToWaiting(subscriptionId, name, onClick) {
+  for (const tile of byTestId("remote-videos").querySelectorAll(".remote-tile")) {
+    if (tile.dataset.subscriptionId !== subscriptionId) continue;
+    const button = document.createElement("button");
+    button.type = "button";
+    button.className = "button return-to-waiting";
+    button.dataset.testid = "return-to-waiting";
+    button.textContent = "Send back to waiting room";
+    button.setAttribute("aria-label", `Send ${name} back to the waiting room`);
+    button.addEventListener("click", () => onClick(button));
+    tile.append(button);
+  }
+}
+
+export function showGuestLink(name, link) {
+  setText("guest-link-name", name);
+  byTestId("guest-link").value = link;
+  setText("copy-guest-link-status", "");
+  byTestId("guest-link-block").hidden = false;
+}

@@ -14,12 +14,16 @@ export class SignallingError extends Error {
 
 export class Signalling {
   /**
-   * @param {{token: string, roomId: string}} credentials
+   * @param {{token: string, roomId: string, resumeSecret?: () => string | null}} credentials
+   *   `resumeSecret` is read at every (re)connection: the server may have issued a new one.
    * @param {Function} io the global from the vendored socket.io client
    */
-  constructor({ token, roomId }, io) {
+  constructor({ token, roomId, resumeSecret = () => null }, io) {
     this.socket = io({
-      auth: { token, room_id: roomId },
+      auth: (send) => {
+        const resume = resumeSecret();
+        send(resume ? { token, room_id: roomId, resume } : { token, room_id: roomId });
+      },
       // The contract is websocket only; no long-polling round trips first.
       transports: ["websocket"],
       // A connection that opens then dies before the handshake raises no

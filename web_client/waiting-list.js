@@ -2,15 +2,21 @@
 // keyed by entry id, so a re-render never steals keyboard focus from an
 // Admit or Decline button.
 
-import { formatWaited, parseInstant } from "./format.js";
+import { formatTime, formatWaited, parseInstant } from "./format.js";
 import { byTestId, setInline } from "./screens.js";
 
 const REFRESH_MS = 15_000;
 
 export class WaitingList {
-  /** `actions` is {admit(entryId, name), deny(entryId, name)}; both return Promises. */
-  constructor(actions) {
+  /**
+   * `actions` is {admit(entryId, name), deny(entryId, name, reason)}; both return Promises.
+   * `onArrival()` runs when someone new checks in (a chime: the practitioner may be in
+   * another tab).
+   */
+  constructor(actions, { onArrival = () => {} } = {}) {
     this.actions = actions;
+    this.onArrival = onArrival;
+    this.rendered = false;
     this.list = byTestId("waiting-entries");
     this.items = new Map();
     this.names = new Map();
@@ -42,6 +48,9 @@ export class WaitingList {
         arrivals.push(item.name);
       }
       item.since = parseInstant(entry.waiting_since) || item.since;
+      item.awaySince = parseInstant(entry.away_since);
+      item.element.classList.toggle("is-away", item.awaySince !== null);
+      item.element.dataset.away = item.awaySince ? "true" : "false";
       this.names.set(entry.entry_id, item.name);
       const current = this.list.children[index];
       if (current !== item.element) this.list.insertBefore(item.element, current || null);
@@ -52,6 +61,9 @@ export class WaitingList {
     title.textContent = this.items.size ? `Waiting room (${this.items.size})` : "Waiting room";
     // A practitioner busy in another tab sees the count in the tab title.
     document.title = this.items.size ? `(${this.items.size}) Teleconsultation` : "Teleconsultation";
+    // The first list is who was already there when the consultation opened.
+    if (arrivals.length && this.rendered) this.onArrival();
+    this.rendered = true;
     if (arrivals.length) {
       byTestId("waiting-announcer").textContent =
         arrivals.length === 1 ? `${arrivals[0]} is waiting.` : `${arrivals.join(", ")} are waiting.`;
@@ -64,10 +76,18 @@ export class WaitingList {
     element.className = "waiting-entry";
     element.dataset.testid = "waiting-entry";
     element.dataset.entryId = entry.entry_id;
+    element.dataset.role = entry.role === "guest" ? "guest" : "patient";
 
     const who = document.createElement("p");
     who.className = "waiting-name";
     who.textContent = name;
+    if (entry.role === "guest") {
+      const badge = document.createElement("span");
+      badge.className = "guest-badge";
+      badge.dataset.testid = "guest-badge";
+      badge.textContent = "guest";
+      who.append(" ", badge);
+    }
     const waited = document.createElement("p");
     waited.className = "waiting-time";
 
@@ -75,16 +95,27 @@ export class WaitingList {
     buttons.className = "waiting-actions";
     const admit = actionButton("admit", "Admit", name, "button button-primary");
     const deny = actionButton("deny", "Decline", name, "button");
-    buttons.append(admit, deny);
+    const reason = document.createElement("input");
+    reason.dataset.testid = "deny-reason";
+    reason.maxLength = 300;
+    reason.placeholder = "Reason if you decline (optional, shown to them)";
+    reason.setAttribute("aria-label", `Reason for declining ${name}, shown to them`);
+    buttons.append(admit, reason, deny);
     element.append(who, waited, buttons);
 
-    const item = { element, waited, name, since: parseInstant(entry.waiting_since) };
+    const item = {
+      element,
+      waited,
+      name,
+      since: parseInstant(entry.waiting_since),
+      awaySince: null,
+    };
     const run = async (action) => {
       admit.disabled = true;
       deny.disabled = true;
       setInline("waiting-list-error", "");
       try {
-        await action(entry.entry_id, name);
+        await action(entry.entry_id, name, reason.value);
       } catch (error) {
         setInline("waiting-list-error", error.message || "That did not work. Please try again.");
         admit.disabled = false;
@@ -99,7 +130,11 @@ export class WaitingList {
   refreshTimes() {
     const now = Date.now();
     for (const item of this.items.values()) {
-      item.waited.textContent = item.since ? formatWaited(item.since, now) : "waiting";
+      const waited = item.since ? formatWaited(item.since, now) : "waiting";
+      // Their connection dropped; the place is kept for a while in case they come back.
+      item.waited.textContent = item.awaySince
+        ? `${waited} · away since ${formatTime(item.awaySince)}`
+        : waited;
     }
   }
 
