@@ -1,1 +1,1 @@
-"""The media relay: an aiortc SFU that forwards encoded frames it never decodes."""
+"""The media relay: an aiortc SFU that forwards RTP packets whose media it never decodes."""

@@ -87,20 +87,21 @@ class SendStream:
         if isinstance(packet, RtcpPsfbPacket) and packet.fmt in (RTCP_PSFB_PLI, RTCP_PSFB_FIR):
             self.request_keyframe()
 
-    def send_due(self, now: float, wall: float) -> None:
+    def send_due(self, now: float) -> None:
         if self.egress.buffer is None and not self.egress.ready():
             return
         while self.next_due <= now:
-            self._send_frame(wall)
+            self._send_frame()
             self.next_due += self.interval
 
-    def _send_frame(self, wall: float) -> None:
+    def _send_frame(self) -> None:
         egress = self.egress
         buf = egress.buffer
         assert buf is not None
         payloads = self.frames[self.index]
         self.index = (self.index + 1) % len(self.frames)
-        stamp = abs_send_time(wall)
+        # Read per frame, not per tick: the stamp must not predate the send.
+        stamp = abs_send_time(time.time())
         last = len(payloads) - 1
         for i, payload in enumerate(payloads):
             size = len(payload)
@@ -257,9 +258,8 @@ class LoadGenerator:
         streams = self.streams()
         while self.sending:
             now = time.monotonic()
-            wall = time.time()
             for stream in streams:
-                stream.send_due(now, wall)
+                stream.send_due(now)
             await asyncio.sleep(TICK)
 
     async def wait_flowing(self) -> bool:

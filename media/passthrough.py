@@ -11,7 +11,9 @@ impossible. Two hooks replace the codec work:
   encoded frame again (`pack`), so no codec context is ever opened.
 
 Both rely on aiortc internals, checked at install time so an upgrade that
-moves them fails loudly instead of silently decoding.
+moves them fails loudly instead of silently decoding. The relay uses them in
+its `frames` mode, the walking skeleton's path, kept as a benchmark baseline
+for the RTP fast path (`media.rtp_forwarding`).
 """
 
 from __future__ import annotations

@@ -279,7 +279,8 @@ class PublishedTrack:
         Requests inside the interval collapse into one sent at its end, so a
         subscriber is never left waiting for the publisher's next natural one.
         """
-        if self.kind != "video":
+        if self.kind != "video" or self.ssrc is None:
+            # With no SSRC yet, the source's first packet asks (`switch_source`).
             return
         now = time.monotonic()
         wait = self._last_request + KEYFRAME_REQUEST_INTERVAL - now
@@ -327,6 +328,8 @@ class PublicationRouter:
         self.by_ssrc: dict[int, PublishedTrack] = {}
         self.by_payload_type: dict[int, PublishedTrack] = {}
         self.rtx_payload_types: dict[int, tuple[PublishedTrack, int]] = {}
+        # SSRCs a track moved away from: their stragglers must not switch it back.
+        self.retired: set[int] = set()
         self.unrouted = 0
         self._latency = latency
         self._count = 0
@@ -353,11 +356,15 @@ class PublicationRouter:
         if length < 12:
             return
         ssrc = _U32.unpack_from(view, 8)[0]
+        if ssrc in self.retired:
+            self.unrouted += 1
+            return
         payload_type = view[1] & 0x7F
         track = self.by_payload_type.get(payload_type)
         if track is not None:
             if track.ssrc is not None:
                 self.by_ssrc.pop(track.ssrc, None)
+                self.retired.add(track.ssrc)
             track.switch_source(ssrc)
             self.by_ssrc[ssrc] = track
             track.on_packet(view, length, now)

@@ -455,6 +455,14 @@ def step_away(room: Room, entry_id: str, connection: int, now: datetime) -> Tran
     )
 
 
+def leave_from(room: Room, entry_id: str, connection: int, now: datetime) -> Transition:
+    """`leave` sent by one connection: one replaced by a newer connection changes nothing."""
+    found = room.waiting.get(entry_id) or room.participant(entry_id)
+    if found is not None and found.connection != connection:
+        return Transition(room)
+    return leave(room, entry_id, now)
+
+
 def resume(room: Room, actor: Actor, presented_hash: str, now: datetime) -> Transition:
     """A new connection of the same person presents the secret: it takes the entry over.
 

@@ -82,6 +82,7 @@ def make_app(
         clock,
         event_log=event_log,
         no_show_after=settings.no_show_after,
+        away_grace=settings.resume_grace,
     )
     app[SETTINGS] = settings
     app[HUB] = hub

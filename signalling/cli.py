@@ -77,16 +77,24 @@ def main(argv: Sequence[str] | None = None) -> int:
             "generated throwaway secrets (links die with this process).",
             file=sys.stderr,
         )
+    banner: list[str] = []
     if settings.secrets_generated or args.demo:
 
         async def demo(app: web.Application) -> AsyncIterator[None]:
             hub = app[HUB]
             room = await create_demo_room(hub, settings, hub.clock())
-            print(demo_banner(settings, room), flush=True)
+            banner.append(demo_banner(settings, room))
             yield
 
         app.cleanup_ctx.append(demo)
-    web.run_app(app, host=settings.host, port=settings.port, print=None, access_log=None)
+
+    def listening(_: str) -> None:
+        # aiohttp calls this once the socket is bound: links printed earlier
+        # could be opened before anything answers them.
+        for text in banner:
+            print(text, flush=True)
+
+    web.run_app(app, host=settings.host, port=settings.port, print=listening, access_log=None)
     return 0
 
 

@@ -81,6 +81,7 @@ def desk_document(
                         "name": view.name,
                         "role": view.role.value,
                         "waiting_since": view.waiting_since.isoformat(),
+                        "away_since": time(view.away_since),
                     }
                     for view in room.waiting.practitioner_view()
                 ],

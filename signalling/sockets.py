@@ -151,8 +151,6 @@ class SignallingNamespace:
         self.hub = hub
         self.settings = settings
         self.sessions: dict[str, SocketSession] = {}
-        # Until make_app passes it to the hub itself.
-        hub.away_grace = settings.resume_grace
         sio.on("connect", self.connect)
         sio.on("disconnect", self.disconnect)
         handlers: dict[str, Callable[[SocketSession, Any], Awaitable[Ack]]] = {
@@ -428,7 +426,9 @@ class SignallingNamespace:
         # The hub tells those still in the call (`e2ee_peer_left`) to rotate their keys.
         await self.hub.apply(
             session.room_id,
-            lambda room: transitions.leave(room, session.entry_id, self.hub.clock()),
+            lambda room: transitions.leave_from(
+                room, session.entry_id, session.connection, self.hub.clock()
+            ),
         )
 
     async def _require_in_call(self, session: SocketSession) -> Room:

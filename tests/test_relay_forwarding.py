@@ -10,13 +10,17 @@ from __future__ import annotations
 import asyncio
 import json
 import sys
+from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
 import pytest
+from aiohttp.test_utils import TestServer
 from aiortc import rtcrtpreceiver, rtcrtpsender
 
-from signalling.app import HUB
+from media.relay import Relay
+from signalling.app import HUB, make_app
+from signalling.config import Settings
 from tests.conftest import LiveServer
 
 REPO = Path(__file__).resolve().parent.parent
@@ -124,3 +128,23 @@ async def test_late_subscriber_gets_a_keyframe_at_once(
     # Far below the 200 s a natural keyframe would take at 15 fps.
     assert result["admit_to_first_patient_frame_ms"] < 5000, result
     assert codec_tripwires == []
+
+
+async def test_frames_mode_still_forwards_without_codec_work(
+    aiohttp_server: Callable[..., Awaitable[TestServer]],
+    settings: Settings,
+    codec_tripwires: list[str],
+) -> None:
+    """The skeleton's frame pass-through stays usable: it is the benchmark's baseline."""
+    relay = Relay(mode="frames")
+    server = LiveServer(await aiohttp_server(make_app(settings, relay=relay), host="127.0.0.1"))
+    room = await server.book()
+    result = await run_synthetic_call(server, room, seconds=3)
+
+    for side in ("patient", "practitioner"):
+        reception = only_reception(result, side)
+        assert reception["video_frames"] >= 25, reception
+        assert reception["pattern_frames"] == reception["video_frames"], reception
+        assert reception["audio_frames"] >= 75, reception
+    assert codec_tripwires == []
+    assert relay.forwarding_stats()["mode"] == "frames"

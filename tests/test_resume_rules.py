@@ -21,11 +21,13 @@ from rooms.room import (
     hash_resume_secret,
     join_as_practitioner,
     leave,
+    leave_from,
     next_expiry,
     resume,
     return_to_waiting,
     step_away,
 )
+from signalling.config import ConfigError, settings_from_env
 from signalling.room_codec import decode_room, encode_room
 
 START = datetime(2030, 3, 4, 10, 0, tzinfo=UTC)
@@ -107,6 +109,9 @@ def test_the_late_disconnect_of_a_replaced_connection_does_not_mark_the_entry_aw
     room = resume(two_waiting(), ALICE, hash_resume_secret(SECRET), INSIDE).room
     assert step_away(room, "e1", 0, INSIDE).room == room
     assert step_away(room, "e1", 1, INSIDE).room.waiting.entries[0].away_since == INSIDE
+    # Nor can it make the entry leave; the connection holding it can.
+    assert leave_from(room, "e1", 0, INSIDE).room == room
+    assert "e1" not in leave_from(room, "e1", 1, INSIDE).room.waiting
 
 
 def test_away_longer_than_the_grace_is_removed_like_a_leave() -> None:
@@ -176,3 +181,13 @@ def test_nothing_to_take_back_after_a_denial_or_the_end() -> None:
     with pytest.raises(DomainError) as refused:
         resume(ended, ALICE, hash_resume_secret(OTHER_SECRET), INSIDE)
     assert refused.value.code is ErrorCode.ROOM_ENDED
+
+
+def test_the_grace_is_configurable_in_minutes() -> None:
+    assert settings_from_env({}).resume_grace == timedelta(minutes=2)
+    assert settings_from_env({"TELECONSULT_RESUME_GRACE_MINUTES": "5"}).resume_grace == timedelta(
+        minutes=5
+    )
+    for bad in ("-1", "two"):
+        with pytest.raises(ConfigError, match="TELECONSULT_RESUME_GRACE_MINUTES"):
+            settings_from_env({"TELECONSULT_RESUME_GRACE_MINUTES": bad})

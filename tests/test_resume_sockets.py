@@ -21,10 +21,19 @@ class Device(SyntheticParticipant):
         super().__init__(server.base_url, link, label)
         self.resume = resume
         self.events: dict[str, list[Any]] = {}
-        for event in ("waiting", "replaced", "e2ee_peer_left", "subscription_closed"):
-            self.sio.on(
-                event, lambda data, event=event: self.events.setdefault(event, []).append(data)
-            )
+        for event in ("replaced", "e2ee_peer_left"):
+            self.sio.on(event, lambda data, event=event: self._record(event, data))
+
+    def _record(self, event: str, data: Any) -> None:
+        self.events.setdefault(event, []).append(data)
+
+    async def _on_waiting(self, data: dict[str, Any]) -> None:
+        self._record("waiting", data)
+        await super()._on_waiting(data)
+
+    async def _on_subscription_closed(self, data: dict[str, Any]) -> None:
+        self._record("subscription_closed", data)
+        await super()._on_subscription_closed(data)
 
     async def connect(self, timeout: float = 10.0) -> dict[str, Any]:
         auth = {"token": self.token, "room_id": self.room_id}
@@ -66,7 +75,7 @@ async def test_a_reload_within_the_grace_keeps_the_place_across_rooms(
     live_server: LiveServer,
 ) -> None:
     first = await live_server.book(starts_in=timedelta(minutes=5))
-    second = await live_server.book(starts_in=timedelta(minutes=20), patient_name="Bruno Petit")
+    second = await live_server.book(starts_in=timedelta(minutes=12), patient_name="Bruno Petit")
     doctor = await device(live_server, first["links"]["practitioner"], "doctor")
     alice = await device(live_server, first["links"]["patient"], "alice")
     bruno = await device(live_server, second["links"]["patient"], "bruno")
@@ -102,7 +111,7 @@ async def test_a_reload_within_the_grace_keeps_the_place_across_rooms(
 
 async def test_after_the_grace_the_place_is_gone(live_server: LiveServer) -> None:
     first = await live_server.book(starts_in=timedelta(minutes=5))
-    second = await live_server.book(starts_in=timedelta(minutes=20))
+    second = await live_server.book(starts_in=timedelta(minutes=12))
     hub = live_server.app[HUB]
     assert hub.away_grace == live_server.app[SETTINGS].resume_grace == timedelta(minutes=2)
     doctor = await device(live_server, first["links"]["practitioner"], "doctor")

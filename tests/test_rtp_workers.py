@@ -13,7 +13,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 
 from media.relay import MediaError
-from media.worker_relay import WorkerRelay
+from media.worker_relay import WorkerConnection, WorkerRelay
 from signalling.app import HUB, make_app
 from signalling.config import Settings
 from tests.conftest import LiveServer
@@ -73,3 +73,26 @@ async def test_worker_errors_keep_their_codes(live_server: LiveServer) -> None:
         await relay.answer("room-x", "alice", "nope", "v=0")
     assert unknown.value.code == "unknown_subscription"
     await relay.close_room("room-x")
+
+
+async def test_worker_closes_the_rooms_of_a_peer_that_went_away() -> None:
+    """A restarted signalling process must not leave its calls running in the worker."""
+    relay = WorkerRelay(1)
+    await relay.start()
+    try:
+        path = relay.processes[0].socket_path
+        first = await WorkerConnection.open(path)
+        await first.request("join", room_id="room-a", participant_id="alice")
+        await first.request("join", room_id="room-b", participant_id="bob")
+        assert (await first.request("stats"))["rooms"] == 2
+        await first.close()
+
+        second = await WorkerConnection.open(path)
+        for _ in range(50):
+            if (await second.request("stats"))["rooms"] == 0:
+                break
+            await asyncio.sleep(0.05)
+        assert (await second.request("stats"))["rooms"] == 0
+        await second.close()
+    finally:
+        await relay.close()

@@ -104,7 +104,10 @@ function render(desk) {
       waitingIds.add(entry.entry_id);
       const line = element("div", { class: "desk-waiting-entry", "data-testid": "desk-waiting-entry", "data-entry-id": entry.entry_id });
       const who = entry.role === "guest" ? `${entry.name} (guest)` : entry.name;
-      line.append(element("span", {}, who));
+      const away = parseInstant(entry.away_since);
+      line.dataset.away = away ? "true" : "false";
+      // Reloading or offline for a moment: their place is kept for a while.
+      line.append(element("span", {}, away ? `${who} — away since ${formatTime(away)}` : who));
       const reason = element("input", { "data-testid": "desk-deny-reason", maxlength: "300", placeholder: "Reason shown to the patient (optional)", "aria-label": "Reason" });
       line.append(
         button("Admit", "desk-admit", () => admit(row, entry)),
