@@ -18,7 +18,7 @@ import socketio
 
 from rooms.errors import DomainError, ErrorCode
 from rooms.roles import Actor, Role
-from rooms.room import Room, admit, deny
+from rooms.room import Room, admit, deny, end, return_to_waiting
 from signalling import tokens
 from signalling.config import Settings
 from signalling.links import join_link
@@ -85,6 +85,12 @@ def desk_document(
                     }
                     for view in room.waiting.practitioner_view()
                 ],
+                # Patients and guests in the call, whom the desk can send back to wait.
+                "in_call": [
+                    {"entry_id": p.entry_id, "name": p.name, "role": p.role.value}
+                    for p in room.in_call
+                    if p.role is not Role.PRACTITIONER
+                ],
                 "link": join_link(settings, room, Role.PRACTITIONER) if open_room else None,
             }
         )
@@ -103,6 +109,8 @@ class DeskNamespace:
             "admit": self.admit,
             "deny": self.deny,
             "message": self.message,
+            "return_to_waiting": self.return_to_waiting,
+            "end": self.end,
             "refresh": self.refresh,
         }
         for event, handler in handlers.items():
@@ -189,6 +197,23 @@ class DeskNamespace:
         actor = Actor(practitioner_id, Role.PRACTITIONER)
         now = self.hub.clock()
         await self.hub.apply(room.id, lambda r: deny(r, actor, entry_id, now, reason))
+        return _ok()
+
+    async def return_to_waiting(self, practitioner_id: str, data: Any) -> Ack:
+        room = await self._room_of(practitioner_id, data)
+        entry_id = _text(data, "entry_id", 100)
+        assert entry_id is not None
+        actor = Actor(practitioner_id, Role.PRACTITIONER)
+        now = self.hub.clock()
+        await self.hub.apply(room.id, lambda r: return_to_waiting(r, actor, entry_id, now))
+        return _ok()
+
+    async def end(self, practitioner_id: str, data: Any) -> Ack:
+        """End a consultation for everyone in it, from the desk."""
+        room = await self._room_of(practitioner_id, data)
+        actor = Actor(practitioner_id, Role.PRACTITIONER)
+        now = self.hub.clock()
+        await self.hub.apply(room.id, lambda r: end(r, actor, now))
         return _ok()
 
     async def message(self, practitioner_id: str, data: Any) -> Ack:

@@ -221,6 +221,29 @@ async def test_admit_deny_and_message_from_the_desk(live_server: LiveServer) -> 
         await desk.close()
 
 
+async def test_the_desk_ends_and_sends_back_only_its_own_rooms(live_server: LiveServer) -> None:
+    mine = await book_for(live_server, "prac-1")
+    foreign = await book_for(live_server, "prac-2")
+    desk = Desk(live_server, await desk_link(live_server, "prac-1"))
+    await desk.connect()
+    try:
+        for event, data in [
+            ("end", {"room_id": foreign["room_id"]}),
+            ("return_to_waiting", {"room_id": foreign["room_id"], "entry_id": "x" * 12}),
+            ("end", {}),
+        ]:
+            ack = await desk.call(event, data)
+            assert ack["error"]["code"] == "room_not_found", (event, ack)
+        ack = await desk.call(
+            "return_to_waiting", {"room_id": mine["room_id"], "entry_id": "x" * 12}
+        )
+        assert ack["error"]["code"] == "not_in_call"
+        assert (await desk.call("end", {"room_id": mine["room_id"]}))["ok"]
+        await desk.until(lambda d: states(d) == ["ended"])
+    finally:
+        await desk.close()
+
+
 async def test_patient_cannot_use_the_desk_events(live_server: LiveServer) -> None:
     room = await book_for(live_server, "prac-1")
     patient = SyntheticParticipant(live_server.base_url, room["links"]["patient"])
@@ -273,6 +296,35 @@ async def test_the_desk_page_shows_arrivals_live_and_admits(live_server: LiveSer
             assert all("#" not in url for url in opened)
             await expect(rows.nth(1)).to_have_attribute("data-state", "in_consultation")
             await expect(page).to_have_title("Desk — Teleconsultation")
+
+            # Back to the waiting room from the desk; typing survives live updates.
+            returned: list[Any] = []
+            patient.sio.on("returned_to_waiting", returned.append)
+            await rows.nth(1).get_by_test_id("desk-return-to-waiting").click()
+            await expect(rows.nth(1)).to_have_attribute("data-state", "waiting")
+            assert returned == [{}]
+            reason = rows.nth(1).get_by_test_id("desk-deny-reason")
+            await reason.fill("Half-typed reason")
+            other = SyntheticParticipant(live_server.base_url, first["links"]["patient"])
+            await other.connect()
+            await other.check_in()  # an update re-renders the table
+            await expect(rows.nth(0)).to_have_attribute("data-state", "waiting")
+            await expect(reason).to_have_value("Half-typed reason")
+            await other.close()
+
+            # A message to this one patient, then admit again and end from the desk.
+            heard: list[dict[str, Any]] = []
+            patient.sio.on("practitioner_message", heard.append)
+            await rows.nth(1).get_by_test_id("desk-room-message-text").fill("Two more minutes")
+            await rows.nth(1).get_by_test_id("desk-room-message-send").click()
+            await expect(page.get_by_test_id("desk-summary")).to_contain_text("Message sent")
+            assert [m["text"] for m in heard] == ["Two more minutes"]
+            async with context.expect_page():
+                await rows.nth(1).get_by_test_id("desk-admit").click()
+            await expect(rows.nth(1)).to_have_attribute("data-state", "in_consultation")
+            await rows.nth(1).get_by_test_id("desk-end").click()
+            await expect(rows.nth(1)).to_have_attribute("data-state", "ended")
+            await asyncio.wait_for(patient.ended.wait(), 10)
         finally:
             await patient.close()
 

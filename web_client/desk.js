@@ -82,9 +82,25 @@ function stateText(row, now) {
   return label;
 }
 
+// The table is rebuilt on every update: keep what the practitioner is typing.
+function typedInputs() {
+  const typed = new Map();
+  for (const input of rowsBody.querySelectorAll("input[data-key]")) typed.set(input.dataset.key, input.value);
+  const focused = document.activeElement && document.activeElement.dataset ? document.activeElement.dataset.key : undefined;
+  return { typed, focused };
+}
+
+function restoreInputs({ typed, focused }) {
+  for (const input of rowsBody.querySelectorAll("input[data-key]")) {
+    if (typed.has(input.dataset.key)) input.value = typed.get(input.dataset.key);
+    if (input.dataset.key === focused) input.focus();
+  }
+}
+
 function render(desk) {
   lastDesk = desk;
   const now = Date.now();
+  const typing = typedInputs();
   rowsBody.replaceChildren();
   let waitingCount = 0;
   const waitingIds = new Set();
@@ -108,13 +124,35 @@ function render(desk) {
       line.dataset.away = away ? "true" : "false";
       // Reloading or offline for a moment: their place is kept for a while.
       line.append(element("span", {}, away ? `${who} — away since ${formatTime(away)}` : who));
-      const reason = element("input", { "data-testid": "desk-deny-reason", maxlength: "300", placeholder: "Reason shown to the patient (optional)", "aria-label": "Reason" });
+      const reason = element("input", { "data-testid": "desk-deny-reason", "data-key": `reason-${entry.entry_id}`, maxlength: "300", placeholder: "Reason shown to the patient (optional)", "aria-label": "Reason" });
       line.append(
         button("Admit", "desk-admit", () => admit(row, entry)),
         reason,
         button("Deny", "desk-deny", () => deny(row, entry, reason.value), "button-danger"),
       );
       actions.append(line);
+    }
+    for (const person of row.in_call || []) {
+      const line = element("div", { class: "desk-waiting-entry", "data-testid": "desk-in-call-entry", "data-entry-id": person.entry_id });
+      line.append(
+        element("span", {}, person.role === "guest" ? `${person.name} (guest), in the call` : `${person.name}, in the call`),
+        button("Send back to waiting room", "desk-return-to-waiting", () => act("return_to_waiting", { room_id: row.room_id, entry_id: person.entry_id })),
+      );
+      actions.append(line);
+    }
+    if (row.state === "in_consultation") {
+      actions.append(button("End consultation", "desk-end", () => act("end", { room_id: row.room_id }), "button-danger"));
+    }
+    if (row.state === "waiting") {
+      const text = element("input", { "data-testid": "desk-room-message-text", "data-key": `message-${row.room_id}`, maxlength: "500", placeholder: "Message to this patient", "aria-label": "Message to this patient" });
+      actions.append(
+        text,
+        button("Send", "desk-room-message-send", async () => {
+          if (!text.value.trim()) return;
+          const ack = await request("message", { room_id: row.room_id, text: text.value.trim() });
+          summary.textContent = ack.ok ? "Message sent." : ack.error.message;
+        }),
+      );
     }
     if (row.link) {
       const open = element("a", { href: row.link, target: `room-${row.room_id}`, rel: "noopener", "data-testid": "desk-open", class: "button button-secondary" }, "Open room");
@@ -123,6 +161,7 @@ function render(desk) {
     tr.append(actions);
     rowsBody.append(tr);
   }
+  restoreInputs(typing);
   empty.hidden = desk.rows.length !== 0;
   summary.textContent = waitingCount === 0 ? "Nobody is waiting." : `${waitingCount} waiting.`;
   document.title = waitingCount ? `(${waitingCount}) waiting — ${baseTitle}` : baseTitle;
@@ -150,6 +189,11 @@ async function admit(row, entry) {
   }
   // The consultation happens in the room: open it beside the desk.
   window.open(ack.link, `room-${row.room_id}`, "noopener");
+}
+
+async function act(event, payload) {
+  const ack = await request(event, payload);
+  if (!ack.ok) summary.textContent = ack.error.message;
 }
 
 async function deny(row, entry, reason) {
