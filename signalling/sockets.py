@@ -151,6 +151,7 @@ class SignallingNamespace:
         self.hub = hub
         self.settings = settings
         self.sessions: dict[str, SocketSession] = {}
+        self._hello_budget = RateLimit(per_minute=60)
         sio.on("connect", self.connect)
         sio.on("disconnect", self.disconnect)
         handlers: dict[str, Callable[[SocketSession, Any], Awaitable[Ack]]] = {
@@ -457,6 +458,9 @@ class SignallingNamespace:
 
     async def e2ee_hello(self, session: SocketSession, data: Any) -> Ack:
         """Forward our public key to the others in the call, or to one of them (`to`)."""
+        if not self._hello_budget.allow(session.entry_id, self.hub.clock()):
+            # A page sends a handful per join or rekey; more is a page flooding the others.
+            return _error("rate_limited", "Too many key announcements; wait a few seconds.")
         room = await self._require_in_call(session)
         fields = _e2ee_fields(data, {"public_key", "to"})
         public_key = _public_key(fields.get("public_key"))
@@ -490,6 +494,26 @@ class SignallingNamespace:
             room=entry_channel(to),
         )
         return _ok()
+
+
+class RateLimit:
+    """At most `per_minute` events per key in any rolling minute (keys forgotten when idle)."""
+
+    def __init__(self, per_minute: int) -> None:
+        self.per_minute = per_minute
+        self._seen: dict[str, list[datetime]] = {}
+
+    def allow(self, key: str, now: datetime) -> bool:
+        recent = [t for t in self._seen.get(key, ()) if (now - t).total_seconds() < 60]
+        if len(recent) >= self.per_minute:
+            self._seen[key] = recent
+            return False
+        recent.append(now)
+        self._seen[key] = recent
+        if len(self._seen) > 10_000:
+            # Bounded memory: drop keys with nothing in the last minute.
+            self._seen = {k: v for k, v in self._seen.items() if (now - v[-1]).total_seconds() < 60}
+        return True
 
 
 def _entry_id(data: Any) -> str:

@@ -274,3 +274,16 @@ async def test_session_tells_the_browser_the_mode(aiohttp_server: Any, mode: str
         assert session["e2ee"] == mode
     finally:
         await patient.close()
+
+
+def test_key_announcements_are_rate_limited_per_participant() -> None:
+    from datetime import UTC, datetime, timedelta
+
+    from signalling.sockets import RateLimit
+
+    limit = RateLimit(per_minute=3)
+    start = datetime(2030, 1, 1, tzinfo=UTC)
+    assert [limit.allow("a", start) for _ in range(4)] == [True, True, True, False]
+    assert limit.allow("b", start)  # per participant
+    assert not limit.allow("a", start + timedelta(seconds=59))
+    assert limit.allow("a", start + timedelta(seconds=60))
