@@ -63,13 +63,26 @@ class ConnectionListener:
 
 
 class WorkerServer:
+    """Serves `media.worker_protocol` on any stream: a worker's Unix socket, a relay node's TCP.
+
+    Several signalling connections may share a room (relay nodes): each
+    participant belongs to the connection that joined it, and when a
+    connection ends only its participants leave; the others keep their call.
+    """
+
     def __init__(self, relay: Relay) -> None:
         self.relay = relay
         self._tasks: set[asyncio.Task[None]] = set()
+        # (room id, participant id) -> the connection that joined it.
+        self._owners: dict[tuple[str, str], object] = {}
+
+    @property
+    def participants(self) -> int:
+        return len(self._owners)
 
     async def serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         lock = asyncio.Lock()
-        rooms: set[str] = set()
+        connection = object()
 
         async def send(message: dict[str, Any]) -> None:
             if writer.is_closing():
@@ -83,38 +96,52 @@ class WorkerServer:
         try:
             while line := await reader.readline():
                 message = protocol.decode(line)
-                if message.get("op") == "join":
-                    rooms.add(str((message.get("args") or {}).get("room_id")))
                 # Requests run concurrently: a slow ICE setup must not hold up another room.
-                task = asyncio.ensure_future(self._answer(message, send))
+                task = asyncio.ensure_future(self._answer(message, send, connection))
                 self._tasks.add(task)
                 task.add_done_callback(self._tasks.discard)
         except (ConnectionError, ValueError) as exc:
-            logger.warning("relay worker connection ended: %s", type(exc).__name__)
+            logger.warning("relay connection ended: %s", type(exc).__name__)
         finally:
             writer.close()
-            # Whoever placed these rooms here is gone: nobody can signal them any more.
-            for room_id in rooms:
-                await self.relay.close_room(room_id)
+            # Whoever joined these participants is gone: nobody can signal them any more.
+            # Participants joined by other connections keep their call.
+            for key in [k for k, owner in self._owners.items() if owner is connection]:
+                self._owners.pop(key, None)
+                await self.relay.leave(*key)
 
-    async def _answer(self, message: dict[str, Any], send: Any) -> None:
+    async def _answer(self, message: dict[str, Any], send: Any, connection: object) -> None:
         request_id = message.get("id")
         try:
-            result = await self._dispatch(str(message.get("op")), message.get("args") or {}, send)
+            args = message.get("args") or {}
+            if not isinstance(args, dict):
+                raise MediaError("invalid_request", "args must be an object.")
+            result = await self._dispatch(str(message.get("op")), args, send, connection)
             response: dict[str, Any] = {"id": request_id, "ok": True, "result": result}
         except MediaError as exc:
             response = {"id": request_id, "ok": False, "error": _error(exc.code, exc.message)}
+        except KeyError as exc:
+            problem = _error("invalid_request", f"Missing argument {exc.args[0]!r}.")
+            response = {"id": request_id, "ok": False, "error": problem}
         except Exception:
             logger.exception("relay worker request %s failed", message.get("op"))
             response = {"id": request_id, "ok": False, "error": _error("media_failed", "Failed.")}
         await send(response)
 
-    async def _dispatch(self, op: str, args: dict[str, Any], send: Any) -> Any:
+    async def _dispatch(self, op: str, args: dict[str, Any], send: Any, connection: object) -> Any:
         relay = self.relay
         if op == "join":
             room_id, participant_id = str(args["room_id"]), str(args["participant_id"])
             listener = ConnectionListener(send, room_id, participant_id)
-            await relay.join(room_id, participant_id, listener, args.get("info") or {})
+            # The first joiner keeps it: its listener is the one the relay calls.
+            key = (room_id, participant_id)
+            owned = self._owners.setdefault(key, connection) is connection
+            try:
+                await relay.join(room_id, participant_id, listener, args.get("info") or {})
+            except Exception:
+                if owned:
+                    self._owners.pop(key, None)
+                raise
             return None
         if op == "publish":
             return await relay.publish(args["room_id"], args["participant_id"], args.get("sdp"))
@@ -127,10 +154,14 @@ class WorkerServer:
             )
             return None
         if op == "leave":
+            self._owners.pop((str(args["room_id"]), str(args["participant_id"])), None)
             await relay.leave(args["room_id"], args["participant_id"])
             return None
         if op == "close_room":
-            await relay.close_room(args["room_id"])
+            room_id = str(args["room_id"])
+            for key in [k for k in self._owners if k[0] == room_id]:
+                self._owners.pop(key, None)
+            await relay.close_room(room_id)
             return None
         if op == "stats":
             return relay.stats()

@@ -14,11 +14,23 @@ events (a subscription offer for a participant, a subscription closed):
 Operations mirror `media.relay.Relay`: join, publish, answer, leave,
 close_room, stats, forwarding_stats, reset_latency. Media never crosses this
 socket: only SDP, and only at call setup.
+
+Relay nodes (`teleconsult relay`) serve the same protocol over TCP, after a
+mutual HMAC-SHA256 challenge over the shared `TELECONSULT_RELAY_SECRET` (the
+secret itself never crosses the wire):
+
+    <- {"hello": "teleconsult-relay/1", "challenge": "<64 hex>"}
+    -> {"op": "hello", "proof": HMAC(secret, "client:" + challenge), "challenge": "<64 hex>"}
+    <- {"ok": true, "proof": HMAC(secret, "server:" + our challenge)}
+    <- {"ok": false, "error": {"code": "unauthorized", ...}}   (then closed)
 """
 
 from __future__ import annotations
 
+import hashlib
+import hmac
 import json
+import secrets
 from typing import Any
 
 # SDP is at most 32 KiB (media.relay.MAX_SDP_LENGTH); leave room for the envelope.
@@ -44,3 +56,23 @@ def decode(line: bytes) -> dict[str, Any]:
     if not isinstance(message, dict):
         raise ValueError("a protocol message is a JSON object")
     return message
+
+
+HELLO = "teleconsult-relay/1"
+CHALLENGE_BYTES = 32
+
+
+def new_challenge() -> str:
+    return secrets.token_hex(CHALLENGE_BYTES)
+
+
+def proof(secret: str, side: str, challenge: str) -> str:
+    """What `side` ("client" or "server") answers to `challenge` with the shared secret."""
+    message = f"{side}:{challenge}".encode()
+    return hmac.new(secret.encode(), message, hashlib.sha256).hexdigest()
+
+
+def proof_matches(secret: str, side: str, challenge: str, presented: object) -> bool:
+    if not isinstance(presented, str):
+        return False
+    return hmac.compare_digest(proof(secret, side, challenge).encode(), presented.encode())

@@ -10,7 +10,9 @@ from collections.abc import AsyncIterator
 import socketio
 from aiohttp import web
 
+from media.node_relay import NodeRelay
 from media.relay import IceServerConfig, Relay, RelayService
+from media.relay_directory import RelayDirectory
 from media.worker_relay import WorkerRelay
 from rooms.store import InMemoryRoomStore, RoomStore
 from signalling.api import IntegrationApi
@@ -60,6 +62,11 @@ def make_app(
         engineio_logger=False,
     )
     sio.attach(app)
+    if relay is None and settings.relay_secret and settings.redis_url:
+        relay = NodeRelay(
+            RelayDirectory.from_url(settings.redis_url, settings.redis_prefix),
+            settings.relay_secret,
+        )
     if relay is None:
         relay = Relay(ice_server_configs(settings))
     owned_store = None
@@ -84,6 +91,9 @@ def make_app(
         no_show_after=settings.no_show_after,
         away_grace=settings.resume_grace,
     )
+    if isinstance(relay, NodeRelay):
+        relay.on_media_restart = hub.media_restart
+        relay.in_call = hub.still_in_call
     app[SETTINGS] = settings
     app[HUB] = hub
     app[SOCKETS] = SignallingNamespace(sio, hub, settings)
@@ -116,8 +126,8 @@ def ice_server_configs(settings: Settings) -> tuple[IceServerConfig, ...]:
 
 async def _relay_lifetime(app: web.Application) -> AsyncIterator[None]:
     relay = app[HUB].relay
-    if isinstance(relay, WorkerRelay):
-        # Workers are up before the first request can place a room on them.
+    if isinstance(relay, WorkerRelay | NodeRelay):
+        # Workers are up (relay nodes watched) before the first request needs them.
         await relay.start()
     yield
     await relay.close()

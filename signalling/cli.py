@@ -6,14 +6,20 @@ import argparse
 import logging
 import os
 import sys
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Mapping, Sequence
 
+import uvloop
 from aiohttp import web
+from redis.exceptions import RedisError
 
 from media.bench import add_bench_arguments, run_bench
+from media.relay import IceServerConfig
+from media.relay_directory import RelayDirectory
+from media.relay_node import RelayNode, advertised_address, check_secret, parse_address
+from media.relay_node import run as run_relay
 from media.worker_relay import WorkerRelay
 from signalling.app import HUB, ice_server_configs, make_app
-from signalling.config import ConfigError, settings_from_env
+from signalling.config import REDIS_SCHEMES, ConfigError, settings_from_env
 from signalling.demo import create_demo_room, demo_banner
 
 
@@ -41,6 +47,25 @@ def _parser() -> argparse.ArgumentParser:
         "0 = relay inside this process)",
     )
     serve.add_argument("--log-level", default="INFO")
+    relay = commands.add_parser(
+        "relay",
+        help="run a relay node: forwards media for rooms that signalling nodes place on it",
+    )
+    relay.add_argument(
+        "--redis-url", help="where relay nodes register (TELECONSULT_REDIS_URL); required"
+    )
+    relay.add_argument(
+        "--listen",
+        default=os.environ.get("TELECONSULT_RELAY_LISTEN"),
+        help="HOST:PORT for signalling nodes (TELECONSULT_RELAY_LISTEN); required",
+    )
+    relay.add_argument(
+        "--advertise",
+        default=os.environ.get("TELECONSULT_RELAY_ADVERTISE"),
+        help="HOST:PORT signalling nodes connect to (TELECONSULT_RELAY_ADVERTISE; "
+        "default: --listen, which must then not be a wildcard address)",
+    )
+    relay.add_argument("--log-level", default="INFO")
     bench = commands.add_parser("bench", help="measure the media relay")
     add_bench_arguments(bench)
     return parser
@@ -61,6 +86,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     # aiortc and aioice log peer IP addresses below WARNING: personal data.
     for noisy in ("aiortc", "aioice"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+    if args.command == "relay":
+        return run_relay_node(args)
     try:
         settings = settings_from_env(
             host=args.host, port=args.port, public_url=args.public_url, redis_url=args.redis_url
@@ -69,6 +96,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         print(f"teleconsult: configuration error: {exc}", file=sys.stderr)
         return 2
     workers = (os.cpu_count() or 1) if args.relay_workers is None else args.relay_workers
+    if settings.relay_secret:
+        workers = 0  # Media goes to relay nodes (`teleconsult relay`), placed through Redis.
     relay = WorkerRelay(workers, ice_server_configs(settings)) if workers > 0 else None
     app = make_app(settings, relay=relay)
     if settings.secrets_generated:
@@ -96,6 +125,46 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     web.run_app(app, host=settings.host, port=settings.port, print=listening, access_log=None)
     return 0
+
+
+def run_relay_node(args: argparse.Namespace) -> int:
+    """`teleconsult relay`: one relay node, registered in Redis, on uvloop."""
+    redis_url = args.redis_url or os.environ.get("TELECONSULT_REDIS_URL") or ""
+    try:
+        if not redis_url.startswith(REDIS_SCHEMES):
+            raise ValueError(
+                "--redis-url (or TELECONSULT_REDIS_URL) must be a redis://, rediss:// or "
+                "unix:// URL: relay nodes register there"
+            )
+        if not args.listen:
+            raise ValueError("--listen HOST:PORT (or TELECONSULT_RELAY_LISTEN) is required")
+        listen = parse_address(args.listen, "--listen")
+        advertise = parse_address(args.advertise, "--advertise") if args.advertise else None
+        secret = check_secret(os.environ.get("TELECONSULT_RELAY_SECRET"))
+        node = RelayNode(
+            RelayDirectory.from_url(
+                redis_url, os.environ.get("TELECONSULT_REDIS_PREFIX") or "teleconsult:"
+            ),
+            secret,
+            listen,
+            advertised_address(listen, advertise),
+            stun_servers(os.environ),
+        )
+    except ValueError as exc:
+        print(f"teleconsult relay: configuration error: {exc}", file=sys.stderr)
+        return 2
+    try:
+        uvloop.run(run_relay(node))
+    except (RedisError, OSError) as exc:
+        # Not registered, or not listening: nothing can place a room here.
+        print(f"teleconsult relay: cannot start: {type(exc).__name__}: {exc}", file=sys.stderr)
+        return 1
+    return 0
+
+
+def stun_servers(env: Mapping[str, str]) -> tuple[IceServerConfig, ...]:
+    urls = tuple(u.strip() for u in env.get("TELECONSULT_STUN_URLS", "").split(",") if u.strip())
+    return (IceServerConfig(urls),) if urls else ()
 
 
 if __name__ == "__main__":

@@ -67,6 +67,9 @@ class Settings:
     no_show_after: timedelta = timedelta(minutes=10)
     # A disconnected patient or guest keeps their place (or call) this long.
     resume_grace: timedelta = timedelta(minutes=2)
+    # Shared with relay nodes (`teleconsult relay`): with it, rooms are placed on
+    # relay nodes registered in Redis instead of a relay of this process.
+    relay_secret: str | None = None
 
     def __post_init__(self) -> None:
         if len(self.token_secret.encode()) < 32:
@@ -90,6 +93,14 @@ class Settings:
             raise ConfigError("TELECONSULT_EVENTS_URL must be an http(s) URL")
         if self.events_secret is not None:
             webhook_key(self.events_secret)
+        if self.relay_secret is not None:
+            if len(self.relay_secret.encode()) < 32:
+                raise ConfigError("TELECONSULT_RELAY_SECRET must be at least 32 bytes")
+            if self.redis_url is None:
+                raise ConfigError(
+                    "TELECONSULT_RELAY_SECRET (relay nodes) needs TELECONSULT_REDIS_URL, "
+                    "where relay nodes register"
+                )
 
     @property
     def events_key(self) -> bytes:
@@ -186,4 +197,5 @@ def settings_from_env(
         events_secret=env.get("TELECONSULT_EVENTS_SECRET") or None,
         no_show_after=_minutes(env, "TELECONSULT_NO_SHOW_AFTER_MINUTES", timedelta(minutes=10)),
         resume_grace=_minutes(env, "TELECONSULT_RESUME_GRACE_MINUTES", timedelta(minutes=2)),
+        relay_secret=env.get("TELECONSULT_RELAY_SECRET") or None,
     )

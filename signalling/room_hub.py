@@ -253,6 +253,17 @@ class RoomHub:
             {"role": participant.role.value},
         )
 
+    async def media_restart(self, room_id: str, entry_ids: list[str]) -> None:
+        """The room's relay moved (docs/protocol.md): these pages publish and subscribe again."""
+        for entry_id in entry_ids:
+            await self.sio.emit("media_restart", {}, room=entry_channel(entry_id))
+
+    async def still_in_call(self, room_id: str, entry_ids: list[str]) -> list[str]:
+        room = await self.store.get(room_id)
+        if room is None:
+            return []
+        return [entry_id for entry_id in entry_ids if room.participant(entry_id) is not None]
+
     async def sweep(self, retention: timedelta) -> int:
         """End rooms whose window closed, expire the long away, forget those past retention."""
         now = self.clock()

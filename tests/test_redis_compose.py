@@ -7,8 +7,11 @@ is started with the real redis-server.
 
 from __future__ import annotations
 
+import asyncio
+import os
 import re
 import subprocess
+import sys
 import time
 from pathlib import Path
 from typing import Any
@@ -29,6 +32,7 @@ PLACEHOLDERS = {
     "TELECONSULT_WEBHOOK_SECRET": "whsec_" + "a" * 44,
     "TELECONSULT_TURN_SECRET": "turn-secret-" + "x" * 24,
     "TELECONSULT_TURN_URLS": "turn:turn.example.org:3478?transport=udp",
+    "TELECONSULT_RELAY_SECRET": "relay-secret-" + "r" * 32,
 }
 
 
@@ -43,10 +47,21 @@ def services() -> dict[str, Any]:
     return found
 
 
+def ours(command: str) -> dict[str, Any]:
+    found = {
+        name: s
+        for name, s in services().items()
+        if s.get("build") == "." and s["command"][1] == command
+    }
+    return found
+
+
 def test_teleconsult_services_run_existing_cli_commands_with_valid_settings() -> None:
-    ours = {name: s for name, s in services().items() if s.get("build") == "."}
-    assert ours, "no teleconsult service in docker-compose.yml"
-    for name, service in ours.items():
+    everything = {name: s for name, s in services().items() if s.get("build") == "."}
+    assert set(everything) == set(ours("serve")) | set(ours("relay"))
+    assert len(ours("serve")) == 2, "two signalling nodes"
+    assert len(ours("relay")) == 2, "two relay nodes"
+    for name, service in ours("serve").items():
         command = [interpolate(part) for part in service["command"]]
         assert command[0] == "teleconsult", name
         args = _parser().parse_args(command[1:])  # exits (fails the test) on unknown flags
@@ -57,7 +72,62 @@ def test_teleconsult_services_run_existing_cli_commands_with_valid_settings() ->
         )
         assert settings.redis_url is not None, f"{name} does not use Redis"
         assert settings.turn_secret == PLACEHOLDERS["TELECONSULT_TURN_SECRET"]
+        assert settings.relay_secret == PLACEHOLDERS["TELECONSULT_RELAY_SECRET"], name
         assert not settings.secrets_generated, f"{name} would run on throwaway secrets"
+        assert str(settings.port) in " ".join(service["healthcheck"]["test"]), name
+    ports = [s["command"][s["command"].index("--port") + 1] for s in ours("serve").values()]
+    assert len(set(ports)) == 2, "two nodes on one host need two ports"
+
+
+def test_env_example_lists_every_variable_compose_needs() -> None:
+    needed = set(re.findall(r"\$\{(\w+)", COMPOSE.read_text()))
+    listed = {
+        line.split("=", 1)[0]
+        for line in (REPO / ".env.example").read_text().splitlines()
+        if line and not line.startswith("#")
+    }
+    assert needed == listed
+    assert needed == set(PLACEHOLDERS)
+
+
+async def test_relay_services_start_a_real_relay_node_that_passes_its_healthcheck(
+    redis_url: str, tmp_path: Path
+) -> None:
+    listens = set()
+    for name, service in ours("relay").items():
+        command = [interpolate(part) for part in service["command"]]
+        args = _parser().parse_args(command[1:])
+        environment = {k: interpolate(str(v)) for k, v in service["environment"].items()}
+        assert environment["TELECONSULT_REDIS_URL"].startswith("redis://"), name
+        listens.add(args.listen)
+        # The node's command line, on a free port and the test Redis.
+        port = free_port()
+        argv = [a.replace(args.listen, f"127.0.0.1:{port}") for a in command[1:]]
+        environment["TELECONSULT_REDIS_URL"] = redis_url
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "signalling.cli",
+            *argv,
+            env={**os.environ, **environment},
+            cwd=REPO,
+            stdout=asyncio.subprocess.PIPE,
+            stderr=(tmp_path / f"{name}.log").open("wb"),
+        )
+        try:
+            assert process.stdout is not None
+            async with asyncio.timeout(30):
+                assert b"ready" in await process.stdout.readline(), name
+            check = service["healthcheck"]["test"]
+            assert check[:3] == ["CMD", "python", "-c"]
+            probe = check[3].replace(args.listen.rsplit(":", 1)[1], str(port))
+            assert str(port) in probe
+            healthy = await asyncio.create_subprocess_exec(sys.executable, "-c", probe)
+            assert await healthy.wait() == 0, f"{name}: healthcheck failed"
+        finally:
+            process.terminate()
+            await process.wait()
+    assert len(listens) == 2, "two relay nodes on one host need two ports"
 
 
 def test_the_redis_command_line_starts_a_real_redis_without_persistence(tmp_path: Path) -> None:

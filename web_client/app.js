@@ -34,7 +34,7 @@ const SESSION_WATCHDOG_MS = 30_000;
 
 // Read by the end-to-end tests: performance.now() of admission and of the
 // first decoded remote video frame.
-const metrics = { admittedAt: null, firstRemoteFrameAt: null };
+const metrics = { admittedAt: null, firstRemoteFrameAt: null, mediaRestarts: 0 };
 window.teleconsultMetrics = metrics;
 
 const app = {
@@ -676,6 +676,20 @@ function onSubscriptionOffer(offer) {
   });
 }
 
+/**
+ * The relay that carried our call is gone and the room was placed on another
+ * (docs/protocol.md, "Relay failover"): drop every peer connection, make new
+ * E2EE keys (everyone else restarts too, so all keys are new) and publish
+ * again; the new relay offers the subscriptions.
+ */
+function onMediaRestart() {
+  if (app.finished || screens.currentState() !== "in-call" || !app.stream) return;
+  metrics.mediaRestarts += 1;
+  closeCall();
+  screens.showNotice("call-notice", "");
+  startCallMedia();
+}
+
 function onSubscriptionClosed(payload) {
   if (app.call && payload && typeof payload.subscription_id === "string") {
     if (app.e2ee) app.e2ee.publisherGone(payload.subscription_id);
@@ -807,6 +821,7 @@ function boot() {
   signalling.on("waiting_list", onWaitingList);
   signalling.on("subscription_offer", onSubscriptionOffer);
   signalling.on("subscription_closed", onSubscriptionClosed);
+  signalling.on("media_restart", onMediaRestart);
   signalling.on("room_ended", onRoomEnded);
   signalling.on("e2ee_hello", (message) => app.e2ee && app.e2ee.onHello(message));
   signalling.on("e2ee_key", (message) => app.e2ee && app.e2ee.onKey(message));

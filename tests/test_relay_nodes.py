@@ -1,0 +1,312 @@
+"""Relay nodes (`teleconsult relay`): authentication, registration, placement, connection loss.
+
+Real relay node processes on a real Redis; the signalling side is the real
+`WorkerConnection` and `RelayDirectory`.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import signal
+import time
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+import redis.asyncio as redis
+
+from media import worker_protocol as protocol
+from media.node_relay import NodeRelay
+from media.relay import MediaError
+from media.relay_directory import NODE_TTL_MS, RelayDirectory, RelayNodeInfo
+from media.worker_relay import RelayAuthError, WorkerConnection
+from signalling.cli import main
+from signalling.config import ConfigError
+from tests.multinode_cluster import RELAY_SECRET, Cluster, NodeProcess
+from tests.redis_server import free_port
+from tests.support import make_settings
+
+
+class Recorder:
+    async def subscription_offer(self, *args: object) -> None:
+        pass
+
+    async def subscription_closed(self, subscription_id: str) -> None:
+        pass
+
+
+@pytest.fixture
+async def relay_node(redis_url: str, tmp_path: Path) -> AsyncIterator[NodeProcess]:
+    cluster = Cluster(redis_url, tmp_path)
+    try:
+        yield await cluster.start_relay()
+    finally:
+        await cluster.stop()
+        print(cluster.logs())
+
+
+async def connect(node: NodeProcess, secret: str = RELAY_SECRET) -> WorkerConnection:
+    return await WorkerConnection.open_tcp("127.0.0.1", node.port, secret)
+
+
+async def test_a_wrong_secret_or_no_hello_is_refused(relay_node: NodeProcess) -> None:
+    with pytest.raises(RelayAuthError):
+        await connect(relay_node, "another-secret-" + "x" * 40)
+
+    # Not a hello: the connection is closed without serving a request.
+    reader, writer = await asyncio.open_connection("127.0.0.1", relay_node.port)
+    hello = protocol.decode(await reader.readline())
+    assert hello["hello"] == protocol.HELLO
+    writer.write(protocol.encode({"id": 1, "op": "stats", "args": {}}))
+    answer = protocol.decode(await reader.readline())
+    assert answer["ok"] is False
+    assert answer["error"]["code"] == "unauthorized"
+    assert await reader.read() == b""
+    writer.close()
+
+    # The right secret works, and the secret never reaches the node's log.
+    connection = await connect(relay_node)
+    assert await connection.request("stats") == {"rooms": 0, "publications": 0, "subscriptions": 0}
+    await connection.close()
+    assert RELAY_SECRET not in relay_node.log.read_text()
+
+
+async def test_a_dropped_signalling_connection_leaves_only_its_participants(
+    relay_node: NodeProcess, redis_url: str
+) -> None:
+    one, two = await connect(relay_node), await connect(relay_node)
+    try:
+        await one.request("join", room_id="room-1", participant_id="p-one", info={})
+        await two.request("join", room_id="room-1", participant_id="p-two", info={})
+        await one.close()
+        # Signalling node one is gone; the room and node two's participant stay.
+        await asyncio.sleep(0.3)
+        assert (await two.request("stats"))["rooms"] == 1
+        with pytest.raises(MediaError) as refused:
+            # p-one was removed: it is no longer in the call.
+            await two.request("publish", room_id="room-1", participant_id="p-one", sdp="v=0")
+        assert refused.value.code == "not_in_call"
+        await two.request("leave", room_id="room-1", participant_id="p-two")
+        assert (await two.request("stats"))["rooms"] == 0
+    finally:
+        await two.close()
+
+
+async def test_a_relay_node_beats_in_redis_with_its_load(
+    relay_node: NodeProcess, redis_url: str
+) -> None:
+    directory = RelayDirectory.from_url(redis_url)
+    connection = await connect(relay_node)
+    try:
+        [node] = (await directory.live_nodes()).values()
+        assert (node.host, node.port) == ("127.0.0.1", relay_node.port)
+        ttl = await directory.client.pttl(f"teleconsult:relay:node:{node.id}")
+        assert 0 < ttl <= NODE_TTL_MS
+        await connection.request("join", room_id="room-1", participant_id="p", info={})
+        async with asyncio.timeout(10):
+            while True:
+                if (await directory.live_nodes())[node.id].participants == 1:
+                    break
+                await asyncio.sleep(0.2)
+        assert (await directory.live_nodes())[node.id].rooms == 1
+        # A clean stop withdraws it at once.
+        await relay_node.stop()
+        assert await directory.live_nodes() == {}
+    finally:
+        await connection.close()
+        await directory.close()
+
+
+async def test_placement_is_one_node_per_room_and_moves_once_off_a_dead_node(
+    redis_url: str,
+) -> None:
+    directories = [RelayDirectory.from_url(redis_url) for _ in range(4)]
+    first = directories[0]
+    try:
+        await first.announce(RelayNodeInfo("busy", "10.0.0.1", 7000, rooms=3, participants=6))
+        await first.announce(RelayNodeInfo("idle", "10.0.0.2", 7000, rooms=0, participants=0))
+        await first.announce(RelayNodeInfo("twin", "10.0.0.4", 7000, rooms=0, participants=0))
+        await first.announce(RelayNodeInfo("spare", "10.0.0.3", 7000, rooms=1, participants=2))
+        # Signalling nodes placing one room at once all get the same node, a least-loaded
+        # one (the tie between the two idle nodes is broken at random: only SET NX agrees).
+        placed = await asyncio.gather(*(d.place("room-1") for d in directories * 4))
+        assert len({node.id for node in placed}) == 1
+        idle = placed[0].id
+        assert idle in {"idle", "twin"}
+        await first.withdraw("twin" if idle == "idle" else "idle")
+
+        # Its node dies: two signalling nodes move it at once, and agree.
+        await first.withdraw(idle)
+        moved = await asyncio.gather(
+            directories[1].move("room-1", idle, exclude={idle}),
+            directories[2].move("room-1", idle, exclude={idle}),
+        )
+        assert {node.id for node in moved} == {"spare"}
+        assert await first.placement("room-1") == "spare"
+
+        await first.withdraw("spare")
+        await first.withdraw("busy")
+        with pytest.raises(Exception, match="no live relay node"):
+            await first.place("room-2")
+    finally:
+        for directory in directories:
+            await directory.close()
+
+
+async def test_a_node_that_lost_the_placement_race_adopts_the_winners_choice(
+    redis_url: str, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    directory = RelayDirectory.from_url(redis_url)
+    try:
+        await directory.announce(RelayNodeInfo("idle", "10.0.0.1", 7000))
+        await directory.announce(RelayNodeInfo("loaded", "10.0.0.2", 7000, rooms=4))
+        # Another signalling node placed the room on "loaded" just after we read "no placement".
+        await directory.client.set("teleconsult:relay:room:room-1", "loaded")
+        read = directory.placement
+        reads: list[str] = []
+
+        async def racing_read(room_id: str) -> str | None:
+            reads.append(room_id)
+            return None if len(reads) == 1 else await read(room_id)
+
+        monkeypatch.setattr(directory, "placement", racing_read)
+        assert (await directory.place("room-1")).id == "loaded"
+        assert await read("room-1") == "loaded"
+    finally:
+        await directory.close()
+
+
+async def test_an_expired_heartbeat_is_a_dead_node(redis_url: str) -> None:
+    directory = RelayDirectory.from_url(redis_url)
+    client = redis.Redis.from_url(redis_url)
+    try:
+        await directory.announce(RelayNodeInfo("gone", "10.0.0.1", 7000))
+        await directory.announce(RelayNodeInfo("alive", "10.0.0.2", 7000, rooms=5))
+        await client.pexpire("teleconsult:relay:node:gone", 1)
+        await asyncio.sleep(0.05)
+        assert set(await directory.live_nodes()) == {"alive"}
+        assert await client.smembers("teleconsult:relay:nodes") == {b"alive"}
+    finally:
+        await client.aclose()
+        await directory.close()
+
+
+async def test_a_frozen_relay_node_is_left_for_a_live_one(redis_url: str, tmp_path: Path) -> None:
+    """Its sockets stay open, only its heartbeat stops: the room still moves."""
+    cluster = Cluster(redis_url, tmp_path)
+    restarts: list[tuple[str, list[str]]] = []
+    restarted = asyncio.Event()
+
+    async def on_media_restart(room_id: str, participant_ids: list[str]) -> None:
+        restarts.append((room_id, sorted(participant_ids)))
+        restarted.set()
+
+    hosting: NodeProcess | None = None
+    try:
+        await asyncio.gather(cluster.start_relay(), cluster.start_relay())
+        relay = NodeRelay(
+            RelayDirectory.from_url(redis_url), RELAY_SECRET, on_media_restart=on_media_restart
+        )
+        await relay.start()
+        try:
+            await relay.join("room-1", "p-1", Recorder(), {"role": "patient"})
+            await relay.join("room-1", "p-2", Recorder(), {"role": "practitioner"})
+            hosting = await cluster.relay_hosting("room-1")
+            hosting.process.send_signal(signal.SIGSTOP)
+            frozen_at = time.monotonic()
+            await asyncio.wait_for(restarted.wait(), 20)
+            detected = time.monotonic() - frozen_at
+            print(f"frozen relay node left after {detected:.1f} s")
+            # TTL (6 s) + two missed checks (2 s apart), with some slack for a busy machine.
+            assert detected <= 6 + 2 * 2 + 3
+            assert restarts == [("room-1", ["p-1", "p-2"])]
+            survivor = await cluster.relay_hosting("room-1")
+            assert survivor is not hosting
+            # Both were joined again on the live node.
+            check = await connect(survivor)
+            assert (await check.request("stats"))["rooms"] == 1
+            await check.close()
+        finally:
+            await relay.close()
+    finally:
+        if hosting is not None:
+            hosting.process.send_signal(signal.SIGCONT)
+        await cluster.stop()
+        print(cluster.logs())
+
+
+async def test_joining_a_room_whose_idle_node_just_died_moves_it(
+    redis_url: str, tmp_path: Path
+) -> None:
+    cluster = Cluster(redis_url, tmp_path)
+    try:
+        await asyncio.gather(cluster.start_relay(), cluster.start_relay())
+        relay = NodeRelay(RelayDirectory.from_url(redis_url), RELAY_SECRET)
+        await relay.start()
+        try:
+            await relay.join("room-1", "p-1", Recorder())
+            await relay.leave("room-1", "p-1")
+            hosting = await cluster.relay_hosting("room-1")
+            hosting.kill()
+            await hosting.process.wait()
+            # Its record is still in Redis for a few seconds; the join must not fail.
+            await relay.join("room-1", "p-2", Recorder())
+            assert await cluster.relay_hosting("room-1") is not hosting
+        finally:
+            await relay.close()
+    finally:
+        await cluster.stop()
+        print(cluster.logs())
+
+
+@pytest.mark.parametrize(
+    ("argv", "env", "expected"),
+    [
+        (["relay", "--listen", "127.0.0.1:7000"], {}, "--redis-url"),
+        (["relay", "--redis-url", "redis://127.0.0.1:1/0"], {}, "--listen HOST:PORT"),
+        (["relay", "--redis-url", "redis://h/0", "--listen", "7000"], {}, "HOST:PORT"),
+        (["relay", "--redis-url", "redis://h/0", "--listen", "h:99999"], {}, "1-65535"),
+        (["relay", "--redis-url", "redis://h/0", "--listen", "0.0.0.0:7000"], {}, "--advertise"),
+        (["relay", "--redis-url", "redis://h/0", "--listen", "h:7000"], None, "RELAY_SECRET"),
+        (
+            ["relay", "--redis-url", "redis://h/0", "--listen", "h:7000"],
+            {"TELECONSULT_RELAY_SECRET": "short"},
+            "at least 32 bytes",
+        ),
+    ],
+)
+def test_relay_command_explains_bad_input(
+    argv: list[str],
+    env: dict[str, str] | None,
+    expected: str,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    for name in ("TELECONSULT_REDIS_URL", "TELECONSULT_RELAY_LISTEN", "TELECONSULT_RELAY_SECRET"):
+        monkeypatch.delenv(name, raising=False)
+    # {}: a valid secret; None: no secret at all.
+    given = {"TELECONSULT_RELAY_SECRET": RELAY_SECRET} if env == {} else env or {}
+    for name, value in given.items():
+        monkeypatch.setenv(name, value)
+    assert main(argv) == 2
+    assert expected in capsys.readouterr().err
+
+
+def test_relay_command_without_redis_fails_clearly(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    monkeypatch.setenv("TELECONSULT_RELAY_SECRET", RELAY_SECRET)
+    closed = f"redis://127.0.0.1:{free_port()}/0"
+    argv = ["relay", "--redis-url", closed, "--listen", f"127.0.0.1:{free_port()}"]
+    assert main(argv) == 1
+    error = capsys.readouterr().err
+    assert "cannot start" in error
+    assert "ConnectionError" in error
+    assert RELAY_SECRET not in error
+
+
+def test_signalling_with_a_relay_secret_needs_redis() -> None:
+    with pytest.raises(ConfigError, match="needs TELECONSULT_REDIS_URL"):
+        make_settings(relay_secret=RELAY_SECRET)
+    with pytest.raises(ConfigError, match="at least 32 bytes"):
+        make_settings(relay_secret="short", redis_url="redis://127.0.0.1/0")
