@@ -71,6 +71,28 @@ def _parser() -> argparse.ArgumentParser:
     return parser
 
 
+class ClientAddressFilter(logging.Filter):
+    """Drops the client's IP address (personal data) from aiohttp's malformed-request errors."""
+
+    def filter(self, record: logging.LogRecord) -> bool:
+        if record.msg == "Error handling request from %s":
+            record.msg, record.args = "Error handling request", ()
+        return True
+
+
+def configure_logging(level: str) -> None:
+    logging.basicConfig(
+        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+    )
+    # aiortc and aioice log peer IP addresses below WARNING: personal data.
+    for noisy in ("aiortc", "aioice"):
+        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+    # aiohttp logs a bad request at ERROR with the client's address (access logs are off).
+    server = logging.getLogger("aiohttp.server")
+    if not any(isinstance(f, ClientAddressFilter) for f in server.filters):
+        server.addFilter(ClientAddressFilter())
+
+
 def _env_int(name: str) -> int | None:
     value = os.environ.get(name, "").strip()
     return int(value) if value else None
@@ -80,12 +102,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = _parser().parse_args(argv)
     if args.command == "bench":
         return run_bench(args)
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
-    # aiortc and aioice log peer IP addresses below WARNING: personal data.
-    for noisy in ("aiortc", "aioice"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+    configure_logging(args.log_level)
     if args.command == "relay":
         return run_relay_node(args)
     try:

@@ -9,6 +9,7 @@ whenever one of their rooms changes.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from datetime import datetime
@@ -21,6 +22,7 @@ from rooms.roles import Actor, Role
 from rooms.room import Room, admit, deny, end, return_to_waiting
 from signalling import tokens
 from signalling.config import Settings
+from signalling.http_errors import ApiError
 from signalling.links import join_link
 from signalling.room_hub import RoomHub, entry_channel
 from waiting_room.practitioner_day import days_rooms, desk_rows
@@ -28,6 +30,7 @@ from waiting_room.practitioner_day import days_rooms, desk_rows
 logger = logging.getLogger(__name__)
 
 NAMESPACE = "/desk"
+EXPIRED_MESSAGE = "This desk link has expired: ask for a new one."
 MAX_MESSAGE = 500
 Ack = dict[str, Any]
 
@@ -103,6 +106,8 @@ class DeskNamespace:
         self.hub = hub
         self.settings = settings
         self.sessions: dict[str, str] = {}  # sid -> practitioner id
+        self.expires: dict[str, datetime] = {}  # sid -> when its desk link expires
+        self._timers: dict[str, Any] = {}  # sid -> the task that ends it at expiry
         sio.on("connect", self.connect, namespace=NAMESPACE)
         sio.on("disconnect", self.disconnect, namespace=NAMESPACE)
         handlers: dict[str, Callable[[str, Any], Awaitable[Ack]]] = {
@@ -124,10 +129,16 @@ class DeskNamespace:
             practitioner_id = self.sessions.get(sid)
             if practitioner_id is None:
                 return _error("not_connected", "This connection is not authenticated.")
+            if self.hub.clock() >= self.expires[sid]:
+                await self._forget(sid)
+                return _error(tokens.TokenProblem.EXPIRED.value, EXPIRED_MESSAGE)
             try:
                 return await handler(practitioner_id, data)
             except DomainError as exc:
                 return _error(exc.code.value, exc.message)
+            except ApiError as exc:
+                # StoreUnavailable: the shared store (Redis) is down for now; retry later.
+                return _error(exc.code, exc.message)
             except Exception:
                 logger.exception("desk event=%s failed", event)
                 return _error("internal_error", "Something went wrong on our side.")
@@ -141,18 +152,43 @@ class DeskNamespace:
         except tokens.TokenError as exc:
             message = {
                 tokens.TokenProblem.MISSING: "This desk link is incomplete.",
-                tokens.TokenProblem.EXPIRED: "This desk link has expired: ask for a new one.",
+                tokens.TokenProblem.EXPIRED: EXPIRED_MESSAGE,
                 tokens.TokenProblem.NOT_YET_VALID: "This desk link is not valid yet.",
             }.get(exc.problem, "This desk link is not valid.")
             raise socketio.exceptions.ConnectionRefusedError(
                 message, {"code": exc.problem.value, "message": message}
             ) from None
         self.sessions[sid] = claims.practitioner_id
+        self.expires[sid] = claims.expires_at
         await self.sio.enter_room(sid, desk_channel(claims.practitioner_id), namespace=NAMESPACE)
         self.sio.start_background_task(self._send, sid, claims.practitioner_id)
+        # The link is good for one working day: a desk left open stops receiving names then.
+        lifetime = (claims.expires_at - self.hub.clock()).total_seconds()
+        self._timers[sid] = self.sio.start_background_task(self._expire_later, sid, lifetime)
+
+    async def _expire_later(self, sid: str, delay: float) -> None:
+        await self.sio.sleep(max(delay, 0.0))
+        if await self._forget(sid):
+            await self.sio.disconnect(sid, namespace=NAMESPACE)
+
+    async def _forget(self, sid: str) -> bool:
+        """Stop acting for and pushing to `sid`; False when it was not (or no longer) known."""
+        practitioner_id = self.sessions.pop(sid, None)
+        self.expires.pop(sid, None)
+        timer = self._timers.pop(sid, None)
+        if timer is not None and timer is not asyncio.current_task():
+            timer.cancel()
+        if practitioner_id is None:
+            return False
+        await self.sio.leave_room(sid, desk_channel(practitioner_id), namespace=NAMESPACE)
+        return True
 
     async def disconnect(self, sid: str) -> None:
         self.sessions.pop(sid, None)
+        self.expires.pop(sid, None)
+        timer = self._timers.pop(sid, None)
+        if timer is not None and timer is not asyncio.current_task():
+            timer.cancel()
 
     async def _document(self, practitioner_id: str) -> dict[str, Any]:
         rooms = await self.hub.store.rooms()

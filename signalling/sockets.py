@@ -152,6 +152,8 @@ class SignallingNamespace:
         self.settings = settings
         self.sessions: dict[str, SocketSession] = {}
         self._hello_budget = RateLimit(per_minute=60)
+        # A rekey sends one key to each other participant; a few rekeys a minute is plenty.
+        self._key_budget = RateLimit(per_minute=120)
         sio.on("connect", self.connect)
         sio.on("disconnect", self.disconnect)
         handlers: dict[str, Callable[[SocketSession, Any], Awaitable[Ack]]] = {
@@ -478,6 +480,8 @@ class SignallingNamespace:
 
     async def e2ee_key(self, session: SocketSession, data: Any) -> Ack:
         """Forward a wrapped media key to exactly one other participant in the call."""
+        if not self._key_budget.allow(session.entry_id, self.hub.clock()):
+            return _error("rate_limited", "Too many keys sent; wait a few seconds.")
         room = await self._require_in_call(session)
         fields = _e2ee_fields(data, {"to", "public_key", "wrapped"})
         public_key = _public_key(fields.get("public_key"))

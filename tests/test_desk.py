@@ -334,3 +334,23 @@ async def test_the_desk_page_shows_arrivals_live_and_admits(live_server: LiveSer
         await expect(bad.get_by_test_id("error-message")).to_contain_text("not valid")
         assert errors == []
     assert first["room_id"] != second["room_id"]
+
+
+async def test_the_desk_page_clears_itself_when_its_link_expires(live_server: LiveServer) -> None:
+    await book_for(live_server, "prac-1")
+    now = datetime.now(UTC)
+    token = tokens.mint_desk(
+        TOKEN_SECRET,
+        practitioner_id="prac-1",
+        not_before=now - timedelta(minutes=1),
+        expires_at=now + timedelta(seconds=3),
+    )
+    async with chromium() as browser:
+        page = await (await browser.new_context()).new_page()
+        page.set_default_timeout(STEP)
+        await page.goto(live_server.base_url + "/d#" + token)
+        await expect(page.get_by_test_id("desk-row")).to_have_count(1)
+        await expect(page.locator("body")).to_have_attribute("data-state", "error")
+        await expect(page.get_by_test_id("error-message")).to_contain_text("expired")
+        await expect(page.get_by_test_id("desk-row")).to_have_count(0)
+        assert "Alice Martin" not in await page.content()

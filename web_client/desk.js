@@ -213,7 +213,13 @@ if (!token) {
   socket.on("connect", () => {
     notice.hidden = true;
   });
-  socket.on("disconnect", () => {
+  socket.on("disconnect", (reason) => {
+    if (reason === "io server disconnect") {
+      // The server ended it (the desk link expired): no names left on screen.
+      rowsBody.replaceChildren();
+      showError("This desk link has expired: ask for a new one.");
+      return;
+    }
     notice.hidden = false;
   });
   socket.on("connect_error", (error) => {
