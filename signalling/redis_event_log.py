@@ -43,7 +43,7 @@ from signalling.event_log import (
     LoggedEvent,
     cursor_sequence,
 )
-from signalling.redis_store import DEFAULT_PREFIX, StoreUnavailable
+from signalling.redis_store import DEFAULT_PREFIX, StoreUnavailable, redis_client
 from signalling.room_hub import EVENT_RETENTION
 
 logger = logging.getLogger(__name__)
@@ -334,14 +334,7 @@ class RedisEventLog:
         retention: timedelta = EVENT_RETENTION,
         timeout: float = 2.0,
     ) -> RedisEventLog:
-        client = redis.Redis.from_url(
-            url,
-            decode_responses=True,
-            socket_timeout=timeout,
-            socket_connect_timeout=timeout,
-            health_check_interval=30,
-        )
-        return cls(client, prefix=prefix, retention=retention)
+        return cls(redis_client(url, timeout), prefix=prefix, retention=retention)
 
     async def close(self) -> None:
         await self._redis.aclose()

@@ -70,6 +70,21 @@ def _micros(moment: datetime) -> int:
     return int(moment.timestamp() * 1_000_000)
 
 
+def redis_client(url: str, timeout: float = 2.0) -> redis.Redis:
+    """A client for the shared store and event log.
+
+    Redis answers in well under a millisecond: a stalled one is unavailable,
+    not slow, so calls time out quickly and surface as `StoreUnavailable`.
+    """
+    return redis.Redis.from_url(
+        url,
+        decode_responses=True,
+        socket_timeout=timeout,
+        socket_connect_timeout=timeout,
+        health_check_interval=30,
+    )
+
+
 class RedisRoomStore:
     def __init__(
         self,
@@ -90,17 +105,11 @@ class RedisRoomStore:
         *,
         prefix: str = DEFAULT_PREFIX,
         retention_after_close: timedelta = timedelta(hours=24),
-        # Redis answers in well under a millisecond: a stalled one is unavailable, not slow.
         timeout: float = 2.0,
     ) -> RedisRoomStore:
-        client = redis.Redis.from_url(
-            url,
-            decode_responses=True,
-            socket_timeout=timeout,
-            socket_connect_timeout=timeout,
-            health_check_interval=30,
+        return cls(
+            redis_client(url, timeout), prefix=prefix, retention_after_close=retention_after_close
         )
-        return cls(client, prefix=prefix, retention_after_close=retention_after_close)
 
     @property
     def client(self) -> redis.Redis:

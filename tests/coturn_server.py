@@ -12,6 +12,7 @@ import tempfile
 import time
 from pathlib import Path
 
+from tests.processes import stop_process
 from tests.redis_server import free_port
 
 TURNSERVER = os.environ.get("TELECONSULT_TURNSERVER", "/usr/bin/turnserver")
@@ -113,14 +114,7 @@ class CoturnServer:
 
     def stop(self) -> None:
         process, self._process = self._process, None
-        if process is None:
-            return
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
 
     def close(self) -> None:
         self.stop()

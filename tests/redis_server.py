@@ -11,6 +11,8 @@ import tempfile
 import time
 from pathlib import Path
 
+from tests.processes import stop_process
+
 REDIS_SERVER = os.environ.get("TELECONSULT_REDIS_SERVER", "/usr/bin/redis-server")
 
 
@@ -113,14 +115,7 @@ class RedisServer:
 
     def stop(self) -> None:
         process, self._process = self._process, None
-        if process is None:
-            return
-        process.terminate()
-        try:
-            process.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        stop_process(process)
 
     def close(self) -> None:
         self.stop()

@@ -30,7 +30,8 @@ function kindCode(kind) {
   return code;
 }
 
-function concat(...parts) {
+/** The bytes of `parts`, one after the other (also used by e2ee-keys.js). */
+export function concat(...parts) {
   const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
   let offset = 0;
   for (const part of parts) {

@@ -6,6 +6,8 @@
 // (32 random bytes, one per sender and key id) travels to each recipient
 // encrypted under the pairwise key; the server only ever sees the opaque blob.
 
+import { concat } from "./e2ee-frame.js";
+
 export const PUBLIC_KEY_BYTES = 65; // Uncompressed P-256 point.
 export const MEDIA_KEY_BYTES = 32;
 const IV_BYTES = 12;
@@ -17,16 +19,6 @@ const SAFETY_GROUPS = 4;
 const SAFETY_GROUP_BYTES = 5;
 const ECDH = { name: "ECDH", namedCurve: "P-256" };
 const encoder = new TextEncoder();
-
-function concat(...parts) {
-  const out = new Uint8Array(parts.reduce((n, p) => n + p.byteLength, 0));
-  let offset = 0;
-  for (const part of parts) {
-    out.set(part, offset);
-    offset += part.byteLength;
-  }
-  return out;
-}
 
 export function toBase64(bytes) {
   let binary = "";
