@@ -1,7 +1,7 @@
 """The relay as seen from a signalling node when rooms live on relay nodes.
 
 `NodeRelay` has the methods of `media.relay.RelayService`. Each room is placed
-on one relay node through Redis (`media.relay_directory`); this signalling
+on one relay node through Redis (`store.relay_directory`); this signalling
 node keeps one authenticated connection per relay node it uses, and remembers
 the participants it joined (their events come back on that connection).
 
@@ -21,8 +21,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 from media.relay import MediaError, SubscriberListener
-from media.relay_directory import HEARTBEAT_INTERVAL, NoRelayAvailable, RelayDirectory
 from media.worker_relay import RelayAuthError, WorkerConnection
+from store.relay_directory import HEARTBEAT_INTERVAL, NoRelayAvailable, RelayDirectory
 
 logger = logging.getLogger(__name__)
 

@@ -4,7 +4,7 @@
 
 It speaks `media.worker_protocol` (the relay workers' protocol) to any
 signalling node that proves it holds `TELECONSULT_RELAY_SECRET`, and beats in
-Redis (`media.relay_directory`) with its load so that signalling places rooms
+Redis (`store.relay_directory`) with its load so that signalling places rooms
 on the least-loaded live node. Media goes between browsers and this process
 directly (UDP); only SDP crosses the TCP link.
 """
@@ -21,9 +21,9 @@ from dataclasses import dataclass
 
 from media import worker_protocol as protocol
 from media.relay import IceServerConfig, Relay
-from media.relay_directory import HEARTBEAT_INTERVAL, RelayDirectory, RelayNodeInfo
 from media.worker import WorkerServer
 from media.worker_relay import keep_alive
+from store.relay_directory import HEARTBEAT_INTERVAL, RelayDirectory, RelayNodeInfo
 
 logger = logging.getLogger(__name__)
 

@@ -27,10 +27,10 @@ from signalling import tokens
 from signalling.booking_hook import create_appointment_room, read_body, validation_message
 from signalling.booking_payloads import ID_PATTERN, CreatedData, Text
 from signalling.config import Settings
-from signalling.event_log import InvalidCursor
 from signalling.http_errors import ApiError
 from signalling.links import join_link, room_document
 from signalling.room_hub import RoomHub
+from store.event_log import InvalidCursor
 
 PREFIX = "/api/v1"
 MAX_BODY = 64 * 1024

@@ -12,24 +12,24 @@ from aiohttp import web
 
 from media.node_relay import NodeRelay
 from media.relay import IceServerConfig, Relay, RelayService
-from media.relay_directory import RelayDirectory
 from media.worker_relay import WorkerRelay
-from rooms.store import InMemoryRoomStore, RoomStore
 from signalling.api import IntegrationApi
 from signalling.booking_hook import BookingHook
 from signalling.clock import Clock, utc_now
 from signalling.config import Settings
 from signalling.desk import DeskNamespace
 from signalling.event_delivery import EventDelivery, RetryPolicy
-from signalling.event_log import EventLog
 from signalling.http_errors import json_errors
 from signalling.pages import add_page_routes, security_headers
 from signalling.readiness import add_readiness_route
-from signalling.redis_event_log import RedisEventLog
-from signalling.redis_store import RedisRoomStore
 from signalling.room_hub import RoomHub
 from signalling.socket_fanout import redis_lifetime, redis_manager
 from signalling.sockets import SignallingNamespace
+from store.event_log import EventLog
+from store.redis_event_log import RedisEventLog
+from store.redis_room_store import RedisRoomStore
+from store.relay_directory import RelayDirectory
+from store.room_store import InMemoryRoomStore, RoomStore
 
 logger = logging.getLogger(__name__)
 

@@ -12,7 +12,6 @@ from pydantic import ValidationError
 from rooms.appointment import Appointment, Person
 from rooms.errors import DomainError, ErrorCode
 from rooms.room import Room, cancel, create_room, reschedule
-from rooms.store import WebhookReceipt
 from signalling import webhook_signature
 from signalling.booking_payloads import (
     AppointmentCancelled,
@@ -25,6 +24,7 @@ from signalling.config import Settings, webhook_key
 from signalling.http_errors import ApiError
 from signalling.links import room_document
 from signalling.room_hub import RoomHub
+from store.room_store import WebhookReceipt
 
 logger = logging.getLogger(__name__)
 

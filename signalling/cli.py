@@ -12,15 +12,15 @@ import uvloop
 from aiohttp import web
 from redis.exceptions import RedisError
 
-from media.bench import add_bench_arguments, run_bench
+from bench.relay_bench import add_bench_arguments, run_bench
 from media.relay import IceServerConfig
-from media.relay_directory import RelayDirectory
 from media.relay_node import RelayNode, advertised_address, check_secret, parse_address
 from media.relay_node import run as run_relay
 from media.worker_relay import WorkerRelay
 from signalling.app import HUB, ice_server_configs, make_app
 from signalling.config import REDIS_SCHEMES, ConfigError, settings_from_env
 from signalling.demo import create_demo_room, demo_banner
+from store.relay_directory import RelayDirectory
 
 
 def _parser() -> argparse.ArgumentParser:

@@ -23,8 +23,8 @@ from datetime import datetime, timedelta
 import aiohttp
 
 from signalling.clock import Clock
-from signalling.event_log import EventLog, LoggedEvent
 from signalling.webhook_signature import sign
+from store.event_log import EventLog, LoggedEvent
 
 logger = logging.getLogger(__name__)
 

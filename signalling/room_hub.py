@@ -16,6 +16,7 @@ from datetime import timedelta
 import socketio
 
 from media.relay import RelayService
+from rooms.consultation_events import consultation_events
 from rooms.events import (
     ParticipantAway,
     ParticipantLeft,
@@ -37,10 +38,9 @@ from rooms.room import (
     mark_no_show,
     next_expiry,
 )
-from rooms.store import RoomStore
 from signalling.clock import Clock
-from signalling.consultation_events import consultation_events
-from signalling.event_log import EventLog, InMemoryEventLog
+from store.event_log import EventLog, InMemoryEventLog
+from store.room_store import RoomStore
 from waiting_room.practitioner_day import WaitingPlace, days_rooms, waiting_places
 
 logger = logging.getLogger(__name__)

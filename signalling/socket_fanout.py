@@ -10,7 +10,7 @@ import socketio
 from aiohttp import web
 from engineio import json as safe_json
 
-from signalling.redis_store import RedisRoomStore
+from store.redis_room_store import RedisRoomStore
 
 
 class JsonRedisManager(socketio.AsyncRedisManager):  # type: ignore[misc]

@@ -29,7 +29,6 @@ from signalling import tokens
 from signalling.config import Settings
 from signalling.http_errors import ApiError
 from signalling.links import join_link
-from signalling.redis_store import StoreUnavailable
 from signalling.room_hub import (
     RoomHub,
     entry_channel,
@@ -38,6 +37,7 @@ from signalling.room_hub import (
     room_channel,
     waiting_list_payload,
 )
+from store.redis_room_store import StoreUnavailable
 from turn import credentials as turn_credentials
 from waiting_room.queue import WaitingEntry
 

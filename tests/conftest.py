@@ -10,9 +10,9 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from signalling.app import make_app
 from signalling.config import Settings
-from tests.coturn_server import CoturnServer
-from tests.redis_server import RedisServer
 from tests.support import appointment_data, booking_body, make_settings, signed_headers
+from tests.support.coturn_server import CoturnServer
+from tests.support.redis_server import RedisServer
 
 
 @pytest.fixture(scope="session")

@@ -17,11 +17,11 @@ from aiohttp.test_utils import TestClient
 
 from rooms.roles import Role
 from rooms.room import Room
-from rooms.store import RoomStore
 from signalling import tokens
 from signalling.app import HUB, make_app
 from signalling.config import Settings
 from signalling.tokens import TokenError, TokenProblem
+from store.room_store import RoomStore
 from tests.support import (
     TOKEN_SECRET,
     WEBHOOK_SECRET,

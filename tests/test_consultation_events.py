@@ -19,17 +19,17 @@ import pytest
 from aiohttp import ClientSession, web
 from aiohttp.test_utils import TestServer
 
-from media.synthetic import SyntheticParticipant
 from rooms.appointment import Appointment, JoinWindowPolicy, Person
+from rooms.consultation_events import consultation_events
 from rooms.roles import Actor, Role
 from rooms.room import admit, check_in, create_room, end, join_as_practitioner, leave
 from signalling import webhook_signature
 from signalling.app import HUB, make_app
-from signalling.consultation_events import consultation_events
 from signalling.event_delivery import RetryPolicy
-from signalling.event_log import InMemoryEventLog
+from store.event_log import InMemoryEventLog
 from tests.conftest import LiveServer
 from tests.support import WEBHOOK_SECRET, make_settings
+from tests.support.synthetic import SyntheticParticipant
 
 EVENTS_SECRET = "whsec_" + base64.b64encode(b"e" * 32).decode()
 API_KEY = "k" * 32

@@ -11,10 +11,8 @@ import socketio
 from aiohttp import ClientSession
 from playwright.async_api import expect
 
-from media.synthetic import SignallingError, SyntheticParticipant
 from signalling import tokens
 from signalling.config import Settings
-from tests.browser import chromium
 from tests.conftest import LiveServer
 from tests.support import (
     TOKEN_SECRET,
@@ -23,6 +21,8 @@ from tests.support import (
     make_settings,
     signed_headers,
 )
+from tests.support.browser import chromium
+from tests.support.synthetic import SignallingError, SyntheticParticipant
 
 API_KEY = "desk-test-api-key-0123456789"
 STEP = 20_000

@@ -15,8 +15,8 @@ from typing import Any
 
 from playwright.async_api import Browser, BrowserContext, Page, expect
 
-from tests.browser import chromium
 from tests.conftest import LiveServer
+from tests.support.browser import chromium
 
 REPO = Path(__file__).resolve().parent.parent
 ARTIFACTS = REPO / "test-artifacts"

@@ -20,12 +20,12 @@ import pytest
 from aiohttp import ClientSession
 from playwright.async_api import Page, expect
 
-from media.synthetic import SyntheticParticipant
 from signalling.app import SOCKETS
 from signalling.config import Settings
-from tests.browser import chromium
 from tests.conftest import LiveServer
 from tests.support import make_settings
+from tests.support.browser import chromium
+from tests.support.synthetic import SyntheticParticipant
 from tests.test_desk import API_KEY, book_for, desk_link
 from tests.test_e2e_browser import STEP, expect_state, local_link, open_page, wait_remote_frames
 

@@ -28,13 +28,13 @@ from cryptography.hazmat.primitives.asymmetric import ec
 from cryptography.hazmat.primitives.serialization import Encoding, PublicFormat
 from playwright.async_api import Browser, Page, expect
 
-from media.synthetic import SyntheticParticipant
 from rooms.roles import Role
 from signalling.app import HUB, SOCKETS
 from signalling.room_hub import entry_channel
-from tests.browser import chromium
 from tests.conftest import LiveServer
 from tests.support import make_settings, room_id_of
+from tests.support.browser import chromium
+from tests.support.synthetic import SyntheticParticipant
 from tests.test_e2e_browser import (
     REMOTE_FRAMES,
     STEP,

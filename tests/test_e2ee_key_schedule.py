@@ -11,8 +11,8 @@ from typing import Any
 
 from playwright.async_api import Page
 
-from tests.browser import chromium
 from tests.conftest import LiveServer
+from tests.support.browser import chromium
 
 # Helpers every scenario below starts with; `page.evaluate` runs it as a function.
 PRELUDE = """

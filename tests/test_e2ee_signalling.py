@@ -14,11 +14,11 @@ from typing import Any
 
 import pytest
 
-from media.synthetic import SignallingError, SyntheticParticipant
 from signalling.app import HUB, SOCKETS, make_app
 from signalling.config import ConfigError, settings_from_env
 from tests.conftest import LiveServer
 from tests.support import make_settings
+from tests.support.synthetic import SignallingError, SyntheticParticipant
 
 QUIET = 0.5  # s: how long "nothing arrives" is watched for.
 

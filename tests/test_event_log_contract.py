@@ -21,17 +21,17 @@ import pytest
 from aiohttp import web
 from aiohttp.test_utils import TestServer
 
+from rooms.consultation_events import ConsultationEvent, ConsultationEventType
 from signalling.clock import utc_now
-from signalling.consultation_events import ConsultationEvent, ConsultationEventType
 from signalling.event_delivery import EventDelivery, RetryPolicy
-from signalling.event_log import (
+from store.event_log import (
     DeliveryStatus,
     EventLog,
     InMemoryEventLog,
     InvalidCursor,
     LoggedEvent,
 )
-from signalling.redis_event_log import RedisEventLog
+from store.redis_event_log import RedisEventLog
 
 T0 = datetime(2030, 3, 4, 10, 0, tzinfo=UTC)
 SECOND = timedelta(seconds=1)

@@ -7,11 +7,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 
 from rooms.appointment import Appointment, JoinWindowPolicy, Person
+from rooms.consultation_events import consultation_events
 from rooms.errors import DomainError, ErrorCode
 from rooms.events import PatientAdmitted, PatientCheckedIn
 from rooms.roles import Actor, Role
 from rooms.room import Room, admit, cancel, check_in, create_room, invite_guest, leave
-from signalling.consultation_events import consultation_events
 
 NOW = datetime(2030, 1, 1, 9, 0, tzinfo=UTC)
 DOCTOR = Actor("doc", Role.PRACTITIONER)

@@ -17,9 +17,9 @@ from pathlib import Path
 import pytest
 from playwright.async_api import Browser, Page, expect
 
-from tests.browser import chromium
-from tests.multinode_cluster import Cluster
 from tests.support import appointment_data, room_id_of
+from tests.support.browser import chromium
+from tests.support.multinode_cluster import Cluster
 from tests.test_e2e_browser import STEP, expect_state, open_page, wait_remote_frames
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"

@@ -21,8 +21,8 @@ import yaml  # type: ignore[import-untyped]
 
 from signalling.cli import _parser
 from signalling.config import settings_from_env
-from tests.coturn_server import PRODUCTION_CONFIG
-from tests.redis_server import free_port, require_redis_server
+from tests.support.coturn_server import PRODUCTION_CONFIG
+from tests.support.redis_server import free_port, require_redis_server
 
 REPO = Path(__file__).resolve().parent.parent
 COMPOSE = REPO / "docker-compose.yml"

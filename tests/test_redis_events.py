@@ -14,16 +14,16 @@ import redis.asyncio as redis
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
+from rooms.consultation_events import ConsultationEvent, ConsultationEventType
 from signalling.app import HUB, make_app
 from signalling.clock import utc_now
-from signalling.consultation_events import ConsultationEvent, ConsultationEventType
 from signalling.event_delivery import EventDelivery
-from signalling.event_log import DeliveryStatus
-from signalling.redis_event_log import RedisEventLog
-from signalling.redis_store import StoreUnavailable
 from signalling.room_hub import EVENT_RETENTION
-from tests.redis_server import free_port
+from store.event_log import DeliveryStatus
+from store.redis_event_log import RedisEventLog
+from store.redis_room_store import StoreUnavailable
 from tests.support import appointment_data, make_settings
+from tests.support.redis_server import free_port
 
 API_KEY = "k" * 32
 PREFIX = "events-test:"

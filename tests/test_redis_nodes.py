@@ -14,8 +14,6 @@ import pytest
 import redis.asyncio as redis
 from aiohttp import ClientError, ClientSession
 
-from media.synthetic import SignallingError, SyntheticParticipant
-from tests.redis_server import free_port
 from tests.support import (
     TOKEN_SECRET,
     WEBHOOK_SECRET,
@@ -23,6 +21,8 @@ from tests.support import (
     booking_body,
     signed_headers,
 )
+from tests.support.redis_server import free_port
+from tests.support.synthetic import SignallingError, SyntheticParticipant
 
 REPO = Path(__file__).resolve().parent.parent
 

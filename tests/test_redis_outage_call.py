@@ -8,12 +8,12 @@ from collections.abc import Awaitable, Callable
 from aiohttp import ClientSession
 from aiohttp.test_utils import TestServer
 
-from media.synthetic import SyntheticParticipant
 from signalling.app import HUB, make_app
-from signalling.redis_store import RedisRoomStore
+from store.redis_room_store import RedisRoomStore
 from tests.conftest import LiveServer
-from tests.redis_server import RedisServer
 from tests.support import make_settings
+from tests.support.redis_server import RedisServer
+from tests.support.synthetic import SyntheticParticipant
 
 
 def video_frames(participant: SyntheticParticipant) -> int:

@@ -9,9 +9,9 @@ from aiohttp import web
 from aiohttp.test_utils import TestClient
 
 from signalling.app import HUB, make_app
-from signalling.redis_store import RedisRoomStore
-from tests.redis_server import RedisServer
+from store.redis_room_store import RedisRoomStore
 from tests.support import appointment_data, booking_body, make_settings, signed_headers
+from tests.support.redis_server import RedisServer
 
 Client = TestClient[Any, Any]
 

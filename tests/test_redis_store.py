@@ -29,16 +29,16 @@ from rooms.room import (
     create_room,
     join_as_practitioner,
 )
-from rooms.store import WebhookReceipt
-from signalling.redis_store import RedisRoomStore, StoreUnavailable
-from signalling.room_codec import (
+from store.redis_room_store import RedisRoomStore, StoreUnavailable
+from store.room_codec import (
     FORMAT_VERSION,
     RoomFormatError,
     decode_room,
     encode_room,
     room_to_dict,
 )
-from tests.redis_server import RedisServer
+from store.room_store import WebhookReceipt
+from tests.support.redis_server import RedisServer
 from waiting_room.queue import WaitingEntry, WaitingQueue
 
 START = datetime(2030, 3, 4, 10, 0, tzinfo=UTC)

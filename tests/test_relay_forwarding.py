@@ -1,6 +1,6 @@
 """The relay forwards encoded media: real aiortc peers, no codec work in the relay.
 
-The participants run in a child process (`python -m media.synthetic call`) so
+The participants run in a child process (`python -m tests.support.synthetic call`) so
 that every encoder and decoder in *this* process belongs to the relay; those
 are replaced by tripwires that count calls.
 """
@@ -49,7 +49,7 @@ async def run_synthetic_call(
     process = await asyncio.create_subprocess_exec(
         sys.executable,
         "-m",
-        "media.synthetic",
+        "tests.support.synthetic",
         "call",
         "--base-url",
         server.base_url,

@@ -18,13 +18,13 @@ import redis.asyncio as redis
 from media import worker_protocol as protocol
 from media.node_relay import NodeRelay
 from media.relay import MediaError
-from media.relay_directory import NODE_TTL_MS, RelayDirectory, RelayNodeInfo
 from media.worker_relay import RelayAuthError, WorkerConnection
 from signalling.cli import main
 from signalling.config import ConfigError
-from tests.multinode_cluster import RELAY_SECRET, Cluster, NodeProcess
-from tests.redis_server import free_port
+from store.relay_directory import NODE_TTL_MS, RelayDirectory, RelayNodeInfo
 from tests.support import make_settings
+from tests.support.multinode_cluster import RELAY_SECRET, Cluster, NodeProcess
+from tests.support.redis_server import free_port
 
 
 class Recorder:

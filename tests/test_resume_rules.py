@@ -28,7 +28,7 @@ from rooms.room import (
     step_away,
 )
 from signalling.config import ConfigError, settings_from_env
-from signalling.room_codec import decode_room, encode_room
+from store.room_codec import decode_room, encode_room
 
 START = datetime(2030, 3, 4, 10, 0, tzinfo=UTC)
 INSIDE = START + timedelta(minutes=5)

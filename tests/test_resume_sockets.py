@@ -9,9 +9,9 @@ from typing import Any
 import pytest
 import socketio
 
-from media.synthetic import SignallingError, SyntheticParticipant
 from signalling.app import HUB, SETTINGS
 from tests.conftest import LiveServer
+from tests.support.synthetic import SignallingError, SyntheticParticipant
 
 
 class Device(SyntheticParticipant):

@@ -8,11 +8,11 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import socketio
 
-from media.synthetic import SignallingError, SyntheticParticipant
 from rooms.roles import Role
 from signalling import tokens
 from tests.conftest import LiveServer
 from tests.support import TOKEN_SECRET, room_id_of, token_of
+from tests.support.synthetic import SignallingError, SyntheticParticipant
 
 
 async def connected(server: LiveServer, link: str, label: str) -> SyntheticParticipant:

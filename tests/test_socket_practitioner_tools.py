@@ -7,8 +7,8 @@ from typing import Any
 
 import pytest
 
-from media.synthetic import SignallingError, SyntheticParticipant
 from tests.conftest import LiveServer
+from tests.support.synthetic import SignallingError, SyntheticParticipant
 
 
 async def connected(server: LiveServer, link: str, label: str) -> SyntheticParticipant:

@@ -31,8 +31,8 @@ from rooms.room import (
     resume,
     step_away,
 )
-from rooms.store import InMemoryRoomStore, RoomStore, WebhookReceipt
-from signalling.redis_store import RedisRoomStore
+from store.redis_room_store import RedisRoomStore
+from store.room_store import InMemoryRoomStore, RoomStore, WebhookReceipt
 
 START = datetime(2030, 3, 4, 10, 0, tzinfo=UTC)
 INSIDE = START + timedelta(minutes=5)

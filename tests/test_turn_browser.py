@@ -15,10 +15,10 @@ from aiohttp.test_utils import TestServer
 from playwright.async_api import Page
 
 from signalling.app import make_app
-from tests.browser import chromium
 from tests.conftest import LiveServer
-from tests.coturn_server import CoturnServer
 from tests.support import make_settings
+from tests.support.browser import chromium
+from tests.support.coturn_server import CoturnServer
 from tests.test_e2e_browser import expect_state, local_link, open_page, wait_remote_frames
 
 RECORD_PEER_CONNECTIONS = """

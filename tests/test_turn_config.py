@@ -7,7 +7,7 @@ import ipaddress
 import pytest
 
 from signalling.config import ConfigError, settings_from_env
-from tests.coturn_server import PRODUCTION_CONFIG, TEST_CONFIG
+from tests.support.coturn_server import PRODUCTION_CONFIG, TEST_CONFIG
 
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
 IpAddress = ipaddress.IPv4Address | ipaddress.IPv6Address

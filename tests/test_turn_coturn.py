@@ -12,7 +12,7 @@ import pytest
 from aioice import stun
 from aioice.turn import create_turn_endpoint
 
-from tests.coturn_server import PRODUCTION_CONFIG, CoturnServer
+from tests.support.coturn_server import PRODUCTION_CONFIG, CoturnServer
 from turn.credentials import TurnCredentials, issue
 
 

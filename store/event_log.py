@@ -26,7 +26,7 @@ from datetime import datetime, timedelta
 from enum import StrEnum
 from typing import Any, Protocol
 
-from signalling.consultation_events import ConsultationEvent
+from rooms.consultation_events import ConsultationEvent
 
 EVENT_ID = re.compile(r"^evt_([0-9]{1,20})$")
 # Longer than an attempt can take (its HTTP timeout), or a second node would retry mid-flight.

@@ -2,7 +2,7 @@
 
 Keys, under a configurable prefix (default `teleconsult:`):
 
-- `room:<room id>`: the room as versioned JSON (`signalling.room_codec`);
+- `room:<room id>`: the room as versioned JSON (`store.room_codec`);
 - `appointment:<appointment id>`: the id of that appointment's room;
 - `rooms`: a sorted set of room ids scored by when their window closes
   (microseconds since the epoch), for listing and purging;
@@ -32,9 +32,9 @@ from redis.exceptions import RedisError, WatchError
 
 from rooms.errors import DomainError, ErrorCode
 from rooms.room import Room, Transition
-from rooms.store import WebhookReceipt
 from signalling.http_errors import ApiError
-from signalling.room_codec import decode_room, encode_room
+from store.room_codec import decode_room, encode_room
+from store.room_store import WebhookReceipt
 
 logger = logging.getLogger(__name__)
 

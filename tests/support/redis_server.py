@@ -11,7 +11,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.processes import stop_process
+from tests.support.processes import stop_process
 
 REDIS_SERVER = os.environ.get("TELECONSULT_REDIS_SERVER", "/usr/bin/redis-server")
 

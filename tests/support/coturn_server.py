@@ -12,8 +12,8 @@ import tempfile
 import time
 from pathlib import Path
 
-from tests.processes import stop_process
-from tests.redis_server import free_port
+from tests.support.processes import stop_process
+from tests.support.redis_server import free_port
 
 TURNSERVER = os.environ.get("TELECONSULT_TURNSERVER", "/usr/bin/turnserver")
 TURN_DIR = Path(__file__).resolve().parent.parent / "turn"

@@ -36,15 +36,15 @@ from datetime import UTC, datetime, timedelta
 import redis.asyncio as redis
 from redis.exceptions import RedisError
 
-from signalling.consultation_events import ConsultationEvent
-from signalling.event_log import (
+from rooms.consultation_events import ConsultationEvent
+from signalling.room_hub import EVENT_RETENTION
+from store.event_log import (
     DEFAULT_LEASE,
     DeliveryStatus,
     LoggedEvent,
     cursor_sequence,
 )
-from signalling.redis_store import DEFAULT_PREFIX, StoreUnavailable, redis_client
-from signalling.room_hub import EVENT_RETENTION
+from store.redis_room_store import DEFAULT_PREFIX, StoreUnavailable, redis_client
 
 logger = logging.getLogger(__name__)
 

@@ -1,11 +1,11 @@
 """The benchmark's load generator: synthetic two-party consultations at packet level.
 
-    python -m media.bench_load --socket PATH [--socket PATH ...] --first 0 --count 20
+    python -m bench.load --socket PATH [--socket PATH ...] --first 0 --count 20
 
 Each participant publishes audio and video and subscribes to the other one,
 over real aiortc connections (ICE, DTLS-SRTP) to relay workers. Once
 connected, media bypasses aiortc on both sides: pre-encoded packets from
-`media.bench_clip` are stamped (sequence number, timestamp, abs-send-time),
+`bench.clip` are stamped (sequence number, timestamp, abs-send-time),
 SRTP-protected and sent; received packets are unprotected and counted. So
 the generator costs about what the relay does per packet, not a codec.
 
@@ -30,7 +30,7 @@ import uvloop
 from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.rtp import RTCP_PSFB_FIR, RTCP_PSFB_PLI, RtcpPsfbPacket
 
-from media.bench_clip import VIDEO_FPS, Clip, load_clip
+from bench.clip import VIDEO_FPS, Clip, load_clip
 from media.latency import LatencyHistogram
 from media.rtp_header import ONE_BYTE_PROFILE, relay_extension_ids
 from media.rtp_hooks import take_over_sender
@@ -333,7 +333,7 @@ async def run(sockets: list[str], first: int, count: int, drain: float) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m media.bench_load")
+    parser = argparse.ArgumentParser(prog="python -m bench.load")
     parser.add_argument("--socket", action="append", required=True, help="a relay worker socket")
     parser.add_argument("--first", type=int, default=0, help="index of the first consultation")
     parser.add_argument("--count", type=int, required=True, help="consultations to run")

@@ -22,9 +22,9 @@ from typing import Any
 import redis.asyncio as redis
 from aiohttp import ClientError, ClientSession
 
-from tests.load_balancer import LoadBalancer
-from tests.redis_server import free_port
 from tests.support import TOKEN_SECRET, WEBHOOK_SECRET, booking_body, signed_headers
+from tests.support.load_balancer import LoadBalancer
+from tests.support.redis_server import free_port
 
 REPO = Path(__file__).resolve().parent.parent
 RELAY_SECRET = "relay-secret-" + "r" * 40

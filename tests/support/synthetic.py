@@ -1,10 +1,10 @@
 """Synthetic participants: aiortc clients that join a room like a browser does.
 
 They speak the Socket.IO protocol of docs/protocol.md, send the test pattern
-of `media.test_pattern` and a tone, and measure what they receive. Tests and
+of `tests.support.pattern` and a tone, and measure what they receive. Tests and
 benchmarks use them where a browser would be too heavy.
 
-    python -m media.synthetic call --base-url URL --practitioner LINK --patient LINK
+    python -m tests.support.synthetic call --base-url URL --practitioner LINK --patient LINK
 """
 
 from __future__ import annotations
@@ -32,7 +32,7 @@ from aiortc import (
 from aiortc.mediastreams import MediaStreamError
 from av import AudioFrame, VideoFrame
 
-from media import test_pattern
+from tests.support import pattern as test_pattern
 
 logger = logging.getLogger(__name__)
 
@@ -354,7 +354,7 @@ def _first_after(participant: SyntheticParticipant, since: float) -> int | None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m media.synthetic")
+    parser = argparse.ArgumentParser(prog="python -m tests.support.synthetic")
     commands = parser.add_subparsers(dest="command", required=True)
     call = commands.add_parser("call", help="run one consultation and print what was received")
     call.add_argument("--base-url", required=True)

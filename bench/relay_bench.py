@@ -3,7 +3,7 @@
     teleconsult bench relay --consultations 40 --seconds 20 --baseline frames
 
 Starts relay worker processes (uvloop) and load generator processes
-(`media.bench_load`), lets every stream flow, then measures for `--seconds`:
+(`bench.load`), lets every stream flow, then measures for `--seconds`:
 packets in and out, the relay processes' CPU time and peak memory, loss, and
 latency. It prints one JSON line per relay mode (the RTP fast path first,
 then each `--baseline` with the same load) and a last line comparing them.
@@ -29,7 +29,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from media.bench_clip import load_clip
+from bench.clip import load_clip
 from media.relay import RELAY_MODES, RelayMode
 from media.worker_relay import WorkerConnection, WorkerRelay
 
@@ -110,7 +110,7 @@ class LoadProcess:
         process = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "media.bench_load",
+            "bench.load",
             *socket_args,
             "--first",
             str(first),

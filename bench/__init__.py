@@ -1,0 +1,1 @@
+"""Benchmarks and their baselines: tooling, never imported by the server."""

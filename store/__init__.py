@@ -1,0 +1,1 @@
+"""Ports and their backends: room store, webhook receipts, event log, relay directory."""
