@@ -22,9 +22,9 @@ from rooms.roles import Actor, Role
 from rooms.room import Room, admit, deny, end, return_to_waiting
 from signalling import tokens
 from signalling.config import Settings
-from signalling.http_errors import ApiError
 from signalling.links import join_link
 from signalling.room_hub import RoomHub, entry_channel
+from store.errors import StoreUnavailable
 from waiting_room.practitioner_day import days_rooms, desk_rows
 
 logger = logging.getLogger(__name__)
@@ -136,9 +136,11 @@ class DeskNamespace:
                 return await handler(practitioner_id, data)
             except DomainError as exc:
                 return _error(exc.code.value, exc.message)
-            except ApiError as exc:
-                # StoreUnavailable: the shared store (Redis) is down for now; retry later.
-                return _error(exc.code, exc.message)
+            except StoreUnavailable:
+                return _error(
+                    "store_unavailable",
+                    "The service is temporarily unavailable; try again shortly.",
+                )
             except Exception:
                 logger.exception("desk event=%s failed", event)
                 return _error("internal_error", "Something went wrong on our side.")

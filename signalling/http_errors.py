@@ -8,6 +8,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import web
 
 from rooms.errors import DomainError, ErrorCode
+from store.errors import StoreUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -43,6 +44,10 @@ async def json_errors(
         return await handler(request)
     except ApiError as exc:
         return error_response(exc.status, exc.code, exc.message)
+    except StoreUnavailable:
+        return error_response(
+            503, "store_unavailable", "The service is temporarily unavailable; try again shortly."
+        )
     except DomainError as exc:
         return error_response(DOMAIN_STATUS.get(exc.code, 409), exc.code.value, exc.message)
     except web.HTTPException as exc:

@@ -14,7 +14,8 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
-from signalling.http_errors import ApiError, error_response
+from signalling.http_errors import error_response
+from store.errors import StoreUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -32,8 +33,12 @@ def add_readiness_route(app: web.Application, probe: Probe | None) -> None:
     async def readyz(request: web.Request) -> web.Response:
         try:
             await asyncio.wait_for(check(), PROBE_TIMEOUT)
-        except ApiError as exc:
-            return error_response(exc.status, exc.code, exc.message)
+        except StoreUnavailable:
+            return error_response(
+                503,
+                "store_unavailable",
+                "The service is temporarily unavailable; try again shortly.",
+            )
         except TimeoutError:
             logger.warning("readiness probe timed out")
             return error_response(

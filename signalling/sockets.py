@@ -27,7 +27,6 @@ from rooms.roles import Actor, Role
 from rooms.room import Participant, Room, Transition
 from signalling import tokens
 from signalling.config import Settings
-from signalling.http_errors import ApiError
 from signalling.links import join_link
 from signalling.room_hub import (
     RoomHub,
@@ -37,7 +36,7 @@ from signalling.room_hub import (
     room_channel,
     waiting_list_payload,
 )
-from store.redis_room_store import StoreUnavailable
+from store.errors import StoreUnavailable
 from turn import credentials as turn_credentials
 from waiting_room.queue import WaitingEntry
 
@@ -188,9 +187,11 @@ class SignallingNamespace:
                 return _error(exc.code, exc.message)
             except InvalidRequest as exc:
                 return _error("invalid_request", exc.message)
-            except ApiError as exc:
-                # StoreUnavailable: the shared store (Redis) is down for now.
-                return _error(exc.code, exc.message)
+            except StoreUnavailable:
+                return _error(
+                    "store_unavailable",
+                    "The service is temporarily unavailable; try again shortly.",
+                )
             except Exception:
                 logger.exception("socket event=%s entry=%s failed", event, session.entry_id)
                 return _error("internal_error", "Something went wrong on our side.")
@@ -210,8 +211,10 @@ class SignallingNamespace:
             raise _refuse(exc.problem.value, TOKEN_MESSAGES[exc.problem], **extra) from None
         try:
             room = await self.hub.store.get(room_id)
-        except StoreUnavailable as exc:
-            raise _refuse(exc.code, "The service is briefly unavailable. Retrying…") from None
+        except StoreUnavailable:
+            raise _refuse(
+                "store_unavailable", "The service is briefly unavailable. Retrying…"
+            ) from None
         if room is None:
             raise _refuse("room_not_found", "No such consultation room.")
         actor = Actor(claims.person_id, claims.role)
@@ -302,8 +305,10 @@ class SignallingNamespace:
             if exc.code is ErrorCode.NOT_WAITING:
                 return None
             raise _refuse(exc.code.value, exc.message) from None
-        except StoreUnavailable as exc:
-            raise _refuse(exc.code, "The service is briefly unavailable. Retrying…") from None
+        except StoreUnavailable:
+            raise _refuse(
+                "store_unavailable", "The service is briefly unavailable. Retrying…"
+            ) from None
 
     async def _send_session(
         self,

@@ -38,13 +38,14 @@ from redis.exceptions import RedisError
 
 from rooms.consultation_events import ConsultationEvent
 from signalling.room_hub import EVENT_RETENTION
+from store.errors import StoreUnavailable
 from store.event_log import (
     DEFAULT_LEASE,
     DeliveryStatus,
     LoggedEvent,
     cursor_sequence,
 )
-from store.redis_room_store import DEFAULT_PREFIX, StoreUnavailable, redis_client
+from store.redis_room_store import DEFAULT_PREFIX, redis_client
 
 logger = logging.getLogger(__name__)
 

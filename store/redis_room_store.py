@@ -32,7 +32,7 @@ from redis.exceptions import RedisError, WatchError
 
 from rooms.errors import DomainError, ErrorCode
 from rooms.room import Room, Transition
-from signalling.http_errors import ApiError
+from store.errors import StoreUnavailable
 from store.room_codec import decode_room, encode_room
 from store.room_store import WebhookReceipt
 
@@ -45,15 +45,6 @@ DEFAULT_PREFIX = "teleconsult:"
 # clock) still live long enough for the sweeper to end them cleanly.
 MIN_KEY_LIFETIME = timedelta(minutes=10)
 MAX_ATTEMPTS = 200
-
-
-class StoreUnavailable(ApiError):
-    """Redis cannot be reached or did not answer: the request may be retried later."""
-
-    def __init__(self) -> None:
-        super().__init__(
-            503, "store_unavailable", "The service is temporarily unavailable; try again shortly."
-        )
 
 
 def _text(value: object) -> str:

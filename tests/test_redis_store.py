@@ -29,7 +29,8 @@ from rooms.room import (
     create_room,
     join_as_practitioner,
 )
-from store.redis_room_store import RedisRoomStore, StoreUnavailable
+from store.errors import StoreUnavailable
+from store.redis_room_store import RedisRoomStore
 from store.room_codec import (
     FORMAT_VERSION,
     RoomFormatError,
@@ -305,10 +306,8 @@ async def test_an_unreachable_redis_is_a_store_unavailable_error(
             lambda: store.ping(),
         ]
         for call in calls:
-            with pytest.raises(StoreUnavailable) as caught:
+            with pytest.raises(StoreUnavailable):
                 await call()  # type: ignore[misc]
-            assert caught.value.status == 503
-            assert caught.value.code == "store_unavailable"
 
         redis_server.start()
         await store.ping()

@@ -15,7 +15,7 @@ from aiohttp.test_utils import TestServer
 
 from signalling import cli, tokens
 from signalling.app import HUB
-from store.redis_room_store import StoreUnavailable
+from store.errors import StoreUnavailable
 from tests.conftest import LiveServer
 from tests.support import TOKEN_SECRET
 
