@@ -16,7 +16,7 @@ from tests.support.processes import stop_process
 from tests.support.redis_server import free_port
 
 TURNSERVER = os.environ.get("TELECONSULT_TURNSERVER", "/usr/bin/turnserver")
-TURN_DIR = Path(__file__).resolve().parent.parent / "turn"
+TURN_DIR = Path(__file__).resolve().parents[2] / "turn"
 TEST_CONFIG = TURN_DIR / "turnserver-test.conf"
 PRODUCTION_CONFIG = TURN_DIR / "turnserver.conf"
 
@@ -52,6 +52,9 @@ class CoturnServer:
 
     def __init__(self, config: Path = TEST_CONFIG, *extra: str) -> None:
         self.executable = require_turnserver()
+        if not config.is_file():
+            # coturn would start anyway on its defaults and a hardening test pass vacuously.
+            raise FileNotFoundError(f"coturn configuration {config} does not exist")
         self.config = config
         self.extra = extra
         self.secret = secrets.token_urlsafe(32)

@@ -26,7 +26,7 @@ from tests.support import TOKEN_SECRET, WEBHOOK_SECRET, booking_body, signed_hea
 from tests.support.load_balancer import LoadBalancer
 from tests.support.redis_server import free_port
 
-REPO = Path(__file__).resolve().parent.parent
+REPO = Path(__file__).resolve().parents[2]
 RELAY_SECRET = "relay-secret-" + "r" * 40
 START_TIMEOUT = 30.0
 PR_SET_PDEATHSIG = 1
