@@ -37,8 +37,22 @@ PLACEHOLDERS = {
 
 
 def interpolate(value: str) -> str:
-    # ${NAME:?message} and ${NAME}: what `docker compose` substitutes from .env.
-    return re.sub(r"\$\{(\w+)(?::\?[^}]*)?\}", lambda m: PLACEHOLDERS[m.group(1)], value)
+    # ${NAME:?message} (required), ${NAME:-default} and ${NAME}: what `docker compose`
+    # substitutes from .env; optional settings are left empty, as in .env.example.
+    def substitute(match: re.Match[str]) -> str:
+        name, operator, rest = match.group(1), match.group(2), match.group(3)
+        if operator == ":-":
+            return PLACEHOLDERS.get(name, rest)
+        return PLACEHOLDERS[name]
+
+    return re.sub(r"\$\{(\w+)(?:(:\?|:-)([^}]*))?\}", substitute, value)
+
+
+def documented_settings() -> set[str]:
+    """TELECONSULT_* variables of the README's configuration table."""
+    readme = (REPO / "README.md").read_text()
+    table = readme[readme.index("## Configuration") : readme.index("## Layout")]
+    return set(re.findall(r"`(TELECONSULT_[A-Z0-9_]+)`", table))
 
 
 def services() -> dict[str, Any]:
@@ -80,14 +94,23 @@ def test_teleconsult_services_run_existing_cli_commands_with_valid_settings() ->
 
 
 def test_env_example_lists_every_variable_compose_needs() -> None:
-    needed = set(re.findall(r"\$\{(\w+)", COMPOSE.read_text()))
+    text = COMPOSE.read_text()
+    passed = set(re.findall(r"\$\{(\w+)", text))
     listed = {
         line.split("=", 1)[0]
         for line in (REPO / ".env.example").read_text().splitlines()
         if line and not line.startswith("#")
     }
-    assert needed == listed
-    assert needed == set(PLACEHOLDERS)
+    assert passed == listed
+    assert set(re.findall(r"\$\{(\w+):\?", text)) == set(PLACEHOLDERS), "required settings"
+
+
+def test_compose_passes_every_documented_setting_to_the_signalling_nodes() -> None:
+    # Listen address and port are per node, on each command line.
+    per_node = {"TELECONSULT_HOST", "TELECONSULT_PORT"}
+    for name, service in ours("serve").items():
+        missing = documented_settings() - per_node - set(service["environment"])
+        assert not missing, f"{name} does not pass {sorted(missing)} through from .env"
 
 
 async def test_relay_services_start_a_real_relay_node_that_passes_its_healthcheck(
@@ -130,33 +153,50 @@ async def test_relay_services_start_a_real_relay_node_that_passes_its_healthchec
     assert len(listens) == 2, "two relay nodes on one host need two ports"
 
 
-def test_the_redis_command_line_starts_a_real_redis_without_persistence(tmp_path: Path) -> None:
-    command = services()["redis"]["command"]
-    assert command[0] == "redis-server"
-    args = [str(part) for part in command[1:]]
-    port = free_port()
-    args[args.index("--port") + 1] = str(port)
+def start_compose_redis(args: list[str], data: Path) -> tuple[subprocess.Popen[bytes], Any]:
+    args = list(args)
+    # A temporary directory stands for the container's /data volume.
+    args[args.index("--dir") + 1] = str(data)
     process = subprocess.Popen(
-        [require_redis_server(), *args, "--dir", str(tmp_path)],
+        [require_redis_server(), *args],
         stdout=subprocess.DEVNULL,
         stderr=subprocess.DEVNULL,
     )
+    client = redis.Redis(port=int(args[args.index("--port") + 1]), decode_responses=True)
+    deadline = time.monotonic() + 10
+    while True:
+        assert process.poll() is None, "redis-server refused the compose command line"
+        try:
+            client.ping()
+            return process, client
+        except redis.ConnectionError:
+            assert time.monotonic() < deadline, "redis-server did not start"
+            time.sleep(0.05)
+
+
+def test_the_redis_command_line_keeps_rooms_across_a_restart(tmp_path: Path) -> None:
+    command = services()["redis"]["command"]
+    assert command[0] == "redis-server"
+    args = [str(part) for part in command[1:]]
+    args[args.index("--port") + 1] = str(free_port())
+    assert services()["redis"]["volumes"] == ["redis-data:/data"]
+    assert args[args.index("--dir") + 1] == "/data"
+    process, client = start_compose_redis(args, tmp_path)
     try:
-        client = redis.Redis(port=port, decode_responses=True)
-        deadline = time.monotonic() + 10
-        while True:
-            assert process.poll() is None, "redis-server refused the compose command line"
-            try:
-                client.ping()
-                break
-            except redis.ConnectionError:
-                assert time.monotonic() < deadline, "redis-server did not start"
-                time.sleep(0.05)
         assert client.config_get("save") == {"save": ""}
-        assert client.config_get("appendonly") == {"appendonly": "no"}
+        assert client.config_get("appendonly") == {"appendonly": "yes"}
+        assert client.config_get("appendfsync") == {"appendfsync": "everysec"}
         assert client.config_get("maxmemory-policy") == {"maxmemory-policy": "noeviction"}
-        client.close()
+        client.set("teleconsult:room:kept", "1")
     finally:
+        client.close()
+        process.terminate()
+        process.wait(timeout=10)
+    process, client = start_compose_redis(args, tmp_path)
+    try:
+        assert client.get("teleconsult:room:kept") == "1", "the append-only file was not replayed"
+    finally:
+        client.close()
         process.terminate()
         process.wait(timeout=10)
 
