@@ -8,6 +8,8 @@ COPY pyproject.toml README.md ./
 COPY signalling signalling
 COPY media media
 COPY rooms rooms
+COPY store store
+COPY bench bench
 COPY waiting_room waiting_room
 COPY turn turn
 COPY web_client web_client
