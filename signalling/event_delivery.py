@@ -146,7 +146,11 @@ class EventDelivery:
             }
             error: str | None = None
             try:
-                async with self._session.post(self.url, data=body, headers=headers) as response:
+                # A redirect is an answer, not a new destination: following it would
+                # hand the signed event to whatever host the answer names.
+                async with self._session.post(
+                    self.url, data=body, headers=headers, allow_redirects=False
+                ) as response:
                     await response.read()
                     if not 200 <= response.status < 300:
                         error = f"http_{response.status}"
