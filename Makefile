@@ -3,11 +3,30 @@ PYTHON ?= $(shell command -v python3.11 || command -v python3)
 VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
-# Debian packages the test suite drives for real.
-TEST_PACKAGES := chromium redis-server coturn fonts-dejavu-core
-TEST_COMMANDS := /usr/bin/chromium /usr/bin/redis-server /usr/bin/turnserver
+# Debian packages, each as "what shows it is there:package" (a command or a file).
+# The test suite drives these for real:
+TEST_DEPS := /usr/bin/chromium:chromium /usr/bin/redis-server:redis-server \
+	/usr/bin/turnserver:coturn /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf:fonts-dejavu-core
+# ESLint (package.json) runs on these:
+NODE_DEPS := node:nodejs npm:npm
+NODE_STAMP := node_modules/.installed
 
-.PHONY: install run test check lint typecheck pytest system-deps bench clean
+# $(call apt_install,DEPS): apt-get install the packages of DEPS that are missing.
+define apt_install
+	@missing=""; for dep in $(1); do \
+		{ [ -e "$${dep%%:*}" ] || command -v "$${dep%%:*}"; } >/dev/null 2>&1 || missing="$$missing $${dep#*:}"; \
+	done; \
+	if [ -n "$$missing" ]; then \
+		echo "installing Debian packages:$$missing"; \
+		if [ "$$(id -u)" = 0 ]; then SUDO=""; \
+		elif command -v sudo >/dev/null; then SUDO="sudo"; \
+		else echo "error: need root (or sudo) to apt-get install$$missing" >&2; exit 1; fi; \
+		$$SUDO apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $$missing >/dev/null; \
+	fi
+endef
+
+.PHONY: install run test check lint typecheck pytest system-deps node-deps bench clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "teleconsult needs Python 3.11, found " + sys.version' 
@@ -22,19 +41,20 @@ run: install
 	$(BIN)/teleconsult serve
 
 system-deps:
-	@missing=""; for c in $(TEST_COMMANDS); do [ -x $$c ] || missing="$$missing $$c"; done; \
-	if [ -n "$$missing" ]; then \
-		echo "installing Debian packages for the tests (missing:$$missing)"; \
-		if [ "$$(id -u)" = 0 ]; then SUDO=""; \
-		elif command -v sudo >/dev/null; then SUDO="sudo"; \
-		else echo "error: need root (or sudo) to apt-get install $(TEST_PACKAGES)" >&2; exit 1; fi; \
-		$$SUDO apt-get update -qq && \
-		DEBIAN_FRONTEND=noninteractive $$SUDO apt-get install -y -qq --no-install-recommends $(TEST_PACKAGES) >/dev/null; \
-	fi
+	$(call apt_install,$(TEST_DEPS))
 
-lint: install
+node-deps:
+	$(call apt_install,$(NODE_DEPS))
+
+# `npm ci` (exact versions from package-lock.json) when node_modules is missing or stale.
+$(NODE_STAMP): package.json package-lock.json | node-deps
+	npm ci --ignore-scripts --no-audit --no-fund --loglevel=error
+	touch $(NODE_STAMP)
+
+lint: install $(NODE_STAMP)
 	$(BIN)/ruff check .
 	$(BIN)/ruff format --check .
+	npx eslint web_client
 
 typecheck: install
 	$(BIN)/mypy
@@ -53,4 +73,4 @@ bench: install
 	$(BIN)/teleconsult bench relay --consultations 2 --seconds $(BENCH_SECONDS) --baseline frames --baseline mediarelay
 
 clean:
-	rm -rf $(VENV) .pytest_cache .mypy_cache .ruff_cache *.egg-info
+	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache *.egg-info

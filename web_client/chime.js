@@ -1,6 +1,6 @@
-// A short two-tone chime made on the spot (as on the desk): no audio file to
-// fetch, nothing to allow in the CSP. Browsers play it only once the page has
-// had a click, which the practitioner's "Open consultation" is.
+// A short two-tone chime made on the spot, on the join page and the desk: no
+// audio file to fetch, nothing to allow in the CSP. Browsers play it only once
+// the page has had a click, which the practitioner's "Open consultation" is.
 
 let context = null;
 

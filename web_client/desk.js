@@ -3,6 +3,7 @@
 // fragment of `/d#<token>` and never leaves this browser except to the server's
 // websocket handshake.
 
+import { chime } from "./chime.js";
 import { formatTime, formatWaited, parseInstant } from "./format.js";
 
 const STATE_LABELS = {
@@ -24,12 +25,18 @@ const messageText = document.querySelector('[data-testid="desk-message-text"]');
 const messageStatus = document.querySelector('[data-testid="desk-message-status"]');
 const baseTitle = document.title;
 
+// "connecting" (as desk.html starts), "ready" or "error"; written to body[data-state].
+let state = "connecting";
 let lastDesk = null;
 let knownWaiting = new Set();
-let audio = null;
+
+function setState(next) {
+  state = next;
+  body.dataset.state = next;
+}
 
 function showError(message) {
-  body.dataset.state = "error";
+  setState("error");
   document.querySelector('[data-testid="desk"]').hidden = true;
   document.querySelector('[data-testid="desk-error"]').hidden = false;
   document.querySelector('[data-testid="error-message"]').textContent = message;
@@ -38,28 +45,6 @@ function showError(message) {
 function tokenFromFragment() {
   const token = decodeURIComponent(window.location.hash.slice(1));
   return token || null;
-}
-
-// A short two-tone chime made on the spot: no audio file to fetch, nothing to
-// allow in the CSP. Browsers only play after a first click on the page.
-function chime() {
-  try {
-    audio = audio || new AudioContext();
-    const now = audio.currentTime;
-    [880, 660].forEach((frequency, index) => {
-      const oscillator = audio.createOscillator();
-      const gain = audio.createGain();
-      oscillator.frequency.value = frequency;
-      gain.gain.setValueAtTime(0.0001, now + index * 0.18);
-      gain.gain.exponentialRampToValueAtTime(0.2, now + index * 0.18 + 0.02);
-      gain.gain.exponentialRampToValueAtTime(0.0001, now + index * 0.18 + 0.16);
-      oscillator.connect(gain).connect(audio.destination);
-      oscillator.start(now + index * 0.18);
-      oscillator.stop(now + index * 0.18 + 0.17);
-    });
-  } catch {
-    // No sound device: the title still changes.
-  }
 }
 
 function element(tag, attributes = {}, text = "") {
@@ -166,10 +151,10 @@ function render(desk) {
   summary.textContent = waitingCount === 0 ? "Nobody is waiting." : `${waitingCount} waiting.`;
   document.title = waitingCount ? `(${waitingCount}) waiting — ${baseTitle}` : baseTitle;
   const arrived = [...waitingIds].some((id) => !knownWaiting.has(id));
-  if (arrived && body.dataset.state === "ready") chime();
+  if (arrived && state === "ready") chime();
   knownWaiting = waitingIds;
   document.querySelector('[data-testid="desk"]').hidden = false;
-  body.dataset.state = "ready";
+  setState("ready");
 }
 
 const token = tokenFromFragment();
@@ -241,6 +226,7 @@ if (!token) {
       messageStatus.textContent = ack.error.message;
     }
   });
-  // Times waited move on even when nothing else changes.
-  setInterval(() => lastDesk && render(lastDesk), 30_000);
+  // Times waited move on even when nothing else changes. Not after an error:
+  // an expired desk must not bring the names back.
+  setInterval(() => state === "ready" && lastDesk && render(lastDesk), 30_000);
 }

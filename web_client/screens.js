@@ -29,26 +29,21 @@ export function setInline(testId, text) {
   element.hidden = !text;
 }
 
-export function currentState() {
-  return document.body.dataset.state;
-}
-
-export function showState(state) {
-  if (!STATES.includes(state)) throw new Error(`unknown state ${state}`);
-  const changed = document.body.dataset.state !== state;
+/** Shows the screen of `state` (state.js decides which); `focus` moves focus to its heading. */
+export function showState(state, { focus }) {
   document.body.dataset.state = state;
   for (const screen of document.querySelectorAll("[data-screen]")) {
     screen.hidden = screen.dataset.screen !== state;
   }
-  if (changed) {
+  if (focus) {
     // Screen reader and keyboard users land on the new screen's heading.
     const heading = document.querySelector(`[data-screen="${state}"] h1`);
     if (heading) heading.focus({ preventScroll: false });
   }
 }
 
-/** Fills an end-of-journey screen (ended, denied, not-yet-open, closed, error). */
-export function showOutcome(state, { title, message, retry = false, retryLabel = "Try again" }) {
+/** Fills an end-of-journey screen (ended, denied, not-yet-open, closed, error); show() shows it. */
+export function renderOutcome(state, { title, message, retry = false, retryLabel = "Try again" }) {
   const screen = document.querySelector(`[data-screen="${state}"]`);
   if (title) screen.querySelector("h1").textContent = title;
   const messageId = state === "error" ? "error-message" : `${state}-message`;
@@ -58,7 +53,6 @@ export function showOutcome(state, { title, message, retry = false, retryLabel =
     button.textContent = retryLabel;
     button.hidden = !retry;
   }
-  showState(state);
 }
 
 export function showNotice(testId, text) {
@@ -194,6 +188,11 @@ export function addPractitionerMessage(message, sentAt, formatTime) {
   item.append(time, body);
   byTestId("practitioner-message-list").prepend(item);
   byTestId("practitioner-messages").hidden = false;
+}
+
+/** The remote videos, in the order they came. */
+export function remoteVideos() {
+  return byTestId("remote-videos").querySelectorAll('[data-testid="remote-video"]');
 }
 
 /** Removes the remote videos only; our own camera keeps playing. */

@@ -1,0 +1,64 @@
+// The buttons under the call: mute, camera off, hang up.
+
+import { endedByAck, finish, leaveQuietly, practitionerEnded } from "./endings.js";
+import * as screens from "./screens.js";
+import { app } from "./state.js";
+
+const { byTestId } = screens;
+
+function tracksOf(kind) {
+  if (!app.stream) return [];
+  return kind === "audio" ? app.stream.getAudioTracks() : app.stream.getVideoTracks();
+}
+
+function isOff(kind) {
+  const tracks = tracksOf(kind);
+  return tracks.length === 0 || !tracks[0].enabled;
+}
+
+/** `kind` is "audio" or "video". */
+export function toggle(kind) {
+  const turnOn = isOff(kind);
+  // Disabled tracks keep the connection and send silence / black frames, so
+  // turning back on is instant and needs no renegotiation.
+  for (const track of tracksOf(kind)) track.enabled = turnOn;
+  renderToggles();
+}
+
+export function renderToggles() {
+  screens.renderToggle("toggle-mic", isOff("audio"), {
+    onLabel: "Mute microphone",
+    offLabel: "Unmute microphone",
+  });
+  screens.renderToggle("toggle-camera", isOff("video"), {
+    onLabel: "Turn camera off",
+    offLabel: "Turn camera on",
+  });
+  screens.renderCameraOff(isOff("video"));
+}
+
+/** A patient leaves the consultation; the practitioner ends it for everyone. */
+export async function hangUp() {
+  const button = byTestId("hang-up");
+  button.disabled = true;
+  screens.setInline("hang-up-error", "");
+  if (app.role === "patient") {
+    await leaveQuietly();
+    finish({ state: "ended", title: "Consultation ended", message: "You left the consultation." });
+    return;
+  }
+  app.hangingUp = true;
+  try {
+    await app.signalling.request("end_consultation", {});
+  } catch (error) {
+    app.hangingUp = false;
+    if (app.finished || endedByAck(error)) return;
+    screens.setInline(
+      "hang-up-error",
+      `We could not end the consultation: ${error.message} Please try again.`,
+    );
+    button.disabled = false;
+    return;
+  }
+  finish(practitionerEnded());
+}

@@ -1,0 +1,142 @@
+// The call (docs/web_client.md, `in-call`, "Media"): entering it, publishing
+// our camera, the remote tiles from the relay's subscriptions, and starting
+// over when the relay changes.
+
+import { renderToggles } from "./call-controls.js";
+import { E2ee } from "./e2ee.js";
+import { endedByAck } from "./endings.js";
+import { Call } from "./media.js";
+import { addSendBack } from "./practitioner-tools.js";
+import * as screens from "./screens.js";
+import { app, e2eeRequired, metrics, practitionerName, show } from "./state.js";
+import { closeCall, stopMicLevel } from "./teardown.js";
+
+const { byTestId } = screens;
+
+export function enterCall() {
+  if (app.screen === "in-call") return;
+  stopMicLevel();
+  byTestId("device-preview").srcObject = null;
+  byTestId("waiting-preview").srcObject = null;
+  screens.renderCallRole(app.role, practitionerName());
+  renderToggles();
+  screens.attachStream("local-video", app.stream);
+  show("in-call");
+  startCallMedia();
+}
+
+/** Publishes our camera and microphone, once our first media key exists. */
+export function startCallMedia() {
+  const call = ensureCall();
+  const e2ee = app.e2ee;
+  // Our first media key exists before the first frame is encoded.
+  const ready = e2ee ? e2ee.ready() : Promise.resolve();
+  ready.then(() => call.publish(app.stream)).catch((error) => {
+    if (app.finished || call.closed || endedByAck(error)) return;
+    screens.showNotice(
+      "call-notice",
+      "We could not send your camera and microphone to the call. Leave and join again; " +
+        "if it keeps happening, check your internet connection.",
+    );
+  });
+}
+
+function ensureCall() {
+  if (app.call) return app.call;
+  if (e2eeRequired()) {
+    app.e2ee = new E2ee(app.signalling, {
+      onStatus: (state) => screens.renderE2eeStatus(state),
+      onSafetyCode: (code) => screens.renderSafetyCode(code),
+    });
+  } else {
+    screens.renderE2eeStatus("off");
+  }
+  app.call = new Call(
+    app.signalling,
+    app.session && app.session.ice_servers,
+    {
+      onFailed: (message) => screens.showNotice("call-notice", message),
+      addRemote: addRemoteVideo,
+      removeRemote: (subscriptionId) => screens.removeRemoteTile(subscriptionId),
+      play: playRemote,
+    },
+    app.e2ee,
+    app.session && app.session.ice_transport_policy,
+  );
+  return app.call;
+}
+
+function addRemoteVideo(subscriptionId, role, publisherId) {
+  let label;
+  if (role === "practitioner") label = practitionerName() || "Practitioner";
+  else {
+    const known = app.waitingList && app.waitingList.nameOf(publisherId);
+    label = known || (role === "guest" ? "Guest" : "Patient");
+  }
+  const video = screens.addRemoteTile(subscriptionId, role, label);
+  if (app.role === "practitioner" && role !== "practitioner" && publisherId) {
+    addSendBack(subscriptionId, label, publisherId);
+  }
+  const firstFrame = () => {
+    if (metrics.firstRemoteFrameAt === null) metrics.firstRemoteFrameAt = performance.now();
+  };
+  if (typeof video.requestVideoFrameCallback === "function") {
+    video.requestVideoFrameCallback(firstFrame);
+  } else {
+    video.addEventListener("loadeddata", firstFrame, { once: true });
+  }
+  return video;
+}
+
+function playRemote(video) {
+  const started = video.play();
+  if (!started) return;
+  started.catch((error) => {
+    // Only a blocked autoplay needs the person's tap; other rejections mean
+    // the element was reloaded or removed meanwhile.
+    if (error && error.name === "NotAllowedError") byTestId("start-audio").hidden = false;
+  });
+}
+
+/** The "Turn on sound" tap after the browser blocked autoplay. */
+export function startAudio() {
+  byTestId("start-audio").hidden = true;
+  for (const video of screens.remoteVideos()) playRemote(video);
+}
+
+export function onSubscriptionOffer(offer) {
+  if (app.finished || !app.session) return;
+  if (!offer || typeof offer.subscription_id !== "string" || typeof offer.sdp !== "string") return;
+  const call = ensureCall();
+  call.acceptSubscription(offer).catch((error) => {
+    if (app.finished || call.closed || endedByAck(error)) return;
+    // The participant left while we were answering: nothing is missing.
+    if (error && error.code === "unknown_subscription") return;
+    screens.showNotice(
+      "call-notice",
+      "We cannot receive the other person's video. Check your internet connection; if it " +
+        "does not recover, leave and join again.",
+    );
+  });
+}
+
+export function onSubscriptionClosed(payload) {
+  if (app.call && payload && typeof payload.subscription_id === "string") {
+    if (app.e2ee) app.e2ee.publisherGone(payload.subscription_id);
+    app.call.closeSubscription(payload.subscription_id);
+  }
+}
+
+/**
+ * The relay that carried our call is gone and the room was placed on another
+ * (docs/protocol.md, "Relay failover"): drop every peer connection, make new
+ * E2EE keys (everyone else restarts too, so all keys are new) and publish
+ * again; the new relay offers the subscriptions.
+ */
+export function onMediaRestart() {
+  if (app.finished || app.screen !== "in-call" || !app.stream) return;
+  metrics.mediaRestarts += 1;
+  closeCall();
+  screens.showNotice("call-notice", "");
+  startCallMedia();
+}

@@ -1,0 +1,108 @@
+// The device check (docs/web_client.md, `precall`): the camera preview, the
+// microphone level and the appointment, then "Check in" (patient) or "Open
+// consultation" (practitioner).
+
+import { enterCall } from "./call-screen.js";
+import { comeBack } from "./coming-back.js";
+import { DeviceError, MicLevel, openCameraAndMicrophone, stopStream } from "./devices.js";
+import { endedByAck, finish } from "./endings.js";
+import * as text from "./messages.js";
+import { ensureWaitingList } from "./practitioner-tools.js";
+import * as screens from "./screens.js";
+import { app, show } from "./state.js";
+import { enterWaiting, showPosition } from "./waiting-screen.js";
+
+const { byTestId } = screens;
+
+/** Shows the device check for this session and starts the camera and microphone. */
+export async function startPrecall() {
+  show("precall");
+  screens.renderPrecall({ role: app.role, ...text.appointmentTexts(app.session) });
+  ensureWaitingList();
+  if (app.stream || app.startingDevices) return;
+  app.startingDevices = true;
+  screens.setText("device-status", "Starting your camera and microphone…");
+  let stream;
+  try {
+    stream = await openCameraAndMicrophone();
+  } catch (error) {
+    if (!(error instanceof DeviceError)) throw error;
+    finish({
+      state: "error",
+      title: "Camera and microphone needed",
+      message: error.message,
+      retry: true,
+    });
+    return;
+  } finally {
+    app.startingDevices = false;
+  }
+  if (app.finished || app.screen !== "precall") {
+    stopStream(stream);
+    return;
+  }
+  app.stream = stream;
+  screens.attachStream("device-preview", stream);
+  try {
+    app.micLevel = new MicLevel(stream, byTestId("mic-level"));
+  } catch {
+    app.micLevel = null; // The level meter is a comfort, not a requirement.
+  }
+  if (app.resumed && app.role === "patient") {
+    comeBack(); // After a reload: straight back to where we were.
+    return;
+  }
+  screens.setText(
+    "device-status",
+    app.role === "practitioner"
+      ? "Your camera and microphone are working."
+      : "Your camera and microphone are working. Check in when you are ready.",
+  );
+  screens.setCheckInEnabled(true);
+}
+
+export function onCheckInClick() {
+  if (app.role === "practitioner") openConsultation();
+  else checkIn();
+}
+
+/** Emits `check_in`: from the device check, or again from `waiting` after a lost place. */
+export async function checkIn() {
+  if (app.checkingIn || !app.signalling) return;
+  app.checkingIn = true;
+  screens.setCheckInEnabled(false);
+  screens.setInline("precall-error", "");
+  screens.setInline("waiting-error", "");
+  try {
+    const ack = await app.signalling.request("check_in", {});
+    // `waiting` events are at least as fresh as the ack, which may come last.
+    if (app.finished) return;
+    if (app.screen === "precall") enterWaiting(ack.position, ack.expected_start);
+    else if (app.screen === "waiting" && app.position === null) {
+      showPosition(ack.position, ack.expected_start);
+    }
+  } catch (error) {
+    if (app.finished || endedByAck(error)) return;
+    const where = app.screen === "waiting" ? "waiting-error" : "precall-error";
+    screens.setInline(where, `We could not check you in: ${error.message} Please try again.`);
+    screens.setCheckInEnabled(Boolean(app.stream));
+  } finally {
+    app.checkingIn = false;
+  }
+}
+
+async function openConsultation() {
+  screens.setCheckInEnabled(false);
+  screens.setInline("precall-error", "");
+  try {
+    await app.signalling.request("open_consultation", {});
+    if (!app.finished) enterCall();
+  } catch (error) {
+    if (app.finished || endedByAck(error)) return;
+    screens.setInline(
+      "precall-error",
+      `We could not open the consultation: ${error.message} Please try again.`,
+    );
+    screens.setCheckInEnabled(Boolean(app.stream));
+  }
+}

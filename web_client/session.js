@@ -1,0 +1,54 @@
+// The server's `session` (docs/protocol.md): the first one starts the device
+// check; a later one, after a reconnection, says whether we kept our place.
+
+import { comeBack } from "./coming-back.js";
+import { checkIn, startPrecall } from "./device-check.js";
+import { transformSupport } from "./e2ee.js";
+import { finish, pageFailed } from "./endings.js";
+import * as text from "./messages.js";
+import * as screens from "./screens.js";
+import { app, e2eeRequired } from "./state.js";
+
+export function onSession(session) {
+  if (app.finished) return;
+  if (!session || typeof session !== "object") {
+    pageFailed();
+    return;
+  }
+  clearTimeout(app.watchdog);
+  const again = app.session !== null;
+  app.session = session;
+  app.role = session.role === "practitioner" ? "practitioner" : "patient";
+  // A fresh entry comes with a fresh secret; a resumed one keeps ours.
+  if (typeof session.resume === "string" && app.resumeSecret) app.resumeSecret.set(session.resume);
+  app.resumed = ["waiting", "in_call"].includes(session.resumed) ? session.resumed : null;
+  screens.showNotice("connection-notice", "");
+  if (app.call) app.call.setIceServers(session.ice_servers);
+  if (!again) {
+    if (e2eeRequired() && !transformSupport()) {
+      // Never a silently unencrypted call.
+      finish({ state: "error", title: "Browser not supported", message: text.E2EE_UNSUPPORTED });
+      return;
+    }
+    startPrecall().catch(pageFailed);
+    return;
+  }
+  const screen = app.screen;
+  if (app.resumed && app.role === "patient" && (screen === "in-call" || screen === "waiting")) {
+    comeBack();
+    return;
+  }
+  // Not resumed: the server has treated the old connection as gone.
+  if (screen === "in-call") {
+    finish({
+      state: "error",
+      title: "The connection was lost",
+      message: text.CONNECTION_LOST,
+      retry: true,
+      retryLabel: "Rejoin",
+    });
+  } else if (screen === "waiting" && app.role === "patient") {
+    app.position = null;
+    checkIn();
+  }
+}
