@@ -141,6 +141,19 @@ def _minutes(env: Mapping[str, str], name: str, default: timedelta) -> timedelta
     return timedelta(minutes=value)
 
 
+def _hours(env: Mapping[str, str], name: str, default: timedelta) -> timedelta:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a whole number of hours") from exc
+    if value < 0:
+        raise ConfigError(f"{name} cannot be negative")
+    return timedelta(hours=value)
+
+
 def _urls(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     return tuple(url.strip() for url in env.get(name, "").split(",") if url.strip())
 
@@ -198,4 +211,5 @@ def settings_from_env(
         no_show_after=_minutes(env, "TELECONSULT_NO_SHOW_AFTER_MINUTES", timedelta(minutes=10)),
         resume_grace=_minutes(env, "TELECONSULT_RESUME_GRACE_MINUTES", timedelta(minutes=2)),
         relay_secret=env.get("TELECONSULT_RELAY_SECRET") or None,
+        retention_after_close=_hours(env, "TELECONSULT_RETENTION_HOURS", timedelta(hours=24)),
     )
