@@ -11,7 +11,8 @@ from pydantic import ValidationError
 
 from rooms.appointment import Appointment, Person
 from rooms.errors import DomainError, ErrorCode
-from rooms.room import Room, cancel, create_room, reschedule
+from rooms.lifecycle import cancel, create_room, reschedule
+from rooms.room import Room
 from signalling import webhook_signature
 from signalling.booking_payloads import (
     AppointmentCancelled,

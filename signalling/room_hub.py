@@ -29,15 +29,9 @@ from rooms.events import (
     RoomEnded,
     RoomEvent,
 )
-from rooms.room import (
-    Lifecycle,
-    Room,
-    Transition,
-    close_if_over,
-    expire_away,
-    mark_no_show,
-    next_expiry,
-)
+from rooms.lifecycle import close_if_over, mark_no_show
+from rooms.presence import expire_away, next_expiry
+from rooms.room import Lifecycle, Room, Transition
 from signalling.clock import Clock
 from store.event_log import EventLog, InMemoryEventLog
 from store.room_store import RoomStore

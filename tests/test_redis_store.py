@@ -15,20 +15,14 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import redis.asyncio as redis
 
+from rooms.admission import admit, check_in, join_as_practitioner
 from rooms.appointment import Appointment, JoinWindowPolicy, Person
 from rooms.errors import DomainError, ErrorCode
 from rooms.events import EndReason
+from rooms.lifecycle import create_room
 from rooms.roles import Actor, Role
-from rooms.room import (
-    Lifecycle,
-    Participant,
-    Room,
-    Transition,
-    admit,
-    check_in,
-    create_room,
-    join_as_practitioner,
-)
+from rooms.room import Lifecycle, Participant, Room, Transition
+from rooms.waiting_queue import WaitingEntry, WaitingQueue
 from store.errors import StoreUnavailable
 from store.redis_room_store import RedisRoomStore
 from store.room_codec import (
@@ -40,7 +34,6 @@ from store.room_codec import (
 )
 from store.room_store import WebhookReceipt
 from tests.support.redis_server import RedisServer
-from waiting_room.queue import WaitingEntry, WaitingQueue
 
 START = datetime(2030, 3, 4, 10, 0, tzinfo=UTC)
 INSIDE = START + timedelta(minutes=5)

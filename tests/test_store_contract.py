@@ -13,24 +13,15 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from rooms.admission import admit, check_in, deny, invite_guest, join_as_practitioner
 from rooms.appointment import Appointment, JoinWindowPolicy, Person
 from rooms.errors import DomainError, ErrorCode
 from rooms.events import PatientCheckedIn
+from rooms.lifecycle import create_room, end
+from rooms.presence import resume, step_away
+from rooms.resume_secret import hash_resume_secret
 from rooms.roles import Actor, Role
-from rooms.room import (
-    Room,
-    Transition,
-    admit,
-    check_in,
-    create_room,
-    deny,
-    end,
-    hash_resume_secret,
-    invite_guest,
-    join_as_practitioner,
-    resume,
-    step_away,
-)
+from rooms.room import Room, Transition
 from store.redis_room_store import RedisRoomStore
 from store.room_store import InMemoryRoomStore, RoomStore, WebhookReceipt
 
