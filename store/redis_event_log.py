@@ -27,27 +27,22 @@ that expired with everything else still never reuses an id.
 from __future__ import annotations
 
 import json
-import logging
 import secrets
-from collections.abc import AsyncIterator, Sequence
-from contextlib import asynccontextmanager
+from collections.abc import Sequence
+from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
 
 import redis.asyncio as redis
-from redis.exceptions import RedisError
 
 from rooms.consultation_events import ConsultationEvent
-from signalling.room_hub import EVENT_RETENTION
-from store.errors import StoreUnavailable
 from store.event_log import (
     DEFAULT_LEASE,
+    EVENT_RETENTION,
     DeliveryStatus,
     LoggedEvent,
     cursor_sequence,
 )
-from store.redis_room_store import DEFAULT_PREFIX, redis_client
-
-logger = logging.getLogger(__name__)
+from store.redis_client import DEFAULT_PREFIX, redis_client, unavailable_on_failure
 
 FORMAT_VERSION = 1
 EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
@@ -340,14 +335,8 @@ class RedisEventLog:
     async def close(self) -> None:
         await self._redis.aclose()
 
-    @asynccontextmanager
-    async def _available(self) -> AsyncIterator[None]:
-        try:
-            yield
-        except (RedisError, OSError) as exc:
-            # The exception text may carry the Redis URL (and its password): name the type only.
-            logger.warning("redis event log unavailable: %s", type(exc).__name__)
-            raise StoreUnavailable() from None
+    def _available(self) -> AbstractAsyncContextManager[None]:
+        return unavailable_on_failure("event log")
 
     # --- EventLog ----------------------------------------------------------------------------
 
