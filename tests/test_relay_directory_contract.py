@@ -192,6 +192,25 @@ async def test_a_room_moves_once_off_a_dead_node(directories: Directories) -> No
     assert await first.placement("room-1") == "spare"
 
 
+async def test_the_second_move_off_a_dead_node_adopts_the_first(
+    directories: Directories,
+) -> None:
+    first, second = directories.open(), directories.open()
+    await first.announce(node("dead"))
+    await first.place("room-1")
+    await first.withdraw("dead")
+    await first.announce(node("x"))
+    await first.announce(node("y", rooms=1))
+    assert (await first.move("room-1", "dead", exclude={"dead"})).id == "x"
+
+    # The second signalling node read the load before "x" emptied: it would pick "y".
+    stale = {"x": node("x", rooms=9), "y": node("y", rooms=1)}
+    moved = await second.move("room-1", "dead", exclude={"dead"}, live=stale)
+
+    assert moved.id == "x"
+    assert await second.placement("room-1") == "x"
+
+
 async def test_placing_a_room_on_a_dead_node_moves_it(directories: Directories) -> None:
     directory = directories.open()
     await directory.announce(node("first"))
