@@ -17,6 +17,7 @@ from dataclasses import dataclass
 
 import pytest
 
+from store.redis_client import redis_client
 from store.redis_relay_directory import RedisRelayDirectory
 from store.relay_directory import (
     HEARTBEAT_INTERVAL,
@@ -54,6 +55,7 @@ async def redis_directories(request: pytest.FixtureRequest) -> AsyncIterator[Dir
     # Asked for lazily so the memory runs never start redis-server.
     url: str = request.getfixturevalue("redis_url")
     opened: list[RedisRelayDirectory] = []
+    client = redis_client(url)
 
     def open_node() -> RelayDirectory:
         directory = RedisRelayDirectory.from_url(url, PREFIX)
@@ -62,7 +64,6 @@ async def redis_directories(request: pytest.FixtureRequest) -> AsyncIterator[Dir
 
     async def advance(seconds: float) -> None:
         # Time passes for every key with a lifetime: what Redis does on its own, at once.
-        client = open_node().client  # type: ignore[attr-defined]
         elapsed_ms = round(seconds * 1000)
         async for key in client.scan_iter(f"{PREFIX}*"):
             remaining = await client.pttl(key)
@@ -78,6 +79,7 @@ async def redis_directories(request: pytest.FixtureRequest) -> AsyncIterator[Dir
     finally:
         for directory in opened:
             await directory.close()
+        await client.aclose()
 
 
 DIRECTORIES: list[object] = [
