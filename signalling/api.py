@@ -19,10 +19,12 @@ from typing import Any, Literal, TypeVar
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
+from rooms.admission import invite_guest
 from rooms.appointment import Person
 from rooms.errors import DomainError, ErrorCode
+from rooms.lifecycle import end_by_integration
 from rooms.roles import Role
-from rooms.room import Room, end_by_integration, invite_guest
+from rooms.room import Room
 from signalling import tokens
 from signalling.booking_hook import create_appointment_room, read_body, validation_message
 from signalling.booking_payloads import ID_PATTERN, CreatedData, Text

@@ -27,9 +27,11 @@ from signalling.socket_fanout import redis_lifetime, redis_manager
 from signalling.sockets import SignallingNamespace
 from store.event_log import EventLog
 from store.redis_event_log import RedisEventLog
+from store.redis_relay_directory import RedisRelayDirectory
 from store.redis_room_store import RedisRoomStore
-from store.relay_directory import RelayDirectory
+from store.redis_webhook_receipts import RedisWebhookReceipts
 from store.room_store import InMemoryRoomStore, RoomStore
+from store.webhook_receipts import InMemoryWebhookReceipts, WebhookReceipts
 
 logger = logging.getLogger(__name__)
 
@@ -64,7 +66,7 @@ def make_app(
     sio.attach(app)
     if relay is None and settings.relay_secret and settings.redis_url:
         relay = NodeRelay(
-            RelayDirectory.from_url(settings.redis_url, settings.redis_prefix),
+            RedisRelayDirectory.from_url(settings.redis_url, settings.redis_prefix),
             settings.relay_secret,
         )
     if relay is None:
@@ -79,6 +81,11 @@ def make_app(
     if event_log is None and isinstance(store, RedisRoomStore):
         # Every node lists and delivers the same events; they share the store's client.
         event_log = RedisEventLog(store.client, prefix=settings.redis_prefix)
+    receipts: WebhookReceipts = (
+        RedisWebhookReceipts(store.client, prefix=settings.redis_prefix)
+        if isinstance(store, RedisRoomStore)
+        else InMemoryWebhookReceipts()
+    )
     if manager is not None or owned_store is not None:
         # Appended first so it closes last, after everything that uses Redis.
         app.cleanup_ctx.append(redis_lifetime(owned_store, manager))
@@ -98,7 +105,7 @@ def make_app(
     app[HUB] = hub
     app[SOCKETS] = SignallingNamespace(sio, hub, settings)
 
-    hook = BookingHook(settings, hub)
+    hook = BookingHook(settings, hub, receipts)
     app.router.add_post("/hooks/booking", hook.handle)
     DeskNamespace(sio, hub, settings)
     IntegrationApi(settings, hub).add_routes(app)

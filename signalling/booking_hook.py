@@ -11,7 +11,8 @@ from pydantic import ValidationError
 
 from rooms.appointment import Appointment, Person
 from rooms.errors import DomainError, ErrorCode
-from rooms.room import Room, cancel, create_room, reschedule
+from rooms.lifecycle import cancel, create_room, reschedule
+from rooms.room import Room
 from signalling import webhook_signature
 from signalling.booking_payloads import (
     AppointmentCancelled,
@@ -24,7 +25,7 @@ from signalling.config import Settings, webhook_key
 from signalling.http_errors import ApiError
 from signalling.links import room_document
 from signalling.room_hub import RoomHub
-from store.room_store import WebhookReceipt
+from store.webhook_receipts import WebhookReceipt, WebhookReceipts
 
 logger = logging.getLogger(__name__)
 
@@ -83,9 +84,10 @@ async def create_appointment_room(
 
 
 class BookingHook:
-    def __init__(self, settings: Settings, hub: RoomHub) -> None:
+    def __init__(self, settings: Settings, hub: RoomHub, receipts: WebhookReceipts) -> None:
         self.settings = settings
         self.hub = hub
+        self.receipts = receipts
         self.key = webhook_key(settings.webhook_secret)
 
     async def handle(self, request: web.Request) -> web.Response:
@@ -109,7 +111,7 @@ class BookingHook:
         if len(webhook_id) > 200:
             raise ApiError(400, "invalid_webhook_id", "The webhook-id header is too long.")
 
-        receipt = await self.hub.store.recall_webhook(webhook_id, now)
+        receipt = await self.receipts.recall(webhook_id, now)
         if receipt is not None:
             # A redelivery: answer with the room as it is, apply nothing again.
             room = await self.hub.store.find_by_appointment(receipt.appointment_id)
@@ -131,7 +133,7 @@ class BookingHook:
                 room, status = await self._rescheduled(message, now)
             case AppointmentCancelled():
                 room, status = await self._cancelled(message, now)
-        await self.hub.store.remember_webhook(
+        await self.receipts.remember(
             WebhookReceipt(webhook_id, room.appointment.id, now + RECEIPT_LIFETIME)
         )
         logger.info("booking webhook type=%s room=%s status=%d", message.type, room.id, status)

@@ -20,7 +20,7 @@ from media.worker_relay import WorkerRelay
 from signalling.app import HUB, ice_server_configs, make_app
 from signalling.config import REDIS_SCHEMES, ConfigError, settings_from_env
 from signalling.demo import create_demo_room, demo_banner
-from store.relay_directory import RelayDirectory
+from store.redis_relay_directory import RedisRelayDirectory
 
 
 def _parser() -> argparse.ArgumentParser:
@@ -159,7 +159,7 @@ def run_relay_node(args: argparse.Namespace) -> int:
         advertise = parse_address(args.advertise, "--advertise") if args.advertise else None
         secret = check_secret(os.environ.get("TELECONSULT_RELAY_SECRET"))
         node = RelayNode(
-            RelayDirectory.from_url(
+            RedisRelayDirectory.from_url(
                 redis_url, os.environ.get("TELECONSULT_REDIS_PREFIX") or "teleconsult:"
             ),
             secret,

@@ -6,8 +6,9 @@ import secrets
 from datetime import datetime, timedelta
 
 from rooms.appointment import Appointment, Person
+from rooms.lifecycle import create_room
 from rooms.roles import Role
-from rooms.room import Room, create_room
+from rooms.room import Room
 from signalling.config import Settings
 from signalling.links import join_link
 from signalling.room_hub import RoomHub

@@ -17,9 +17,11 @@ from typing import Any
 
 import socketio
 
+from rooms.admission import admit, deny, return_to_waiting
 from rooms.errors import DomainError, ErrorCode
+from rooms.lifecycle import end
 from rooms.roles import Actor, Role
-from rooms.room import Room, admit, deny, end, return_to_waiting
+from rooms.room import Room
 from signalling import tokens
 from signalling.config import Settings
 from signalling.links import join_link

@@ -29,26 +29,17 @@ from rooms.events import (
     RoomEnded,
     RoomEvent,
 )
-from rooms.room import (
-    Lifecycle,
-    Room,
-    Transition,
-    close_if_over,
-    expire_away,
-    mark_no_show,
-    next_expiry,
-)
+from rooms.lifecycle import close_if_over, mark_no_show
+from rooms.presence import expire_away, next_expiry
+from rooms.room import Lifecycle, Room, Transition
 from signalling.clock import Clock
-from store.event_log import EventLog, InMemoryEventLog
+from store.event_log import EVENT_RETENTION, EventLog, InMemoryEventLog
 from store.room_store import RoomStore
 from waiting_room.practitioner_day import WaitingPlace, days_rooms, waiting_places
 
 logger = logging.getLogger(__name__)
 
 OPEN_LIFECYCLES = (Lifecycle.SCHEDULED, Lifecycle.IN_CONSULTATION)
-# Long enough for an integrator to catch up after a week-long outage, no longer:
-# events name no one, but they still say who had a consultation when.
-EVENT_RETENTION = timedelta(days=7)
 # How long a disconnected patient's or guest's place is kept for them (docs/protocol.md).
 AWAY_GRACE = timedelta(minutes=2)
 

@@ -19,12 +19,14 @@ from typing import Any
 import socketio
 
 from media.relay import MediaError
-from rooms import room as transitions
+from rooms import admission, lifecycle, presence
 from rooms.appointment import Person
 from rooms.errors import DomainError, ErrorCode
 from rooms.events import ParticipantResumed
+from rooms.resume_secret import hash_resume_secret
 from rooms.roles import Actor, Role
 from rooms.room import Participant, Room, Transition
+from rooms.waiting_queue import WaitingEntry
 from signalling import tokens
 from signalling.config import Settings
 from signalling.links import join_link
@@ -38,7 +40,6 @@ from signalling.room_hub import (
 )
 from store.errors import StoreUnavailable
 from turn import credentials as turn_credentials
-from waiting_room.queue import WaitingEntry
 
 logger = logging.getLogger(__name__)
 
@@ -249,7 +250,7 @@ class SignallingNamespace:
                     room_id,
                     actor,
                     event.entry_id,
-                    transitions.hash_resume_secret(str(resume_secret)),
+                    hash_resume_secret(str(resume_secret)),
                     taken.connection,
                 )
             else:
@@ -258,7 +259,7 @@ class SignallingNamespace:
                     room_id,
                     actor,
                     secrets.token_urlsafe(9),
-                    transitions.hash_resume_secret(new_secret),
+                    hash_resume_secret(new_secret),
                 )
         replaced = [
             other
@@ -296,10 +297,10 @@ class SignallingNamespace:
         self, room_id: str, actor: Actor, secret: str, now: datetime
     ) -> Transition | None:
         """Take a kept entry over, or None when there is none for this secret (start afresh)."""
-        presented = transitions.hash_resume_secret(secret)
+        presented = hash_resume_secret(secret)
         try:
             return await self.hub.store.update(
-                room_id, lambda room: transitions.resume(room, actor, presented, now)
+                room_id, lambda room: presence.resume(room, actor, presented, now)
             )
         except DomainError as exc:
             if exc.code is ErrorCode.NOT_WAITING:
@@ -337,7 +338,7 @@ class SignallingNamespace:
             # A patient or guest keeps their place for a while; anyone else leaves now.
             await self.hub.apply(
                 session.room_id,
-                lambda room: transitions.step_away(
+                lambda room: presence.step_away(
                     room, session.entry_id, session.connection, self.hub.clock()
                 ),
             )
@@ -350,7 +351,7 @@ class SignallingNamespace:
     async def check_in(self, session: SocketSession, data: Any) -> Ack:
         transition = await self.hub.apply(
             session.room_id,
-            lambda room: transitions.check_in(
+            lambda room: admission.check_in(
                 room, session.actor, session.entry_id, self.hub.clock(), session.resume_hash
             ),
         )
@@ -360,7 +361,7 @@ class SignallingNamespace:
     async def open_consultation(self, session: SocketSession, data: Any) -> Ack:
         transition = await self.hub.apply(
             session.room_id,
-            lambda room: transitions.join_as_practitioner(
+            lambda room: admission.join_as_practitioner(
                 room, session.actor, session.entry_id, self.hub.clock()
             ),
         )
@@ -375,7 +376,7 @@ class SignallingNamespace:
         entry_id = _entry_id(data)
         await self.hub.apply(
             session.room_id,
-            lambda room: transitions.admit(room, session.actor, entry_id, self.hub.clock()),
+            lambda room: admission.admit(room, session.actor, entry_id, self.hub.clock()),
         )
         return _ok()
 
@@ -386,7 +387,7 @@ class SignallingNamespace:
             raise InvalidRequest("reason must be text.")
         await self.hub.apply(
             session.room_id,
-            lambda room: transitions.deny(room, session.actor, entry_id, self.hub.clock(), reason),
+            lambda room: admission.deny(room, session.actor, entry_id, self.hub.clock(), reason),
         )
         return _ok()
 
@@ -394,7 +395,7 @@ class SignallingNamespace:
         entry_id = _entry_id(data)
         await self.hub.apply(
             session.room_id,
-            lambda room: transitions.return_to_waiting(
+            lambda room: admission.return_to_waiting(
                 room, session.actor, entry_id, self.hub.clock()
             ),
         )
@@ -412,7 +413,7 @@ class SignallingNamespace:
         guest = Person("guest-" + secrets.token_urlsafe(9), name.strip())
         now = self.hub.clock()
         transition = await self.hub.apply(
-            session.room_id, lambda r: transitions.invite_guest(r, guest, now)
+            session.room_id, lambda r: admission.invite_guest(r, guest, now)
         )
         return _ok(
             guest_id=guest.id,
@@ -422,7 +423,7 @@ class SignallingNamespace:
     async def end_consultation(self, session: SocketSession, data: Any) -> Ack:
         await self.hub.apply(
             session.room_id,
-            lambda room: transitions.end(room, session.actor, self.hub.clock()),
+            lambda room: lifecycle.end(room, session.actor, self.hub.clock()),
         )
         return _ok()
 
@@ -434,7 +435,7 @@ class SignallingNamespace:
         # The hub tells those still in the call (`e2ee_peer_left`) to rotate their keys.
         await self.hub.apply(
             session.room_id,
-            lambda room: transitions.leave_from(
+            lambda room: presence.leave_from(
                 room, session.entry_id, session.connection, self.hub.clock()
             ),
         )

@@ -19,10 +19,12 @@ import pytest
 from aiohttp import ClientSession, web
 from aiohttp.test_utils import TestServer
 
+from rooms.admission import admit, check_in, join_as_practitioner
 from rooms.appointment import Appointment, JoinWindowPolicy, Person
 from rooms.consultation_events import consultation_events
+from rooms.lifecycle import create_room, end
+from rooms.presence import leave
 from rooms.roles import Actor, Role
-from rooms.room import admit, check_in, create_room, end, join_as_practitioner, leave
 from signalling import webhook_signature
 from signalling.app import HUB, make_app
 from signalling.event_delivery import RetryPolicy

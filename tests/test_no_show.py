@@ -5,10 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from rooms.admission import check_in
 from rooms.appointment import Appointment, JoinWindowPolicy, Person
 from rooms.events import PatientNoShow
+from rooms.lifecycle import cancel, create_room, mark_no_show
 from rooms.roles import Actor, Role
-from rooms.room import Room, cancel, check_in, create_room, mark_no_show
+from rooms.room import Room
 from signalling.app import HUB, make_app
 from tests.support import make_settings
 

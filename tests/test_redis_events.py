@@ -18,9 +18,8 @@ from rooms.consultation_events import ConsultationEvent, ConsultationEventType
 from signalling.app import HUB, make_app
 from signalling.clock import utc_now
 from signalling.event_delivery import EventDelivery
-from signalling.room_hub import EVENT_RETENTION
 from store.errors import StoreUnavailable
-from store.event_log import DeliveryStatus
+from store.event_log import EVENT_RETENTION, DeliveryStatus
 from store.redis_event_log import RedisEventLog
 from tests.support import appointment_data, make_settings
 from tests.support.redis_server import free_port
