@@ -13,6 +13,7 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import struct
 import time
 from typing import Any, Protocol
@@ -31,8 +32,11 @@ from aiortc.rtp import (
 from aiortc.utils import random16, random32
 
 from media.latency import LatencyHistogram
+from media.malformed import MalformedCounter
 from media.rtp_header import (
+    MALFORMED,
     RELAY_IDENTITY,
+    RTP_HEADER_LENGTH,
     is_vp8_keyframe_start,
     payload_offset,
     rewrite_extensions,
@@ -40,6 +44,8 @@ from media.rtp_header import (
     write_mid,
 )
 from media.srtp_path import MAX_PROTECTED_INPUT, SrtpEgress
+
+logger = logging.getLogger(__name__)
 
 CLOCK_RATES = {"audio": 48000, "video": 90000}
 # Power of two: ~3 s of 1.5 Mbit/s video, what a NACK can still usefully ask for.
@@ -88,6 +94,7 @@ class DownTrack:
         self.retransmitted = 0
         self.waiting_for_keyframe = 0
         self.remb: int | None = None
+        self.malformed = MalformedCounter(logger, f"{kind} down track")
 
     def configure(self, payload_type: int, mid: str) -> None:
         self.payload_type = payload_type
@@ -180,6 +187,7 @@ class DownTrack:
             try:
                 bitrate, ssrcs = unpack_remb_fci(packet.fci)
             except ValueError:
+                self.malformed.drop()
                 return
             if self.ssrc in ssrcs:
                 self.remb = bitrate
@@ -218,6 +226,7 @@ class PublishedTrack:
         self.keyframes = 0
         self.keyframe_requests = 0
         self.upstream_nacks = 0
+        self.malformed = MalformedCounter(logger, f"{kind} published track")
 
     def switch_source(self, ssrc: int) -> None:
         """A new SSRC: the publisher restarted its stream; subscribers resync on it."""
@@ -228,11 +237,15 @@ class PublishedTrack:
             self.request_keyframe()
 
     def on_packet(self, view: memoryview, length: int, now: float) -> None:
-        if length > MAX_PROTECTED_INPUT:
+        if not RTP_HEADER_LENGTH <= length <= MAX_PROTECTED_INPUT:
+            self.malformed.drop()
             return
         self.packets += 1
         seq, ts = _SEQ_TS.unpack_from(view, 2)
         mid_at = rewrite_extensions(view, length, self.extension_ids) if view[0] & 0x10 else -1
+        if mid_at == MALFORMED:
+            self.malformed.drop()
+            return
         keyframe = False
         if self.kind == "video":
             keyframe = is_vp8_keyframe_start(view, payload_offset(view, length), length)
@@ -331,6 +344,7 @@ class PublicationRouter:
         # SSRCs a track moved away from: their stragglers must not switch it back.
         self.retired: set[int] = set()
         self.unrouted = 0
+        self.malformed = MalformedCounter(logger, "publication router")
         self._latency = latency
         self._count = 0
 
@@ -340,7 +354,15 @@ class PublicationRouter:
         for rtx_type, apt in rtx.items():
             self.rtx_payload_types[rtx_type] = (track, apt)
 
+    @property
+    def malformed_packets(self) -> int:
+        """Malformed packets dropped by this router and its tracks."""
+        return self.malformed.count + sum(t.malformed.count for t in self.tracks())
+
     def on_rtp(self, view: memoryview, length: int, now: float) -> None:
+        if length < RTP_HEADER_LENGTH or length > len(view):
+            self.malformed.drop()
+            return
         track = self.by_ssrc.get(_U32.unpack_from(view, 8)[0])
         if track is None:
             self._route_unknown(view, length, now)
@@ -353,8 +375,6 @@ class PublicationRouter:
                 latency.record(time.monotonic() - now)
 
     def _route_unknown(self, view: memoryview, length: int, now: float) -> None:
-        if length < 12:
-            return
         ssrc = _U32.unpack_from(view, 8)[0]
         if ssrc in self.retired:
             self.unrouted += 1
@@ -377,7 +397,9 @@ class PublicationRouter:
         if track.ssrc is None:
             return
         original = unwrap_rtx(view[:length].tobytes(), apt, track.ssrc)
-        if original is not None:
+        if original is None:
+            self.malformed.drop()
+        else:
             track.on_packet(memoryview(bytearray(original)), len(original), now)
 
     def sender_report(self, ssrc: int, ntp: int, rtp_timestamp: int) -> None:

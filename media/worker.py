@@ -1,6 +1,6 @@
 """A relay worker process: one `Relay` on uvloop, driven over `media.worker_protocol`.
 
-    python -m media.worker --socket /run/teleconsult/relay-0.sock [--mode rtp]
+    python -m media.worker --socket /run/teleconsult/relay-0.sock
 
 Like mediasoup's workers, one per core: each room lives on one worker, so a
 worker never shares packets with another. The parent (signalling, or the
@@ -17,13 +17,16 @@ import logging
 import os
 import signal
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from typing import Any
 
 import uvloop
 
 from media import worker_protocol as protocol
-from media.relay import RELAY_MODES, IceServerConfig, MediaError, Relay
+from media.errors import MediaError
+from media.forwarding_mode import ForwardingMode
+from media.relay import Relay
+from media.relay_service import IceServerConfig
 
 logger = logging.getLogger(__name__)
 
@@ -177,8 +180,13 @@ def _error(code: str, message: str) -> dict[str, str]:
     return {"code": code, "message": message}
 
 
-async def run(socket_path: str, mode: str, ice_servers: tuple[IceServerConfig, ...]) -> None:
-    relay = Relay(ice_servers, mode=mode)  # type: ignore[arg-type]
+ModeFactory = Callable[[], ForwardingMode]
+
+
+async def run(
+    socket_path: str, ice_servers: tuple[IceServerConfig, ...], mode: ModeFactory | None = None
+) -> None:
+    relay = Relay(ice_servers, forwarding=None if mode is None else mode())
     server = WorkerServer(relay)
     with contextlib.suppress(FileNotFoundError):
         os.unlink(socket_path)
@@ -197,10 +205,17 @@ async def run(socket_path: str, mode: str, ice_servers: tuple[IceServerConfig, .
         os.unlink(socket_path)
 
 
-def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(prog="python -m media.worker")
+def main(
+    argv: list[str] | None = None,
+    *,
+    modes: Mapping[str, ModeFactory] | None = None,
+    prog: str = "python -m media.worker",
+) -> int:
+    """The worker's command line; `modes` adds `--mode` (the benchmark's worker, `bench.worker`)."""
+    parser = argparse.ArgumentParser(prog=prog)
     parser.add_argument("--socket", required=True)
-    parser.add_argument("--mode", choices=RELAY_MODES, default="rtp")
+    if modes:
+        parser.add_argument("--mode", choices=list(modes), default=next(iter(modes)))
     parser.add_argument(
         "--ice-servers", default="[]", help="JSON list of {urls, username, credential}"
     )
@@ -216,7 +231,8 @@ def main(argv: list[str] | None = None) -> int:
         IceServerConfig(tuple(s["urls"]), s.get("username"), s.get("credential"))
         for s in json.loads(args.ice_servers)
     )
-    uvloop.run(run(args.socket, args.mode, ice_servers))
+    mode = modes[args.mode] if modes else None
+    uvloop.run(run(args.socket, ice_servers, mode))
     return 0
 
 
