@@ -190,15 +190,20 @@ class SrtpEgress:
         pair = internals.nominated_pair(internals.ice_connection(dtls))
         if pair is None:
             return False
-        self._srtp = internals.SrtpBuffer(session)
-        self._addr = pair.remote_addr
         if internals.is_direct(pair.protocol) and pair.protocol.transport is not None:
-            self._sendto = pair.protocol.transport.sendto
+            self.attach(session, pair.protocol.transport.sendto, pair.remote_addr)
         else:
             # A TURN-relayed pair wraps data itself; rare for a relay, kept correct.
             self._slow_send = pair.protocol.send_data
-        self.buffer = self._srtp.view
+            self.attach(session, None, pair.remote_addr)
         return True
+
+    def attach(self, session: Any, sendto: Callable[[Any, Any], None] | None, addr: Any) -> None:
+        """Protect with `session` and send with `sendto(data, addr)` (what `ready` sets up)."""
+        self._srtp = internals.SrtpBuffer(session)
+        self._sendto = sendto
+        self._addr = addr
+        self.buffer = self._srtp.view
 
     def write(self, src: Any, length: int) -> None:
         """Copy `length` clear bytes from `src` (bytes or buffer) into `buffer`."""

@@ -68,8 +68,12 @@ def _parser(*, bench_arguments: bool = False) -> argparse.ArgumentParser:
     bench = commands.add_parser("bench", help="measure the media relay")
     if bench_arguments:
         # Imported only for `bench`: the server never loads the benchmark or its extras.
-        from bench.relay_bench import add_bench_arguments
-
+        try:
+            from bench.relay_bench import add_bench_arguments
+        except ImportError as exc:
+            sys.exit(
+                f"teleconsult bench: {exc}; install the extra: pip install 'teleconsult[bench]'"
+            )
         add_bench_arguments(bench)
     return parser
 
