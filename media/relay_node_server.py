@@ -24,8 +24,8 @@ from dataclasses import dataclass
 from media import worker_protocol as protocol
 from media.relay import Relay
 from media.relay_service import IceServerConfig
-from media.worker import WorkerServer
 from media.worker_connection import keep_alive
+from media.worker_server import WorkerServer
 from store.relay_directory import HEARTBEAT_INTERVAL, RelayDirectory, RelayNodeInfo
 
 logger = logging.getLogger(__name__)
