@@ -81,9 +81,6 @@ class Relay:
             "latency_samples": self.latency.samples,
         }
 
-    def room(self, room_id: str) -> RelayRoom | None:
-        return self._rooms.get(room_id)
-
     def publication(self, room_id: str, participant_id: str) -> Publication | None:
         room = self._rooms.get(room_id)
         return None if room is None else room.publications.get(participant_id)
