@@ -157,6 +157,12 @@ async def test_a_publication_reaches_every_member_until_its_publisher_leaves(
     sdp = await bob.accept(subscription_id, offer)
     await refused("invalid_request", relay.answer("room-1", "bob", subscription_id, sdp))
 
+    # Publishing again (a page restarting its camera) keeps the subscription: events
+    # for it would come before the publish answer, on the same connection.
+    await alice.publish()
+    assert bob.offers.empty()
+    assert bob.closed.empty()
+
     # A latecomer is offered what is already published, at once.
     carol = people("room-1", "carol")
     await carol.join()
