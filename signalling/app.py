@@ -10,8 +10,9 @@ from collections.abc import AsyncIterator
 import socketio
 from aiohttp import web
 
-from media.node_relay import NodeRelay
-from media.relay import IceServerConfig, Relay, RelayService
+from media.relay import Relay
+from media.relay_node_client import NodeRelay
+from media.relay_service import IceServerConfig, RelayService
 from media.worker_relay import WorkerRelay
 from signalling.api import IntegrationApi
 from signalling.booking_hook import BookingHook

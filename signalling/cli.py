@@ -12,10 +12,9 @@ import uvloop
 from aiohttp import web
 from redis.exceptions import RedisError
 
-from bench.relay_bench import add_bench_arguments, run_bench
-from media.relay import IceServerConfig
-from media.relay_node import RelayNode, advertised_address, check_secret, parse_address
-from media.relay_node import run as run_relay
+from media.relay_node_server import RelayNode, advertised_address, check_secret, parse_address
+from media.relay_node_server import run as run_relay
+from media.relay_service import IceServerConfig
 from media.worker_relay import WorkerRelay
 from signalling.app import HUB, ice_server_configs, make_app
 from signalling.config import REDIS_SCHEMES, ConfigError, settings_from_env
@@ -23,7 +22,7 @@ from signalling.demo import create_demo_room, demo_banner
 from store.redis_relay_directory import RedisRelayDirectory
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(*, bench_arguments: bool = False) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="teleconsult", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run signalling and the media relay in one process")
@@ -67,7 +66,15 @@ def _parser() -> argparse.ArgumentParser:
     )
     relay.add_argument("--log-level", default="INFO")
     bench = commands.add_parser("bench", help="measure the media relay")
-    add_bench_arguments(bench)
+    if bench_arguments:
+        # Imported only for `bench`: the server never loads the benchmark or its extras.
+        try:
+            from bench.relay_bench import add_bench_arguments
+        except ImportError as exc:
+            sys.exit(
+                f"teleconsult bench: {exc}; install the extra: pip install 'teleconsult[bench]'"
+            )
+        add_bench_arguments(bench)
     return parser
 
 
@@ -99,8 +106,11 @@ def _env_int(name: str) -> int | None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    given = sys.argv[1:] if argv is None else list(argv)
+    args = _parser(bench_arguments=given[:1] == ["bench"]).parse_args(given)
     if args.command == "bench":
+        from bench.relay_bench import run_bench
+
         return run_bench(args)
     configure_logging(args.log_level)
     if args.command == "relay":

@@ -1,4 +1,4 @@
-"""The relay's pass-through pieces in isolation."""
+"""The benchmark's frame pass-through baseline, its pieces in isolation."""
 
 from __future__ import annotations
 
@@ -11,8 +11,8 @@ from aiortc.codecs import depayload
 from aiortc.mediastreams import MediaStreamError
 from aiortc.rtcrtpparameters import RTCRtpCodecParameters
 
-from media.forwarding import MAX_QUEUED_FRAMES, ForwardingTrack, TrackFanout
-from media.passthrough import EncodedFrameTap, OpusPacker, Vp8Packer, is_vp8_keyframe
+from bench.frame_fanout import MAX_QUEUED_FRAMES, ForwardingTrack, TrackFanout
+from bench.passthrough import EncodedFrameTap, OpusPacker, Vp8Packer, is_vp8_keyframe
 
 VP8 = RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=96)
 

@@ -18,6 +18,7 @@ import pytest
 from aiohttp.test_utils import TestServer
 from aiortc import rtcrtpreceiver, rtcrtpsender
 
+from bench.baseline_modes import FrameForwarding
 from media.relay import Relay
 from signalling.app import HUB, make_app
 from signalling.config import Settings
@@ -136,7 +137,7 @@ async def test_frames_mode_still_forwards_without_codec_work(
     codec_tripwires: list[str],
 ) -> None:
     """The skeleton's frame pass-through stays usable: it is the benchmark's baseline."""
-    relay = Relay(mode="frames")
+    relay = Relay(forwarding=FrameForwarding())
     server = LiveServer(await aiohttp_server(make_app(settings, relay=relay), host="127.0.0.1"))
     room = await server.book()
     result = await run_synthetic_call(server, room, seconds=3)

@@ -16,9 +16,9 @@ from pathlib import Path
 import pytest
 
 from media import worker_protocol as protocol
-from media.node_relay import NodeRelay
-from media.relay import MediaError
-from media.worker_relay import RelayAuthError, WorkerConnection
+from media.errors import MediaError
+from media.relay_node_client import NodeRelay
+from media.worker_connection import RelayAuthError, WorkerConnection
 from signalling.cli import main
 from signalling.config import ConfigError
 from store.redis_relay_directory import RedisRelayDirectory

@@ -23,7 +23,7 @@ from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, unpack_remb_fci
 
-from media.passthrough import install_tap
+from bench.passthrough import install_tap
 from media.relay import Relay
 
 ROOM = "room-1"
@@ -272,8 +272,7 @@ async def test_nacked_packet_is_retransmitted_from_the_relay_cache(
 
     # aiortc's receiver NACKs the gap; the relay resends the packet itself.
     await until(lambda: bool(subscriber.dropped) and lost in [p[0] for p in subscriber.packets])
-    room_subscriptions = list(relay._rooms[ROOM].subscriptions.values())
-    assert sum(d.retransmitted for s in room_subscriptions for d in s.downs.values()) >= 1
+    assert relay.forwarding_stats()["retransmitted"] >= 1
     seqs = [p[0] for p in subscriber.packets]
     assert seqs.count(lost) == 1
     assert seqs.index(lost) > seqs.index((lost + 1) & 0xFFFF)
@@ -351,7 +350,9 @@ async def test_packet_lost_before_the_relay_is_recovered_from_the_publisher(
 
     ice._send = lossy_send
     await until(lambda: bool(dropped))
-    (track,) = relay._rooms[ROOM].publications["pub"].tracks.values()
+    publication = relay.publication(ROOM, "pub")
+    assert publication is not None
+    (track,) = publication.media.tracks.values()
     (down,) = track.downs
     lost = (dropped[0] + down.seq_offset) & 0xFFFF
 

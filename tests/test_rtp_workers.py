@@ -12,8 +12,9 @@ from collections.abc import Awaitable, Callable
 import pytest
 from aiohttp.test_utils import TestServer
 
-from media.relay import MediaError
-from media.worker_relay import WorkerConnection, WorkerRelay
+from media.errors import MediaError
+from media.worker_connection import WorkerConnection
+from media.worker_relay import WorkerRelay
 from signalling.app import HUB, make_app
 from signalling.config import Settings
 from tests.conftest import LiveServer

@@ -1,4 +1,6 @@
-"""A relay node: one `Relay` on uvloop serving signalling nodes over TCP.
+"""A relay node, the `teleconsult relay` process: one `Relay` on uvloop serving signalling nodes.
+
+Signalling's side of the link is `media.relay_node_client.NodeRelay`.
 
     teleconsult relay --redis-url redis://... --listen 0.0.0.0:7000 --advertise 10.0.0.5:7000
 
@@ -20,9 +22,10 @@ import signal
 from dataclasses import dataclass
 
 from media import worker_protocol as protocol
-from media.relay import IceServerConfig, Relay
-from media.worker import WorkerServer
-from media.worker_relay import keep_alive
+from media.relay import Relay
+from media.relay_service import IceServerConfig
+from media.worker_connection import keep_alive
+from media.worker_server import WorkerServer
 from store.relay_directory import HEARTBEAT_INTERVAL, RelayDirectory, RelayNodeInfo
 
 logger = logging.getLogger(__name__)
@@ -85,6 +88,8 @@ def check_secret(secret: str | None) -> str:
 
 
 class RelayNode:
+    """A relay served over TCP to authenticated signalling nodes, registered in Redis."""
+
     def __init__(
         self,
         directory: RelayDirectory,
