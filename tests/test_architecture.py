@@ -185,17 +185,7 @@ RULES: list[object] = [
     pytest.param(store_speaks_only_redis_and_the_domain, id="store_speaks_only_redis"),
     pytest.param(media_does_not_know_signalling, id="media_does_not_know_signalling"),
     pytest.param(production_does_not_import_tests, id="production_does_not_import_tests"),
-    pytest.param(
-        bench_only_on_demand,
-        id="bench_only_on_demand",
-        marks=pytest.mark.xfail(
-            strict=True,
-            reason=(
-                "signalling/cli.py imports bench.relay_bench at module level; the media "
-                "branch moves it inside the `teleconsult bench` command: drop this mark then"
-            ),
-        ),
-    ),
+    pytest.param(bench_only_on_demand, id="bench_only_on_demand"),
 ]
 
 

@@ -20,7 +20,7 @@ from media.relay import Relay
 from media.relay_node_client import NodeRelay
 from media.relay_service import RelayService
 from media.worker_relay import WorkerRelay
-from store.relay_directory import RelayDirectory
+from store.redis_relay_directory import RedisRelayDirectory
 from tests.support.multinode_cluster import RELAY_SECRET, Cluster
 
 EVENT_TIMEOUT = 15.0
@@ -44,7 +44,7 @@ async def relay(request: pytest.FixtureRequest, tmp_path: Path) -> AsyncIterator
         cluster = Cluster(redis_url, tmp_path)
         try:
             await cluster.start_relay()
-            nodes = NodeRelay(RelayDirectory.from_url(redis_url), RELAY_SECRET)
+            nodes = NodeRelay(RedisRelayDirectory.from_url(redis_url), RELAY_SECRET)
             await nodes.start()
             try:
                 yield nodes
