@@ -148,7 +148,16 @@ class RelayNode:
         try:
             async with asyncio.timeout(HANDSHAKE_TIMEOUT):
                 authenticated = await self._handshake(reader, writer)
-        except (TimeoutError, ConnectionError, ValueError) as exc:
+        except ConnectionError as exc:
+            # A peer that leaves before the handshake: a health probe (every 10 s
+            # under Docker) or a port scan, not an incident.
+            logger.debug(
+                "relay node=%s connection left before the handshake: %s",
+                self.node_id,
+                type(exc).__name__,
+            )
+            authenticated = False
+        except (TimeoutError, ValueError) as exc:
             logger.warning(
                 "relay node=%s handshake failed from %s: %s", self.node_id, peer, type(exc).__name__
             )

@@ -114,7 +114,7 @@ def make_app(
         delivery = EventDelivery(
             hub.event_log,
             settings.events_url,
-            settings.events_key,
+            settings.events_keys,
             clock,
             RetryPolicy(first_delay=settings.events_first_retry),
         )

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from enum import StrEnum
 
@@ -27,6 +28,12 @@ def sign(key: bytes, webhook_id: str, timestamp: int | str, body: bytes) -> str:
     signed = f"{webhook_id}.{timestamp}.".encode() + body
     digest = hmac.new(key, signed, hashlib.sha256).digest()
     return "v1," + base64.b64encode(digest).decode()
+
+
+def sign_all(keys: Sequence[bytes], webhook_id: str, timestamp: int | str, body: bytes) -> str:
+    """One `v1` signature per key, space-separated: receivers accept any that matches,
+    so a secret rotates without a moment where events are refused."""
+    return " ".join(sign(key, webhook_id, timestamp, body) for key in keys)
 
 
 def verify(

@@ -145,7 +145,7 @@ async def test_an_unreachable_redis_is_store_unavailable_and_the_url_stays_out_o
             await log.next_attempt_at()
 
         # The delivery worker outlives the outage instead of dying on its first look.
-        worker = EventDelivery(log, "http://127.0.0.1:1/events", b"k" * 32, utc_now)
+        worker = EventDelivery(log, "http://127.0.0.1:1/events", (b"k" * 32,), utc_now)
         task = asyncio.ensure_future(worker.run())
         await asyncio.sleep(0.5)
         assert not task.done()

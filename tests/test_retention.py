@@ -18,13 +18,13 @@ from aiohttp.test_utils import TestClient
 
 from signalling.app import HUB, make_app
 from signalling.config import ConfigError, settings_from_env
-from tests.support import booking_body, make_settings, signed_headers
+from tests.support import WEBHOOK_SECRET, booking_body, make_settings, signed_headers
 
 API_KEY = "r" * 32
 
 
 def test_retention_hours_come_from_the_environment() -> None:
-    base = {"TELECONSULT_TOKEN_SECRET": "t" * 40}
+    base = {"TELECONSULT_TOKEN_SECRET": "t" * 40, "TELECONSULT_WEBHOOK_SECRET": WEBHOOK_SECRET}
     assert settings_from_env(base).retention_after_close == timedelta(hours=24)
     chosen = settings_from_env({**base, "TELECONSULT_RETENTION_HOURS": "3"})
     assert chosen.retention_after_close == timedelta(hours=3)
@@ -34,7 +34,11 @@ def test_retention_hours_come_from_the_environment() -> None:
 def test_a_bad_retention_names_the_setting(value: str) -> None:
     with pytest.raises(ConfigError, match="TELECONSULT_RETENTION_HOURS"):
         settings_from_env(
-            {"TELECONSULT_TOKEN_SECRET": "t" * 40, "TELECONSULT_RETENTION_HOURS": value}
+            {
+                "TELECONSULT_TOKEN_SECRET": "t" * 40,
+                "TELECONSULT_WEBHOOK_SECRET": WEBHOOK_SECRET,
+                "TELECONSULT_RETENTION_HOURS": value,
+            }
         )
 
 
