@@ -47,9 +47,7 @@ def test_transports_never_reach_the_room_store() -> None:
 
 def test_the_check_sees_a_reach_through() -> None:
     source = (
-        "from store.room_store import RoomStore\n"
-        "async def f(hub):\n"
-        "    await hub.store.get(1)\n"
+        "from store.room_store import RoomStore\nasync def f(hub):\n    await hub.store.get(1)\n"
     )
     assert _reaches(ast.parse(source)) == [
         "from store.room_store import RoomStore",
