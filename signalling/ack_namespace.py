@@ -70,7 +70,7 @@ class AckNamespace(socketio.AsyncNamespace, Generic[S]):  # type: ignore[misc]
     """A namespace whose events (other than connect and disconnect) are `Handler`s.
 
     Subclasses give the handlers by event name, say who a connection is
-    (`session_of`, raising to refuse the event), and optionally limit events.
+    (`session_of`), and optionally limit events.
     """
 
     # How log lines name the namespace.
@@ -91,13 +91,17 @@ class AckNamespace(socketio.AsyncNamespace, Generic[S]):  # type: ignore[misc]
             for event, limit in (limits or {}).items()
         }
 
-    async def session_of(self, sid: str) -> S:
-        """Who `sid` is; raise (e.g. `errors.RequestError`) to refuse its events."""
+    async def session_of(self, sid: str) -> S | None:
+        """Who `sid` is, None if it never authenticated; raise to refuse its events."""
         raise NotImplementedError
 
     def rate_key(self, session: S) -> str:
         """What the limits count per (one participant, one desk)."""
         raise NotImplementedError
+
+    def failure_of(self, exc: Exception) -> errors.Failure | None:
+        """The error table's answer (a namespace may word token errors for its own links)."""
+        return errors.failure_of(exc)
 
     def describe(self, session: S) -> str:
         """How a failed event's log line names the connection: no personal data."""
@@ -118,12 +122,14 @@ class AckNamespace(socketio.AsyncNamespace, Generic[S]):  # type: ignore[misc]
         session: S | None = None
         try:
             session = await self.session_of(sid)
+            if session is None:
+                return errors.NOT_CONNECTED.ack()
             limit = self._limits.get(event)
             if limit is not None and not limit[0].allow(self.rate_key(session), self.clock()):
                 return errors.failure("rate_limited", limit[1]).ack()
             return await handler(session, data)
         except Exception as exc:
-            failure = errors.failure_of(exc)
+            failure = self.failure_of(exc)
             if failure is None:
                 context = "" if session is None else self.describe(session)
                 logger.exception("%s event=%s %s failed", self.label, event, context)

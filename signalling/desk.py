@@ -104,13 +104,16 @@ class DeskNamespace(AckNamespace[str]):
         sio.register_namespace(self)
         hub.listeners.append(self.room_changed)
 
-    async def session_of(self, sid: str) -> str:
+    def failure_of(self, exc: Exception) -> errors.Failure | None:
+        if isinstance(exc, tokens.TokenError):
+            return errors.desk_token_failure(exc)
+        return super().failure_of(exc)
+
+    async def session_of(self, sid: str) -> str | None:
         practitioner_id = self.sessions.get(sid)
-        if practitioner_id is None:
-            raise errors.RequestError(errors.NOT_CONNECTED.code, errors.NOT_CONNECTED.message)
-        if self.hub.clock() >= self.expires[sid]:
+        if practitioner_id is not None and self.hub.clock() >= self.expires[sid]:
             await self._forget(sid)
-            raise errors.RequestError(tokens.TokenProblem.EXPIRED, errors.DESK_EXPIRED_MESSAGE)
+            raise tokens.TokenError(tokens.TokenProblem.EXPIRED)
         return practitioner_id
 
     async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:

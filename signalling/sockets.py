@@ -18,7 +18,6 @@ from signalling.ack_namespace import AckNamespace
 from signalling.config import Settings
 from signalling.e2ee_forwarding import LIMITS as E2EE_LIMITS
 from signalling.e2ee_forwarding import E2eeForwarding
-from signalling.errors import NOT_CONNECTED, RequestError
 from signalling.media_signalling import MediaSignalling
 from signalling.room_actions import RoomActions
 from signalling.room_hub import RoomHub
@@ -45,11 +44,8 @@ class SignallingNamespace(AckNamespace[SocketSession]):
         self.sessions = self._sessions.by_sid
         sio.register_namespace(self)
 
-    async def session_of(self, sid: str) -> SocketSession:
-        session = self.sessions.get(sid)
-        if session is None:
-            raise RequestError(NOT_CONNECTED.code, NOT_CONNECTED.message)
-        return session
+    async def session_of(self, sid: str) -> SocketSession | None:
+        return self.sessions.get(sid)
 
     def rate_key(self, session: SocketSession) -> str:
         return session.entry_id
