@@ -67,7 +67,8 @@ def booking(**kwargs: Any) -> dict[str, Any]:
 
 
 def store_of(client: Client) -> RoomStore:
-    return client.app[ROOM_STORE]
+    store: RoomStore = client.app[ROOM_STORE]
+    return store
 
 
 async def post(client: Client, body: bytes | Any, headers: Mapping[str, str] | None) -> Reply:
