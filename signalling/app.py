@@ -1,4 +1,8 @@
-"""Assembles the aiohttp application: routes, Socket.IO, relay, store, background sweeper."""
+"""Assembles the aiohttp application: routes, Socket.IO, relay, store, background sweeper.
+
+The room store is handed to the hub alone: every transport gets the hub
+(signalling/room_hub.py), the one write path.
+"""
 
 from __future__ import annotations
 
@@ -39,6 +43,8 @@ logger = logging.getLogger(__name__)
 SETTINGS = web.AppKey("settings", Settings)
 HUB = web.AppKey("hub", RoomHub)
 SOCKETS = web.AppKey("sockets", SignallingNamespace)
+# For wiring and tests only: transports never see it (tests/test_one_write_path.py).
+ROOM_STORE = web.AppKey("room_store", RoomStore)
 EVENT_DELIVERY = web.AppKey("event_delivery", EventDelivery)
 
 SWEEP_INTERVAL = 30.0
@@ -90,8 +96,9 @@ def make_app(
     if manager is not None or owned_store is not None:
         # Appended first so it closes last, after everything that uses Redis.
         app.cleanup_ctx.append(redis_lifetime(owned_store, manager))
+    store = store or InMemoryRoomStore()
     hub = RoomHub(
-        store or InMemoryRoomStore(),
+        store,
         sio,
         relay,
         clock,
@@ -104,6 +111,7 @@ def make_app(
         relay.in_call = hub.still_in_call
     app[SETTINGS] = settings
     app[HUB] = hub
+    app[ROOM_STORE] = store
     app[SOCKETS] = SignallingNamespace(sio, hub, settings)
 
     hook = BookingHook(settings, hub, receipts)
@@ -122,7 +130,7 @@ def make_app(
         app[EVENT_DELIVERY] = delivery
         app.cleanup_ctx.append(_event_delivery)
     add_page_routes(app, settings.web_root)
-    add_readiness_route(app, hub.store.ping if isinstance(hub.store, RedisRoomStore) else None)
+    add_readiness_route(app, store.ping if isinstance(store, RedisRoomStore) else None)
     app.cleanup_ctx.append(_relay_lifetime)
     app.cleanup_ctx.append(_sweeper)
     return app

@@ -22,7 +22,7 @@ async def create_demo_room(hub: RoomHub, settings: Settings, now: datetime) -> R
         starts_at=now + timedelta(minutes=5),
         ends_at=now + timedelta(minutes=35),
     )
-    room, _ = await hub.store.create(
+    room, _ = await hub.create(
         create_room(secrets.token_urlsafe(16), appointment, settings.join_window)
     )
     return room

@@ -154,6 +154,35 @@ async def test_the_desk_lists_only_this_practitioners_day_in_slot_order(
         await desk.close()
 
 
+async def test_a_new_appointment_reaches_an_open_desk_at_once(live_server: LiveServer) -> None:
+    await book_for(live_server, "prac-1", starts_in=timedelta(minutes=5))
+    desk = Desk(live_server, await desk_link(live_server, "prac-1"))
+    await desk.connect()
+    try:
+        await desk.until(lambda d: len(d["rows"]) == 1)
+        booked = await book_for(live_server, "prac-1", starts_in=timedelta(minutes=20))
+        # Pushed as the booking is stored, not at the next refresh.
+        document = await desk.until(lambda d: len(d["rows"]) == 2, timeout=1)
+        assert document["rows"][1]["room_id"] == booked["room_id"]
+
+        data = appointment_data(starts_in=timedelta(minutes=35))
+        data["practitioner"]["id"] = "prac-1"
+        async with (
+            ClientSession() as session,
+            session.post(
+                f"{live_server.base_url}/api/v1/appointments",
+                json=data,
+                headers={"Authorization": f"Bearer {API_KEY}"},
+            ) as response,
+        ):
+            assert response.status == 201, await response.text()
+            created = await response.json()
+        document = await desk.until(lambda d: len(d["rows"]) == 3, timeout=1)
+        assert document["rows"][2]["room_id"] == created["room_id"]
+    finally:
+        await desk.close()
+
+
 async def test_admit_deny_and_message_from_the_desk(live_server: LiveServer) -> None:
     first = await book_for(live_server, "prac-1", starts_in=timedelta(minutes=5))
     second = await book_for(live_server, "prac-1", starts_in=timedelta(minutes=10))

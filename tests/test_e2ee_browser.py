@@ -151,7 +151,7 @@ async def tap_forwarded_video(server: LiveServer, room_id: str, count: int) -> l
     track forwards, reassembled into frames here).
     """
     hub = server.app[HUB]
-    room = await hub.store.get(room_id)
+    room = await hub.room(room_id)
     assert room is not None
     doctor_id = next(p.entry_id for p in room.in_call if p.role is Role.PRACTITIONER)
     for _ in range(int(STEP / 100)):

@@ -246,7 +246,7 @@ async def test_no_key_material_in_logs_or_store(
     await call.doctor.next("e2ee_peer_left")
 
     hub = live_server.app[HUB]
-    stored = repr(await hub.store.rooms()) + repr(live_server.app[SOCKETS].sessions)
+    stored = repr(await hub.rooms()) + repr(live_server.app[SOCKETS].sessions)
     records = caplog.get_records("setup") + caplog.get_records("call")
     logged = "\n".join(f"{r.getMessage()} {r.args!r} {r.exc_text or ''}" for r in records)
     assert "socket connected" in logged  # The capture works: the server did log.
@@ -279,7 +279,7 @@ async def test_session_tells_the_browser_the_mode(aiohttp_server: Any, mode: str
 def test_key_announcements_are_rate_limited_per_participant() -> None:
     from datetime import UTC, datetime, timedelta
 
-    from signalling.sockets import RateLimit
+    from signalling.ack_namespace import RateLimit
 
     limit = RateLimit(per_minute=3)
     start = datetime(2030, 1, 1, tzinfo=UTC)

@@ -65,7 +65,7 @@ async def test_the_sweeper_marks_no_shows_and_logs_the_event(aiohttp_client: Any
     await aiohttp_client(app)
     hub = app[HUB]
     room = a_room()
-    await hub.store.create(create_room(room.id, room.appointment, JoinWindowPolicy()))
+    await hub.create(create_room(room.id, room.appointment, JoinWindowPolicy()))
 
     now[0] = START + AFTER - timedelta(seconds=1)
     await hub.sweep(timedelta(hours=24))
@@ -76,6 +76,6 @@ async def test_the_sweeper_marks_no_shows_and_logs_the_event(aiohttp_client: Any
     await hub.sweep(timedelta(hours=24))
     events = await hub.event_log.after(None, 10)
     assert [event.type for event in events] == ["consultation.no_show"]
-    stored = await hub.store.get(room.id)
+    stored = await hub.room(room.id)
     assert stored is not None
     assert stored.no_show_at == START + AFTER

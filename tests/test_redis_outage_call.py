@@ -8,7 +8,7 @@ from collections.abc import Awaitable, Callable
 from aiohttp import ClientSession
 from aiohttp.test_utils import TestServer
 
-from signalling.app import HUB, make_app
+from signalling.app import HUB, ROOM_STORE, make_app
 from store.redis_room_store import RedisRoomStore
 from tests.conftest import LiveServer
 from tests.support import make_settings
@@ -40,7 +40,7 @@ async def test_media_keeps_flowing_while_redis_is_down(
 ) -> None:
     app = make_app(make_settings(redis_url=redis_url))
     server = LiveServer(await aiohttp_server(app, host="127.0.0.1"))
-    assert isinstance(app[HUB].store, RedisRoomStore)
+    assert isinstance(app[ROOM_STORE], RedisRoomStore)
     room = await server.book()
     doctor = SyntheticParticipant(server.base_url, room["links"]["practitioner"], "doctor")
     patient = SyntheticParticipant(server.base_url, room["links"]["patient"], "patient")
@@ -69,7 +69,7 @@ async def test_media_keeps_flowing_while_redis_is_down(
 
         async with ClientSession() as session, session.get(server.base_url + "/readyz") as r:
             assert r.status == 200
-        stored = await app[HUB].store.get(room["room_id"])
+        stored = await app[HUB].room(room["room_id"])
         assert stored is not None
         assert {p.role.value for p in stored.in_call} == {"practitioner", "patient"}
         await frames_grow([doctor, patient])

@@ -14,7 +14,7 @@ from aiohttp import web
 from aiohttp.test_utils import TestServer
 
 from signalling import cli, tokens
-from signalling.app import HUB
+from signalling.app import HUB, ROOM_STORE
 from store.errors import StoreUnavailable
 from tests.conftest import LiveServer
 from tests.support import TOKEN_SECRET
@@ -79,7 +79,7 @@ async def test_desk_answers_store_unavailable_without_a_traceback(
         async def down(*args: Any) -> None:
             raise StoreUnavailable()
 
-        monkeypatch.setattr(live_server.app[HUB].store, "get", down)
+        monkeypatch.setattr(live_server.app[ROOM_STORE], "get", down)
         ack = await desk.call(
             "admit", {"room_id": room["room_id"], "entry_id": "x" * 12}, namespace="/desk"
         )

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from signalling.sockets import ice_servers_payload
+from signalling.socket_session import ice_servers_payload
 from tests.support import make_settings
 from turn.credentials import issue
 
