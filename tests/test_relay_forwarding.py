@@ -22,6 +22,7 @@ from media.relay import Relay
 from signalling.app import HUB, make_app
 from signalling.config import Settings
 from tests.conftest import LiveServer
+from tests.support.polling import eventually
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -94,8 +95,7 @@ async def test_call_is_forwarded_without_any_codec_work(
         assert reception["audio_frames"] >= 75, reception
     assert codec_tripwires == []
     # Everything was torn down when the participants left.
-    await asyncio.sleep(0.5)
-    assert relay.stats()["subscriptions"] == 0
+    await eventually(lambda: relay.stats()["subscriptions"] == 0)
 
 
 async def test_tripwires_do_fire_on_codec_work(codec_tripwires: list[str]) -> None:
