@@ -12,7 +12,6 @@ import os
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
@@ -22,6 +21,7 @@ import yaml  # type: ignore[import-untyped]
 from signalling.cli import _parser
 from signalling.config import settings_from_env
 from tests.support.coturn_server import PRODUCTION_CONFIG
+from tests.support.polling import eventually_blocking
 from tests.support.redis_server import free_port, require_redis_server
 
 REPO = Path(__file__).resolve().parent.parent
@@ -143,15 +143,16 @@ def test_the_redis_command_line_starts_a_real_redis_without_persistence(tmp_path
     )
     try:
         client = redis.Redis(port=port, decode_responses=True)
-        deadline = time.monotonic() + 10
-        while True:
-            assert process.poll() is None, "redis-server refused the compose command line"
+
+        def answers() -> bool:
+            if process.poll() is not None:
+                raise RuntimeError("redis-server refused the compose command line")
             try:
-                client.ping()
-                break
+                return bool(client.ping())
             except redis.ConnectionError:
-                assert time.monotonic() < deadline, "redis-server did not start"
-                time.sleep(0.05)
+                return False
+
+        eventually_blocking(answers, interval=0.05, what="redis-server started")
         assert client.config_get("save") == {"save": ""}
         assert client.config_get("appendonly") == {"appendonly": "no"}
         assert client.config_get("maxmemory-policy") == {"maxmemory-policy": "noeviction"}
