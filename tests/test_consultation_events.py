@@ -223,7 +223,7 @@ def a_room() -> Any:
 
 def test_events_name_nobody_and_end_carries_the_duration() -> None:
     room = a_room()
-    steps = [
+    steps: list[Callable[[Any], Any]] = [
         lambda r: check_in(r, PATIENT, "e-pat", NOW),
         lambda r: join_as_practitioner(r, DOCTOR, "e-doc", NOW),
         lambda r: admit(r, DOCTOR, "e-pat", NOW + timedelta(minutes=1)),

@@ -397,8 +397,7 @@ async def test_two_delivery_workers_post_each_event_once_in_room_order(
     url = str(server.make_url("/events"))
     nodes = [CountingLog(open_node()), CountingLog(open_node())]
     workers = [
-        EventDelivery(node, url, b"k" * 32, utc_now, RetryPolicy(), concurrency=2)  # type: ignore[arg-type]
-        for node in nodes
+        EventDelivery(node, url, b"k" * 32, utc_now, RetryPolicy(), concurrency=2) for node in nodes
     ]
     tasks = [asyncio.ensure_future(worker.run()) for worker in workers]
     expected: dict[str, list[str]] = defaultdict(list)

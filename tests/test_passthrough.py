@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from fractions import Fraction
+from typing import Any
 
 import av
 import pytest
@@ -24,7 +25,7 @@ class _Frame:
         self.timestamp = timestamp
 
 
-def packet(data: bytes, pts: int, rate: int = 90000) -> av.Packet:
+def packet(data: bytes, pts: int, rate: int = 90000) -> av.Packet[Any]:
     p = av.Packet(data)
     p.pts = pts
     p.time_base = Fraction(1, rate)
@@ -38,7 +39,7 @@ def test_vp8_keyframe_bit() -> None:
 
 
 def test_tap_hands_encoded_frames_over_untouched() -> None:
-    got: list[tuple[bytes, int, Fraction | None, bool]] = []
+    got: list[tuple[bytes, int | None, Fraction | None, bool]] = []
     tap = EncodedFrameTap("video", lambda p, key: got.append((bytes(p), p.pts, p.time_base, key)))
     tap.put((VP8, _Frame(b"\x10abc", 3000)))
     tap.put((VP8, _Frame(b"\x11def", 6000)))

@@ -55,7 +55,7 @@ class OpaqueVideoTrack(MediaStreamTrack):
         self.keyframe_requests += 1
         self._force_keyframe = True
 
-    async def recv(self) -> av.Packet:
+    async def recv(self) -> av.Packet[Any]:
         if self.readyState != "live":
             raise MediaStreamError
         index = len(self.sent)
@@ -78,7 +78,7 @@ class Publisher:
         self.track = OpaqueVideoTrack()
         transceiver = self.pc.addTransceiver(self.track, direction="sendonly")
         # The PLI/FIR handler of aiortc's sender: count what reaches the publisher.
-        transceiver.sender._send_keyframe = self.track.request_keyframe
+        transceiver.sender._send_keyframe = self.track.request_keyframe  # type: ignore[method-assign]
 
     async def publish(self, relay: Relay, participant: str) -> None:
         await self.pc.setLocalDescription(await self.pc.createOffer())

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 import socketio
@@ -157,13 +158,14 @@ async def test_malformed_events_get_an_error_ack(live_server: LiveServer) -> Non
     practitioner = await connected(live_server, room["links"]["practitioner"], "practitioner")
     try:
         await practitioner.open_consultation()
-        for event, data in [
+        attempts: list[tuple[str, dict[str, Any]]] = [
             ("admit", {}),
             ("admit", {"entry_id": 5}),
             ("publish", {"sdp": "not sdp", "type": "offer"}),
             ("publish", {"type": "answer"}),
             ("subscription_answer", {"subscription_id": "nope", "sdp": "x", "type": "answer"}),
-        ]:
+        ]
+        for event, data in attempts:
             with pytest.raises(SignallingError) as refusal:
                 await practitioner.call(event, data)
             assert refusal.value.code in {

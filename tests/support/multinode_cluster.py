@@ -183,7 +183,8 @@ class Cluster:
     async def placement(self, room_id: str) -> str | None:
         client = redis.Redis.from_url(self.redis_url, decode_responses=True)
         try:
-            value: str | None = await client.get(f"teleconsult:relay:room:{room_id}")
+            value = await client.get(f"teleconsult:relay:room:{room_id}")
+            assert value is None or isinstance(value, str)
             return value
         finally:
             await client.aclose()
