@@ -22,7 +22,7 @@ from tests.support.multinode_cluster import Cluster
 from tests.support.polling import eventually
 from tests.test_e2e_browser import STEP, expect_state, open_page, wait_remote_frames
 
-pytestmark = pytest.mark.browser
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 # The requirement: after the relay node of a call dies, both sides see

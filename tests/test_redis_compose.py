@@ -15,6 +15,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+import pytest
 import redis
 import yaml  # type: ignore[import-untyped]
 
@@ -90,6 +91,7 @@ def test_env_example_lists_every_variable_compose_needs() -> None:
     assert needed == set(PLACEHOLDERS)
 
 
+@pytest.mark.slow
 async def test_relay_services_start_a_real_relay_node_that_passes_its_healthcheck(
     redis_url: str, tmp_path: Path
 ) -> None:

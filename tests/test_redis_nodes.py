@@ -25,6 +25,8 @@ from tests.support.polling import eventually
 from tests.support.redis_server import free_port
 from tests.support.synthetic import SignallingError, SyntheticParticipant
 
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parent.parent
 
 

@@ -79,6 +79,7 @@ def only_reception(result: dict[str, Any], side: str) -> dict[str, Any]:
     return reception
 
 
+@pytest.mark.slow
 async def test_call_is_forwarded_without_any_codec_work(
     live_server: LiveServer, codec_tripwires: list[str]
 ) -> None:
@@ -111,6 +112,7 @@ async def test_tripwires_do_fire_on_codec_work(codec_tripwires: list[str]) -> No
     assert codec_tripwires == ["decoder:video/VP8", "encoder:video/VP8"]
 
 
+@pytest.mark.slow
 async def test_late_subscriber_gets_a_keyframe_at_once(
     live_server: LiveServer, codec_tripwires: list[str]
 ) -> None:
@@ -131,6 +133,7 @@ async def test_late_subscriber_gets_a_keyframe_at_once(
     assert codec_tripwires == []
 
 
+@pytest.mark.slow
 async def test_frames_mode_still_forwards_without_codec_work(
     aiohttp_server: Callable[..., Awaitable[TestServer]],
     settings: Settings,

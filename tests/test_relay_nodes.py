@@ -50,6 +50,7 @@ async def connect(node: NodeProcess, secret: str = RELAY_SECRET) -> WorkerConnec
     return await WorkerConnection.open_tcp("127.0.0.1", node.port, secret)
 
 
+@pytest.mark.slow
 async def test_a_wrong_secret_or_no_hello_is_refused(relay_node: NodeProcess) -> None:
     with pytest.raises(RelayAuthError):
         await connect(relay_node, "another-secret-" + "x" * 40)
@@ -72,6 +73,7 @@ async def test_a_wrong_secret_or_no_hello_is_refused(relay_node: NodeProcess) ->
     assert RELAY_SECRET not in relay_node.log.read_text()
 
 
+@pytest.mark.slow
 async def test_a_dropped_signalling_connection_leaves_only_its_participants(
     relay_node: NodeProcess, redis_url: str
 ) -> None:
@@ -97,6 +99,7 @@ async def test_a_dropped_signalling_connection_leaves_only_its_participants(
         await two.close()
 
 
+@pytest.mark.slow
 async def test_a_relay_node_beats_in_redis_with_its_load(
     relay_node: NodeProcess, redis_url: str
 ) -> None:
@@ -200,6 +203,7 @@ async def test_an_expired_heartbeat_is_a_dead_node(redis_url: str) -> None:
         await directory.close()
 
 
+@pytest.mark.slow
 async def test_a_frozen_relay_node_is_left_for_a_live_one(redis_url: str, tmp_path: Path) -> None:
     """Its sockets stay open, only its heartbeat stops: the room still moves."""
     cluster = Cluster(redis_url, tmp_path)
@@ -244,6 +248,7 @@ async def test_a_frozen_relay_node_is_left_for_a_live_one(redis_url: str, tmp_pa
         print(cluster.logs())
 
 
+@pytest.mark.slow
 async def test_joining_a_room_whose_idle_node_just_died_moves_it(
     redis_url: str, tmp_path: Path
 ) -> None:

@@ -20,6 +20,8 @@ from tests.support.polling import eventually
 from tests.test_e2e_browser import test_consultation_from_booking_to_hang_up
 from tests.test_relay_forwarding import only_reception, run_synthetic_call
 
+pytestmark = pytest.mark.slow
+
 __all__ = ["test_consultation_from_booking_to_hang_up"]
 
 
