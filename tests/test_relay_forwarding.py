@@ -80,6 +80,7 @@ def only_reception(result: dict[str, Any], side: str) -> dict[str, Any]:
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(180)  # Beyond run_synthetic_call's own 120 s limit.
 async def test_call_is_forwarded_without_any_codec_work(
     live_server: LiveServer, codec_tripwires: list[str]
 ) -> None:
@@ -113,6 +114,7 @@ async def test_tripwires_do_fire_on_codec_work(codec_tripwires: list[str]) -> No
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(180)  # Beyond run_synthetic_call's own 120 s limit.
 async def test_late_subscriber_gets_a_keyframe_at_once(
     live_server: LiveServer, codec_tripwires: list[str]
 ) -> None:
@@ -134,6 +136,7 @@ async def test_late_subscriber_gets_a_keyframe_at_once(
 
 
 @pytest.mark.slow
+@pytest.mark.timeout(180)  # Beyond run_synthetic_call's own 120 s limit.
 async def test_frames_mode_still_forwards_without_codec_work(
     aiohttp_server: Callable[..., Awaitable[TestServer]],
     settings: Settings,

@@ -34,6 +34,7 @@ async def live_server(
     return LiveServer(server)
 
 
+@pytest.mark.timeout(180)  # Beyond run_synthetic_call's own 120 s limit.
 async def test_synthetic_call_is_forwarded_by_a_worker_process(live_server: LiveServer) -> None:
     relay = live_server.app[HUB].relay
     assert isinstance(relay, WorkerRelay)
