@@ -25,7 +25,7 @@ def _browser_only_when_marked(request: pytest.FixtureRequest) -> Iterator[None]:
 
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
-    """One real redis-server for the whole run (no persistence); see tests/redis_server.py."""
+    """One real redis-server for the whole run (no persistence): tests/support/redis_server.py."""
     server = RedisServer()
     server.start()
     yield server
