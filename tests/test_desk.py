@@ -22,6 +22,7 @@ from tests.support import (
     signed_headers,
 )
 from tests.support.browser import chromium
+from tests.support.polling import eventually, stays_true
 from tests.support.synthetic import SignallingError, SyntheticParticipant
 
 API_KEY = "desk-test-api-key-0123456789"
@@ -217,10 +218,10 @@ async def test_admit_deny_and_message_from_the_desk(live_server: LiveServer) -> 
 
         ack = await desk.call("message", {"text": "  Running 10 minutes late  "})
         assert ack == {"ok": True, "recipients": 2}
-        await asyncio.sleep(0.3)
-        assert [m["text"] for m in messages["first"]] == ["Running 10 minutes late"]
-        assert [m["text"] for m in messages["second"]] == ["Running 10 minutes late"]
-        assert messages["foreign"] == []
+        told = ["Running 10 minutes late"]
+        await eventually(lambda: [m["text"] for m in messages["first"]] == told)
+        await eventually(lambda: [m["text"] for m in messages["second"]] == told)
+        await stays_true(lambda: messages["foreign"] == [], for_seconds=0.3)
 
         refused = await desk.call(
             "admit", {"room_id": foreign["room_id"], "entry_id": entry["entry_id"]}
@@ -285,6 +286,7 @@ async def test_patient_cannot_use_the_desk_events(live_server: LiveServer) -> No
         await patient.close()
 
 
+@pytest.mark.browser
 async def test_the_desk_page_shows_arrivals_live_and_admits(live_server: LiveServer) -> None:
     first = await book_for(live_server, "prac-1", starts_in=timedelta(minutes=5))
     second = await book_for(
@@ -365,6 +367,7 @@ async def test_the_desk_page_shows_arrivals_live_and_admits(live_server: LiveSer
     assert first["room_id"] != second["room_id"]
 
 
+@pytest.mark.browser
 async def test_the_desk_page_clears_itself_when_its_link_expires(live_server: LiveServer) -> None:
     await book_for(live_server, "prac-1")
     now = datetime.now(UTC)

@@ -12,16 +12,17 @@ import os
 import re
 import subprocess
 import sys
-import time
 from pathlib import Path
 from typing import Any
 
+import pytest
 import redis
 import yaml  # type: ignore[import-untyped]
 
 from signalling.cli import _parser
 from signalling.config import settings_from_env
 from tests.support.coturn_server import PRODUCTION_CONFIG
+from tests.support.polling import eventually_blocking
 from tests.support.redis_server import free_port, require_redis_server
 
 REPO = Path(__file__).resolve().parent.parent
@@ -113,6 +114,7 @@ def test_compose_passes_every_documented_setting_to_the_signalling_nodes() -> No
         assert not missing, f"{name} does not pass {sorted(missing)} through from .env"
 
 
+@pytest.mark.slow
 async def test_relay_services_start_a_real_relay_node_that_passes_its_healthcheck(
     redis_url: str, tmp_path: Path
 ) -> None:
@@ -167,15 +169,17 @@ def start_compose_redis(args: list[str], data: Path) -> tuple[subprocess.Popen[b
         stderr=subprocess.DEVNULL,
     )
     client = redis.Redis(port=int(args[args.index("--port") + 1]), decode_responses=True)
-    deadline = time.monotonic() + 10
-    while True:
-        assert process.poll() is None, "redis-server refused the compose command line"
+
+    def answers() -> bool:
+        if process.poll() is not None:
+            raise RuntimeError("redis-server refused the compose command line")
         try:
-            client.ping()
-            return process, client
+            return bool(client.ping())
         except redis.ConnectionError:
-            assert time.monotonic() < deadline, "redis-server did not start"
-            time.sleep(0.05)
+            return False
+
+    eventually_blocking(answers, interval=0.05, what="redis-server started")
+    return process, client
 
 
 def test_the_redis_command_line_keeps_rooms_across_a_restart(tmp_path: Path) -> None:

@@ -22,6 +22,7 @@ from store.errors import StoreUnavailable
 from store.event_log import EVENT_RETENTION, DeliveryStatus
 from store.redis_event_log import RedisEventLog
 from tests.support import appointment_data, make_settings
+from tests.support.polling import stays_true
 from tests.support.redis_server import free_port
 
 API_KEY = "k" * 32
@@ -147,8 +148,7 @@ async def test_an_unreachable_redis_is_store_unavailable_and_the_url_stays_out_o
         # The delivery worker outlives the outage instead of dying on its first look.
         worker = EventDelivery(log, "http://127.0.0.1:1/events", (b"k" * 32,), utc_now)
         task = asyncio.ensure_future(worker.run())
-        await asyncio.sleep(0.5)
-        assert not task.done()
+        await stays_true(lambda: not task.done(), for_seconds=0.5)
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
     finally:

@@ -12,6 +12,7 @@ from signalling.app import HUB, ROOM_STORE, make_app
 from store.redis_room_store import RedisRoomStore
 from tests.conftest import LiveServer
 from tests.support import make_settings
+from tests.support.polling import eventually
 from tests.support.redis_server import RedisServer
 from tests.support.synthetic import SyntheticParticipant
 
@@ -23,14 +24,12 @@ def video_frames(participant: SyntheticParticipant) -> int:
 async def frames_grow(participants: list[SyntheticParticipant], timeout: float = 10) -> None:
     before = [video_frames(p) for p in participants]
 
-    async def grown() -> None:
-        # The counts change in aiortc track callbacks, not on an event we own.
-        while any(  # noqa: ASYNC110
-            video_frames(p) < b + 15 for p, b in zip(participants, before, strict=True)
-        ):
-            await asyncio.sleep(0.1)
-
-    await asyncio.wait_for(grown(), timeout)
+    # The counts change in aiortc track callbacks, not on an event we own.
+    await eventually(
+        lambda: all(video_frames(p) >= b + 15 for p, b in zip(participants, before, strict=True)),
+        timeout=timeout,
+        what="every participant received 15 more video frames",
+    )
 
 
 async def test_media_keeps_flowing_while_redis_is_down(

@@ -107,6 +107,7 @@ def assert_one_line_naming(code: int, stderr: str, setting: str) -> None:
     assert code == 2, (code, stderr)
 
 
+@pytest.mark.slow
 async def test_every_bad_setting_gives_one_line_and_exit_code_2() -> None:
     async def one(case: str) -> tuple[str, int, str]:
         changes, _ = BAD_SETTINGS[case]
@@ -138,6 +139,7 @@ async def test_a_port_in_use_is_named_not_a_traceback(busy_port: int) -> None:
     assert str(busy_port) in stderr
 
 
+@pytest.mark.slow
 async def test_a_relay_node_on_a_port_in_use_names_listen(busy_port: int, redis_url: str) -> None:
     env = environment({"TELECONSULT_RELAY_SECRET": "r" * 40})
     code, stderr = await run_cli(
