@@ -17,7 +17,7 @@ import pytest
 from signalling.app import HUB, SOCKETS, make_app
 from signalling.config import ConfigError, settings_from_env
 from tests.conftest import LiveServer
-from tests.support import make_settings
+from tests.support import WEBHOOK_SECRET, make_settings
 from tests.support.polling import eventually, stays_true
 from tests.support.synthetic import SignallingError, SyntheticParticipant
 
@@ -271,7 +271,7 @@ async def test_no_key_material_in_logs_or_store(
 
 
 def test_e2ee_is_required_unless_turned_off() -> None:
-    env = {"TELECONSULT_TOKEN_SECRET": "t" * 48}
+    env = {"TELECONSULT_TOKEN_SECRET": "t" * 48, "TELECONSULT_WEBHOOK_SECRET": WEBHOOK_SECRET}
     assert settings_from_env(env).e2ee == "required"
     assert settings_from_env({**env, "TELECONSULT_E2EE": "off"}).e2ee == "off"
     with pytest.raises(ConfigError, match="TELECONSULT_E2EE"):
