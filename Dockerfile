@@ -10,15 +10,8 @@ RUN dpkg-query -W libopus0 libvpx7 libsrtp2-1 >/dev/null 2>&1 \
      && apt-get install -y --no-install-recommends libopus0 libvpx7 libsrtp2-1 \
      && rm -rf /var/lib/apt/lists/*)
 WORKDIR /app
-COPY pyproject.toml README.md ./
-COPY signalling signalling
-COPY media media
-COPY rooms rooms
-COPY store store
-COPY bench bench
-COPY waiting_room waiting_room
-COPY turn turn
-COPY web_client web_client
+# What .dockerignore lets through: pyproject.toml, README.md and the packages.
+COPY . .
 RUN pip install --no-cache-dir -e . && useradd --system teleconsult
 USER teleconsult
 EXPOSE 8080

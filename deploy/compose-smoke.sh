@@ -56,6 +56,12 @@ trap 'exit 143' TERM
 
 ip netns add "$NETNS"
 ip netns exec "$NETNS" ip link set lo up
+# A private address besides loopback, as a host has: coturn refuses to start with
+# loopback only. Both ends of the veth pair stay in the namespace: nothing leaves it.
+ip netns exec "$NETNS" ip link add smoke0 type veth peer name smoke1
+ip netns exec "$NETNS" ip address add 10.200.0.1/24 dev smoke0
+ip netns exec "$NETNS" ip link set smoke1 up
+ip netns exec "$NETNS" ip link set smoke0 up
 mkdir -p "$TELECONSULT_SMOKE_CACHE/docker"
 # nsenter only changes the network namespace (ip netns exec would remount /sys and
 # hide the cgroup hierarchy dockerd needs).

@@ -44,11 +44,14 @@ from signalling.webhook_signature import SignatureError, verify
 from store.relay_directory import RelayDirectory
 from tests.support import appointment_data, booking_body, signed_headers
 from tests.support.synthetic import SyntheticParticipant
+from tests.support.turn_permissions import TurnPermissionClient
 
 REPO = Path(__file__).resolve().parent.parent
 PROJECT = "teleconsult-smoke"
 NODES = ("http://127.0.0.1:8080", "http://127.0.0.1:8081")
 REDIS_URL = "redis://127.0.0.1:6379/0"
+SERVICES = 6
+MEDIA_TIMEOUT = 30.0
 EXPECTED_EVENTS = ("consultation.patient_checked_in", "consultation.patient_admitted")
 
 T = TypeVar("T")
@@ -204,7 +207,7 @@ async def until(check: Callable[[], Awaitable[T | None]], timeout: float, what: 
             return found
         if time.monotonic() > deadline:
             raise TimeoutError(f"{what} not within {timeout:.0f} s")
-        await asyncio.sleep(0.5)
+        await asyncio.sleep(0.2)
 
 
 class Smoke:
@@ -232,6 +235,7 @@ class Smoke:
             await self.timed("admission", self.admission(room))
             await self.timed("events", self.events(room["appointment_id"]))
             await self.timed("api", self.api_lists_events(http, room["appointment_id"]))
+        await self.timed("containers", self.no_restarts())
 
     async def ready(self, http: aiohttp.ClientSession) -> None:
         for node in NODES:
@@ -279,9 +283,64 @@ class Smoke:
             await practitioner.admit(entries[0]["entry_id"])
             await asyncio.wait_for(patient.admitted.wait(), 15)
             self.checked.append("practitioner admitted them via node 1, node 2 told the patient")
+            await self.turn_allocates(patient.session.result())
+            await practitioner.publish()
+            await patient.publish()
+            await self.media_both_ways(room["room_id"], patient, practitioner)
         finally:
             await patient.close()
             await practitioner.close()
+
+    async def turn_allocates(self, session: dict[str, Any]) -> None:
+        """coturn grants a relay to the TURN credentials signalling handed out."""
+        turn = next(s for s in session["ice_servers"] if s.get("username"))
+        host, port = turn["urls"][0].split(":", 1)[1].split("?")[0].rsplit(":", 1)
+        client = TurnPermissionClient((host, int(port)), turn["username"], turn["credential"])
+        try:
+            answer = await asyncio.to_thread(client.allocate, 4)
+        finally:
+            client.close()
+        if not answer.success:
+            raise RuntimeError(f"coturn refused the allocation ({answer.error_code})")
+        self.checked.append("coturn allocated a relay to the session's TURN credentials")
+
+    async def media_both_ways(self, room_id: str, *participants: SyntheticParticipant) -> None:
+        """Each side decodes test-pattern frames the other sent through a relay node."""
+
+        def frames(p: SyntheticParticipant) -> int:
+            return sum(r.pattern_frames for r in p.receptions.values())
+
+        async def both() -> list[int] | None:
+            counts = [frames(p) for p in participants]
+            return counts if all(counts) else None
+
+        counts = await until(both, MEDIA_TIMEOUT, "test-pattern frames both ways")
+        directory = RelayDirectory.from_url(REDIS_URL)
+        try:
+            node_id = await directory.placement(room_id)
+            live = await directory.live_nodes()
+        finally:
+            await directory.client.aclose()
+        node = live[node_id].address if node_id in live else f"unknown node {node_id}"
+        self.checked.append(f"media both ways through the relay node at {node} (frames {counts})")
+
+    async def no_restarts(self) -> None:
+        ids = (await self.stack.run("ps", "--quiet", timeout=60)).split()
+        docker = os.environ.get("DOCKER", "docker")
+        process = await asyncio.create_subprocess_exec(
+            docker,
+            "inspect",
+            "--format",
+            "{{.Name}} {{.State.Status}} {{.RestartCount}}",
+            *ids,
+            stdout=asyncio.subprocess.PIPE,
+        )
+        output, _ = await process.communicate()
+        states = [line.split() for line in output.decode().splitlines()]
+        bad = [s for s in states if s[1:] != ["running", "0"]]
+        if len(states) != SERVICES or bad:
+            raise RuntimeError(f"containers not all up without restarts: {states}")
+        self.checked.append(f"{SERVICES} containers running, none restarted")
 
     async def events(self, appointment_id: str) -> None:
         await asyncio.wait_for(self.receiver.wait_for(appointment_id, EXPECTED_EVENTS), 60)

@@ -13,6 +13,7 @@ import re
 import subprocess
 import sys
 import time
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -224,3 +225,16 @@ def test_images_are_the_official_ones_unless_env_names_local_ones() -> None:
     assert build["args"]["PYTHON_IMAGE"] == "${TELECONSULT_PYTHON_IMAGE:-" + default.group(1) + "}"
     assert interpolate(services()["redis"]["image"]) == "redis:7-bookworm"
     assert interpolate(services()["coturn"]["image"]) == "coturn/coturn:4.6"
+
+
+def test_the_image_gets_every_package_and_the_web_client() -> None:
+    # .dockerignore is the allow-list of what the Dockerfile's `COPY . .` copies.
+    allowed = {
+        line[1:]
+        for line in (REPO / ".dockerignore").read_text().splitlines()
+        if line.startswith("!")
+    }
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())
+    packages = set(project["tool"]["setuptools"]["packages"])
+    assert packages | {"pyproject.toml", "README.md", "web_client"} <= allowed
+    assert "COPY . ." in (REPO / "Dockerfile").read_text()
