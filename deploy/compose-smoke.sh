@@ -30,10 +30,16 @@ NETNS=teleconsult-smoke-$$
 RUN=$(mktemp -d /run/teleconsult-smoke.XXXXXX)
 export DOCKER_HOST=unix://$RUN/docker.sock
 DOCKERD_PID=""
+STEP=engine
 
 cleanup() {
     local status=$?
     trap - EXIT INT TERM
+    # The smoke test prints its own FAILED line (exit 1); anything else is said here.
+    if [ "$status" != 0 ] && ! { [ "$STEP" = smoke ] && [ "$status" = 1 ]; }; then
+        [ "$status" = 124 ] && reason="timed out" || reason="exit $status"
+        echo "compose-smoke FAILED at $STEP: $reason"
+    fi
     if [ -n "$DOCKERD_PID" ]; then
         # Whatever the smoke test left behind: everything on this engine is ours.
         containers=$("$DOCKER" ps -aq 2>/dev/null || true)
@@ -47,7 +53,7 @@ cleanup() {
     grep -o " $RUN[^ ]*" /proc/mounts | sort -r | xargs -r -n1 umount -l 2>/dev/null || true
     ip netns delete "$NETNS" 2>/dev/null || true
     rm -rf --one-file-system "$RUN"
-    log "engine stopped, namespace $NETNS removed (exit $status)"
+    log "engine stopped, namespace $NETNS removed (exit $status, ${SECONDS} s in all)"
     exit "$status"
 }
 trap cleanup EXIT
@@ -77,6 +83,7 @@ done
 "$DOCKER" version >/dev/null || { tail -n 20 "$RUN/dockerd.log" >&2; exit 1; }
 log "engine up in namespace $NETNS ($("$DOCKER" version --format '{{.Server.Version}}'))"
 
+STEP=images
 # Official images when they can be pulled, local ones otherwise.
 if timeout 60 "$DOCKER" pull -q python:3.11-slim-bookworm >/dev/null 2>&1 \
     && timeout 60 "$DOCKER" pull -q redis:7-bookworm >/dev/null 2>&1 \
@@ -85,9 +92,12 @@ if timeout 60 "$DOCKER" pull -q python:3.11-slim-bookworm >/dev/null 2>&1 \
     IMAGES=""
 else
     log "Docker Hub unreachable: local images from Debian packages"
+    started=$SECONDS
     IMAGES=$(timeout "$IMAGES_TIMEOUT" "$REPO/deploy/local-images.sh")
+    log "local images ready in $((SECONDS - started)) s"
 fi
 
+STEP=smoke
 # shellcheck disable=SC2086  # IMAGES is NAME=value words
 env $IMAGES timeout "$SMOKE_TIMEOUT" \
     nsenter --net="/run/netns/$NETNS" -- "$PYTHON" -m tests.compose_smoke

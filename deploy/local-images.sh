@@ -9,10 +9,12 @@
 #   teleconsult/redis:bookworm              Debian's redis-server
 #   teleconsult/coturn:bookworm             Debian's coturn
 #
-# Image builds on that engine have no network (it lives in a network namespace with
-# only loopback), so packages are installed in a chroot here, then imported. An
-# image that already exists is kept: a second run builds nothing. The minbase root
-# filesystem is also kept as a tarball in $CACHE.
+# The last three with bookworm-updates and bookworm-security applied. Image builds
+# on that engine have no network (it lives in a network namespace with no route
+# out), so packages are installed in a chroot here, then imported. An image that
+# already exists is kept: a second run builds nothing (remove $CACHE, or the
+# images, to pick up new Debian updates). The minbase root filesystem is also
+# kept as a tarball in $CACHE.
 #
 # Prints the environment compose needs, e.g. TELECONSULT_PYTHON_IMAGE=...
 set -euo pipefail
@@ -35,12 +37,20 @@ mirror() {
     echo "${DEBIAN_MIRROR:-${uri:-http://deb.debian.org/debian}}"
 }
 
+security_mirror() {
+    local uri
+    uri=$(grep -hs '^URIs:' /etc/apt/sources.list.d/debian.sources | awk '{print $2}' | grep security | head -n1 || true)
+    [ -n "$uri" ] || uri=$(grep -hs '^deb ' /etc/apt/sources.list | awk '{print $2}' | grep security | head -n1 || true)
+    echo "${DEBIAN_SECURITY_MIRROR:-${uri:-http://deb.debian.org/debian-security}}"
+}
+
 exists() { "$DOCKER" image inspect "$1" >/dev/null 2>&1; }
 
 WORK=""
 cleanup() {
     if [ -n "$WORK" ] && [ -d "$WORK" ]; then
-        mountpoint -q "$WORK/proc" && umount "$WORK/proc"
+        # proc here, or what debootstrap left mounted if it failed.
+        grep -o " $WORK/[^ ]*" /proc/mounts | sort -r | xargs -r -n1 umount -l || true
         rm -rf --one-file-system "$WORK"
     fi
 }
@@ -78,13 +88,18 @@ chroot_image() {
     cp /etc/ssl/certs/ca-certificates.crt "$WORK/tmp/host-ca.crt"
     printf '#!/bin/sh\nexit 101\n' >"$WORK/usr/sbin/policy-rc.d"  # start no service
     chmod +x "$WORK/usr/sbin/policy-rc.d"
-    echo "deb $(mirror) $SUITE main" >"$WORK/etc/apt/sources.list"
+    # With the point-release and security updates, applied below.
+    printf 'deb %s %s main\ndeb %s %s-updates main\ndeb %s %s-security main\n' \
+        "$(mirror)" "$SUITE" "$(mirror)" "$SUITE" "$(security_mirror)" "$SUITE" \
+        >"$WORK/etc/apt/sources.list"
     mount -t proc proc "$WORK/proc"
     chroot "$WORK" /usr/bin/env -i PATH=/usr/sbin:/usr/bin:/sbin:/bin DEBIAN_FRONTEND=noninteractive \
         PIP_CERT=/tmp/host-ca.crt ${HTTPS_PROXY:+HTTPS_PROXY=$HTTPS_PROXY} ${HTTP_PROXY:+HTTP_PROXY=$HTTP_PROXY} \
-        sh -euc "apt-get update -qq && apt-get install -y -qq --no-install-recommends $packages >/dev/null
+        sh -euc "apt-get update -qq && apt-get upgrade -y -qq >/dev/null
+                 apt-get install -y -qq --no-install-recommends $packages >/dev/null
                  $setup
-                 apt-get clean && rm -rf /var/lib/apt/lists/*"
+                 apt-get clean && rm -rf /var/lib/apt/lists/*" >"$CACHE/chroot.log" 2>&1 \
+        || { tail -n 30 "$CACHE/chroot.log" >&2; exit 1; }
     umount "$WORK/proc"
     rm -f "$WORK/usr/sbin/policy-rc.d" "$WORK/tmp/host-ca.crt"
     : >"$WORK/etc/resolv.conf"
