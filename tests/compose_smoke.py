@@ -232,7 +232,7 @@ class Smoke:
         async with aiohttp.ClientSession(timeout=aiohttp.ClientTimeout(total=5)) as http:
             await self.timed("ready", self.ready(http))
             room = await self.timed("webhook", self.book(http))
-            await self.timed("admission", self.admission(room))
+            await self.timed("call", self.call(room))
             await self.timed("events", self.events(room["appointment_id"]))
             await self.timed("api", self.api_lists_events(http, room["appointment_id"]))
         await self.timed("containers", self.no_restarts())
@@ -269,7 +269,7 @@ class Smoke:
         self.checked.append(f"signed appointment.created accepted by node 1 ({response.status})")
         return document
 
-    async def admission(self, room: dict[str, Any]) -> None:
+    async def call(self, room: dict[str, Any]) -> None:
         links = room["links"]
         patient = SyntheticParticipant(NODES[1], links["patient"], "patient")
         practitioner = SyntheticParticipant(NODES[0], links["practitioner"], "practitioner")
