@@ -52,9 +52,9 @@ bench: install
 	$(BIN)/teleconsult bench relay --consultations $(BENCH_CONSULTATIONS) --seconds $(BENCH_SECONDS) --baseline frames
 	$(BIN)/teleconsult bench relay --consultations 2 --seconds $(BENCH_SECONDS) --baseline frames --baseline mediarelay
 
-# docker-compose.yml for real: a private Docker engine in its own network namespace,
-# local images from Debian packages when Docker Hub cannot be reached, the smoke
-# test of tests/compose_smoke.py, then everything torn down (docs/deployment.md).
+# docker-compose.yml for real: a private Docker engine in its own network namespace
+# (no route out), images built from Debian packages, the smoke test of
+# tests/compose_smoke.py, then everything torn down (docs/deployment.md).
 # Needs root and the Debian packages docker.io, docker-compose and debootstrap.
 # Not part of `make test`: the first run builds images (several minutes).
 COMPOSE_SMOKE_TIMEOUT ?= 2700

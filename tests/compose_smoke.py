@@ -3,9 +3,11 @@
 Brings the stack up with throwaway secrets, then: both signalling nodes ready,
 both relay nodes registered in Redis, a signed `appointment.created` webhook to
 node 1, the patient checks in through node 2, the practitioner admits them
-through node 1, and a receiver on loopback gets `consultation.patient_checked_in`
-and `consultation.patient_admitted` with valid Standard Webhooks signatures (also
-listed by the integration API). Tears the stack down and prints one line:
+through node 1, coturn grants a relay to the session's TURN credentials, media
+flows both ways through a relay node, a receiver on loopback gets
+`consultation.patient_checked_in` and `consultation.patient_admitted` with valid
+Standard Webhooks signatures (also listed by the integration API), and no
+container restarted. Tears the stack down and prints one line:
 `compose-smoke PASSED ...` or `compose-smoke FAILED ...`.
 
 Run where the stack's host network is this process's network (deploy/compose-smoke.sh
