@@ -12,6 +12,7 @@ import os
 import re
 import subprocess
 import sys
+import tomllib
 from pathlib import Path
 from typing import Any
 
@@ -62,17 +63,20 @@ def services() -> dict[str, Any]:
     return found
 
 
+def built_here(service: dict[str, Any]) -> bool:
+    build = service.get("build")
+    return isinstance(build, dict) and build["context"] == "."
+
+
 def ours(command: str) -> dict[str, Any]:
     found = {
-        name: s
-        for name, s in services().items()
-        if s.get("build") == "." and s["command"][1] == command
+        name: s for name, s in services().items() if built_here(s) and s["command"][1] == command
     }
     return found
 
 
 def test_teleconsult_services_run_existing_cli_commands_with_valid_settings() -> None:
-    everything = {name: s for name, s in services().items() if s.get("build") == "."}
+    everything = {name: s for name, s in services().items() if built_here(s)}
     assert set(everything) == set(ours("serve")) | set(ours("relay"))
     assert len(ours("serve")) == 2, "two signalling nodes"
     assert len(ours("relay")) == 2, "two relay nodes"
@@ -217,3 +221,28 @@ def test_coturn_uses_the_hardened_config_and_the_shared_secret() -> None:
     mounted = {volume.split(":")[0]: volume.split(":")[1] for volume in coturn["volumes"]}
     assert (REPO / mounted["./turn/turnserver.conf"].replace("/etc/coturn", "turn")).exists()
     assert (REPO / "turn" / "turnserver.conf") == PRODUCTION_CONFIG
+
+
+def test_images_are_the_official_ones_unless_env_names_local_ones() -> None:
+    build = services()["signalling-1"]["build"]
+    dockerfile = (REPO / "Dockerfile").read_text()
+    default = re.search(r"^ARG PYTHON_IMAGE=(\S+)$", dockerfile, re.MULTILINE)
+    assert default is not None
+    assert "FROM ${PYTHON_IMAGE}" in dockerfile
+    assert interpolate(build["args"]["PYTHON_IMAGE"]) == default.group(1)
+    assert build["args"]["PYTHON_IMAGE"] == "${TELECONSULT_PYTHON_IMAGE:-" + default.group(1) + "}"
+    assert interpolate(services()["redis"]["image"]) == "redis:7-bookworm"
+    assert interpolate(services()["coturn"]["image"]) == "coturn/coturn:4.6"
+
+
+def test_the_image_gets_every_package_and_the_web_client() -> None:
+    # .dockerignore is the allow-list of what the Dockerfile's `COPY . .` copies.
+    allowed = {
+        line[1:]
+        for line in (REPO / ".dockerignore").read_text().splitlines()
+        if line.startswith("!")
+    }
+    project = tomllib.loads((REPO / "pyproject.toml").read_text())
+    packages = set(project["tool"]["setuptools"]["packages"])
+    assert packages | {"pyproject.toml", "README.md", "web_client"} <= allowed
+    assert "COPY . ." in (REPO / "Dockerfile").read_text()
