@@ -51,7 +51,7 @@ def check_slot(starts_at: datetime, ends_at: datetime) -> None:
             ErrorCode.INVALID_APPOINTMENT, "Times must carry a UTC offset (RFC 3339)."
         )
     try:
-        in_range = EARLIEST <= starts_at and ends_at <= LATEST
+        in_range = starts_at >= EARLIEST and ends_at <= LATEST
     except OverflowError:
         # An offset that pushes year 1 or 9999 past what a datetime holds.
         in_range = False
