@@ -9,7 +9,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Awaitable, Callable
 
 import socketio
 from aiohttp import web
@@ -71,6 +71,7 @@ def make_app(
         engineio_logger=False,
     )
     sio.attach(app)
+    app.on_shutdown.append(_closing_sockets(sio))
     if relay is None and settings.relay_secret and settings.redis_url:
         relay = NodeRelay(
             RedisRelayDirectory.from_url(settings.redis_url, settings.redis_prefix),
@@ -134,6 +135,19 @@ def make_app(
     app.cleanup_ctx.append(_relay_lifetime)
     app.cleanup_ctx.append(_sweeper)
     return app
+
+
+def _closing_sockets(
+    sio: socketio.AsyncServer,
+) -> Callable[[web.Application], Awaitable[None]]:
+    async def close_all(app: web.Application) -> None:
+        # Open WebSockets would hold the shutdown for its whole grace period; pages
+        # reconnect (to another node behind a load balancer) and resume their place.
+        if sio.eio.sockets:  # engineio refuses to disconnect nobody
+            await sio.eio.disconnect()
+        await sio.shutdown()
+
+    return close_all
 
 
 def ice_server_configs(settings: Settings) -> tuple[IceServerConfig, ...]:

@@ -79,6 +79,9 @@ def _parser(*, bench_arguments: bool = False) -> argparse.ArgumentParser:
     return parser
 
 
+# Docker waits 10 s after SIGTERM before SIGKILL: stop well inside that. Sockets are
+# closed first; a webhook or API call in flight takes milliseconds.
+SHUTDOWN_GRACE = 1.0
 LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
@@ -156,7 +159,15 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(text, flush=True)
 
     try:
-        web.run_app(app, host=settings.host, port=settings.port, print=listening, access_log=None)
+        web.run_app(
+            app,
+            host=settings.host,
+            port=settings.port,
+            print=listening,
+            access_log=None,
+            # Sockets are closed first (app.on_shutdown); requests in flight get this long.
+            shutdown_timeout=SHUTDOWN_GRACE,
+        )
     except OSError as exc:
         # Raised when binding; aiohttp has already stopped what it started.
         print(
