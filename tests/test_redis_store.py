@@ -33,6 +33,7 @@ from store.room_codec import (
     encode_room,
     room_to_dict,
 )
+from store.room_store import Outbox
 from store.webhook_receipts import WebhookReceipt
 from tests.support.redis_server import RedisServer
 
@@ -122,7 +123,13 @@ async def test_two_nodes_creating_one_appointment_make_one_room(
 class UnguardedStore(RedisRoomStore):
     """Read, change, write, without WATCH: what the tests above must catch."""
 
-    async def update(self, room_id: str, change: Callable[[Room], Transition]) -> Transition:
+    async def update(
+        self,
+        room_id: str,
+        change: Callable[[Room], Transition],
+        *,
+        outbox: Outbox | None = None,
+    ) -> Transition:
         room = await self.get(room_id)
         assert room is not None
         transition = change(room)
