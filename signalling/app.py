@@ -30,8 +30,6 @@ from signalling.readiness import add_readiness_route
 from signalling.room_hub import RoomHub
 from signalling.socket_fanout import redis_lifetime, redis_manager
 from signalling.sockets import SignallingNamespace
-from store.event_log import EventLog
-from store.redis_event_log import RedisEventLog
 from store.redis_relay_directory import RedisRelayDirectory
 from store.redis_room_store import RedisRoomStore
 from store.redis_webhook_receipts import RedisWebhookReceipts
@@ -57,7 +55,6 @@ def make_app(
     store: RoomStore | None = None,
     relay: RelayService | None = None,
     clock: Clock = utc_now,
-    event_log: EventLog | None = None,
 ) -> web.Application:
     app = web.Application(middlewares=[security_headers, json_errors])
     manager = (
@@ -86,9 +83,6 @@ def make_app(
             prefix=settings.redis_prefix,
             retention_after_close=settings.retention_after_close,
         )
-    if event_log is None and isinstance(store, RedisRoomStore):
-        # Every node lists and delivers the same events; they share the store's client.
-        event_log = RedisEventLog(store.client, prefix=settings.redis_prefix)
     receipts: WebhookReceipts = (
         RedisWebhookReceipts(store.client, prefix=settings.redis_prefix)
         if isinstance(store, RedisRoomStore)
@@ -103,7 +97,6 @@ def make_app(
         sio,
         relay,
         clock,
-        event_log=event_log,
         no_show_after=settings.no_show_after,
         away_grace=settings.resume_grace,
     )

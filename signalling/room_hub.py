@@ -18,7 +18,7 @@ from datetime import datetime, timedelta
 import socketio
 
 from media.relay_service import RelayService
-from rooms.consultation_events import consultation_events
+from rooms.consultation_events import ConsultationEvent, consultation_events
 from rooms.events import (
     ParticipantAway,
     ParticipantLeft,
@@ -35,7 +35,7 @@ from rooms.lifecycle import close_if_over, mark_no_show
 from rooms.presence import expire_away, next_expiry
 from rooms.room import Lifecycle, Room, Transition
 from signalling.clock import Clock
-from store.event_log import EVENT_RETENTION, EventLog, InMemoryEventLog
+from store.event_log import EVENT_RETENTION, EventLog
 from store.room_store import RoomStore
 from waiting_room.practitioner_day import WaitingPlace, days_rooms, waiting_places
 
@@ -130,7 +130,6 @@ class RoomHub:
         relay: RelayService,
         clock: Clock,
         *,
-        event_log: EventLog | None = None,
         no_show_after: timedelta | None = None,
         away_grace: timedelta = AWAY_GRACE,
     ) -> None:
@@ -138,7 +137,8 @@ class RoomHub:
         self.sio = sio
         self.relay = relay
         self.clock = clock
-        self.event_log = event_log or InMemoryEventLog()
+        # The store writes each change's consultation events into it, atomically (the outbox).
+        self.event_log: EventLog = store.event_log
         self.no_show_after = no_show_after
         self.away_grace = away_grace
         # Called after events are logged (the delivery worker's wake-up).
@@ -151,14 +151,14 @@ class RoomHub:
 
         Returns the stored room and whether this call created it.
         """
-        room, created = await self._store.create(transition)
+        room, created = await self._store.create(transition, outbox=self._outbox)
         if created:
             await self._announce(transition)
         return room, created
 
     async def apply(self, room_id: str, change: Callable[[Room], Transition]) -> Transition:
         """Change a room atomically (`change` is a domain transition), then announce it."""
-        transition = await self._store.update(room_id, change)
+        transition = await self._store.update(room_id, change, outbox=self._outbox)
         await self._announce(transition)
         return transition
 
@@ -170,7 +170,9 @@ class RoomHub:
         For a connection taking its entry back: it must get its `session` before
         what the change sends it (its place, subscription offers).
         """
-        return PendingAnnouncement(self, await self._store.update(room_id, change))
+        return PendingAnnouncement(
+            self, await self._store.update(room_id, change, outbox=self._outbox)
+        )
 
     async def room(self, room_id: str) -> Room | None:
         return await self._store.get(room_id)
@@ -186,11 +188,13 @@ class RoomHub:
         """The practitioner's rooms of the day around `now` (waiting_room.practitioner_day)."""
         return days_rooms(await self._store.rooms(), practitioner_id, now)
 
+    def _outbox(self, transition: Transition) -> list[ConsultationEvent]:
+        """What the store logs with the transition, in the same atomic write."""
+        return consultation_events(transition, self.clock())
+
     async def _announce(self, transition: Transition) -> None:
-        """Log and tell everyone concerned about a transition already stored."""
-        outbound = consultation_events(transition, self.clock())
-        if outbound:
-            await self.event_log.append(outbound)
+        """Tell everyone concerned about a transition already stored with its events."""
+        if self._outbox(transition):
             self.on_logged()
         await self._dispatch(transition)
 

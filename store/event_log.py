@@ -143,21 +143,30 @@ class InMemoryEventLog:
 
     async def append(self, events: Sequence[ConsultationEvent]) -> list[LoggedEvent]:
         async with self._lock:
-            logged = []
-            for event in events:
-                sequence = self._sequence(event.occurred_at)
-                entry = LoggedEvent(
-                    id=f"evt_{sequence}",
-                    sequence=sequence,
-                    type=event.type.value,
-                    room_id=event.room_id,
-                    occurred_at=event.occurred_at,
-                    data=event.data(),
-                    next_attempt_at=event.occurred_at,
-                )
-                self._events[entry.id] = entry
-                logged.append(entry)
-            return logged
+            return self.record(events)
+
+    def record(self, events: Sequence[ConsultationEvent]) -> list[LoggedEvent]:
+        """Append without awaiting: the room store's outbox, inside its own critical section.
+
+        Nothing else runs in between (one event loop), so the log stays as consistent
+        as under the lock, and a room written just before is never seen without these.
+        """
+        logged = [
+            LoggedEvent(
+                id=f"evt_{sequence}",
+                sequence=sequence,
+                type=event.type.value,
+                room_id=event.room_id,
+                occurred_at=event.occurred_at,
+                data=event.data(),
+                next_attempt_at=event.occurred_at,
+            )
+            for event in events
+            for sequence in (self._sequence(event.occurred_at),)
+        ]
+        # All built before any is stored: one that cannot be built stores none.
+        self._events.update((entry.id, entry) for entry in logged)
+        return logged
 
     async def after(self, cursor: str | None, limit: int) -> list[LoggedEvent]:
         start = cursor_sequence(cursor)

@@ -17,6 +17,8 @@ Every change runs as one Lua script, so ids grow strictly across nodes, a room
 is never claimed twice and the due index always agrees with the events. The
 scripts name keys from the prefix rather than in KEYS: like the room store,
 this needs one Redis (or a primary with replicas), not Redis Cluster.
+The room store owns this log and runs the append inside the MULTI/EXEC that
+writes the changed room (`append_in`): a change and its events commit together.
 
 Each key expires `retention` after its last write (events: after being
 appended), so nothing outlives the 7-day retention even if no node ever runs
@@ -33,6 +35,7 @@ from contextlib import AbstractAsyncContextManager
 from datetime import UTC, datetime, timedelta
 
 import redis.asyncio as redis
+from redis.asyncio.client import Pipeline
 
 from rooms.consultation_events import ConsultationEvent
 from store import redis_event_scripts as scripts
@@ -167,11 +170,29 @@ class RedisEventLog:
     async def append(self, events: Sequence[ConsultationEvent]) -> list[LoggedEvent]:
         if not events:
             return []
+        async with self._available():
+            sequences = await self._append(keys=[], args=self._append_args(events))
+        return self._logged(events, sequences)
+
+    def append_in(self, transaction: Pipeline, events: Sequence[ConsultationEvent]) -> None:
+        """Queue the append in `transaction` (after its MULTI): the room store's outbox.
+
+        The events then commit with the transaction's other writes or not at all.
+        The script goes in whole (EVAL, not EVALSHA): a script cache emptied since
+        it was loaded must not fail the append alone inside an EXEC that commits.
+        """
+        transaction.eval(scripts.APPEND, 0, *self._append_args(events))
+
+    def _append_args(self, events: Sequence[ConsultationEvent]) -> list[str | int]:
         args: list[str | int] = [self._prefix, self._ttl_ms]
         for event in events:
             args += [_micros(event.occurred_at), event.room_id, encode_event(event)]
-        async with self._available():
-            sequences = await self._append(keys=[], args=args)
+        return args
+
+    @staticmethod
+    def _logged(
+        events: Sequence[ConsultationEvent], sequences: Sequence[object]
+    ) -> list[LoggedEvent]:
         return [
             LoggedEvent(
                 id=f"evt_{sequence}",

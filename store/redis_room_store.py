@@ -8,10 +8,16 @@ Keys, under a configurable prefix (default `teleconsult:`):
   (microseconds since the epoch), for listing and purging.
 
 Webhook receipts share the prefix but not this store (`store.redis_webhook_receipts`).
+The consultation event log (`store.redis_event_log`) shares the prefix and the
+client, and is the store's outbox: the events of a change are appended by the
+same MULTI/EXEC that writes the room, so they commit together or not at all.
 
 Every write that depends on what was read runs under WATCH/MULTI and is
 retried when another node got there first, so concurrent transitions on two
 nodes are serialised exactly like the in-memory store's lock serialises them.
+A connection lost during EXEC is not retried: the change may have committed
+(with its events), and applying it again to what it left would be a second
+change. The caller gets StoreUnavailable and asks again, as after any outage.
 Room and index keys also expire on their own some time after the window
 closes, so personal data is gone even if no node ever runs the sweeper.
 """
@@ -28,13 +34,15 @@ from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 import redis.asyncio as redis
-from redis.exceptions import WatchError
+from redis.exceptions import RedisError, WatchError
 
 from rooms.errors import DomainError, ErrorCode
 from rooms.room import Room, Transition
 from store.errors import StoreUnavailable
 from store.redis_client import DEFAULT_PREFIX, redis_client, reply_text, unavailable_on_failure
+from store.redis_event_log import RedisEventLog
 from store.room_codec import decode_room, encode_room
+from store.room_store import Outbox
 
 logger = logging.getLogger(__name__)
 
@@ -51,6 +59,21 @@ def _micros(moment: datetime) -> int:
     return int(moment.timestamp() * 1_000_000)
 
 
+async def _execute(pipe: Any) -> None:
+    """EXEC a WATCHed transaction; a connection lost on the way is an outage, not a race.
+
+    redis-py reports both as WatchError (the watch died with the connection);
+    only a real race is retried, since only then is it known that nothing committed.
+    """
+    try:
+        await pipe.execute()
+    except WatchError as exc:
+        lost = exc.__context__
+        if isinstance(lost, (RedisError, OSError)) and not isinstance(lost, WatchError):
+            raise lost from None  # unavailable_on_failure makes it StoreUnavailable
+        raise
+
+
 class RedisRoomStore:
     def __init__(
         self,
@@ -63,6 +86,7 @@ class RedisRoomStore:
         self._prefix = prefix
         self._retention = retention_after_close
         self._rooms_key = f"{prefix}rooms"
+        self._event_log = RedisEventLog(client, prefix=prefix)
 
     @classmethod
     def from_url(
@@ -80,6 +104,10 @@ class RedisRoomStore:
     @property
     def client(self) -> redis.Redis:
         return self._redis
+
+    @property
+    def event_log(self) -> RedisEventLog:
+        return self._event_log
 
     async def close(self) -> None:
         await self._redis.aclose()
@@ -128,9 +156,20 @@ class RedisRoomStore:
         pipe.set(self._appointment_key(room.appointment.id), room.id, pxat=expires_at)
         pipe.zadd(self._rooms_key, {room.id: _micros(room.window.closes_at)})
 
+    async def _commit(self, pipe: Any, transition: Transition, outbox: Outbox | None) -> None:
+        """MULTI, the room and its outbox events, EXEC: stored together or not at all."""
+        events = () if outbox is None else outbox(transition)
+        pipe.multi()
+        self._write_room(pipe, transition.room)
+        if events:
+            self._event_log.append_in(pipe, events)
+        await _execute(pipe)
+
     # --- RoomStore ---------------------------------------------------------------------------
 
-    async def create(self, transition: Transition) -> tuple[Room, bool]:
+    async def create(
+        self, transition: Transition, *, outbox: Outbox | None = None
+    ) -> tuple[Room, bool]:
         room = transition.room
         room_key = self._room_key(room.id)
 
@@ -143,9 +182,7 @@ class RedisRoomStore:
                 # Index without its room: the room expired, the appointment may be booked again.
             if await pipe.exists(room_key):
                 raise ValueError("room id collision")
-            pipe.multi()
-            self._write_room(pipe, room)
-            await pipe.execute()
+            await self._commit(pipe, transition, outbox)
             return room, True
 
         # Watching the appointment index is what keeps two nodes from both creating a room.
@@ -161,7 +198,13 @@ class RedisRoomStore:
             room_id = await self._redis.get(self._appointment_key(appointment_id))
         return None if room_id is None else await self.get(reply_text(room_id))
 
-    async def update(self, room_id: str, change: Callable[[Room], Transition]) -> Transition:
+    async def update(
+        self,
+        room_id: str,
+        change: Callable[[Room], Transition],
+        *,
+        outbox: Outbox | None = None,
+    ) -> Transition:
         key = self._room_key(room_id)
 
         async def attempt(pipe: Any) -> Transition:
@@ -171,9 +214,7 @@ class RedisRoomStore:
             transition = change(decode_room(raw))
             if transition.room.id != room_id:
                 raise ValueError("a transition cannot change the room id")
-            pipe.multi()
-            self._write_room(pipe, transition.room)
-            await pipe.execute()
+            await self._commit(pipe, transition, outbox)
             return transition
 
         return await self._optimistic(attempt, key)
@@ -211,7 +252,7 @@ class RedisRoomStore:
             if raw is None:
                 pipe.multi()
                 pipe.zrem(self._rooms_key, room_id)
-                await pipe.execute()
+                await _execute(pipe)
                 return False
             room = decode_room(raw)
             if _micros(room.window.closes_at) >= cutoff:
@@ -219,7 +260,7 @@ class RedisRoomStore:
             pipe.multi()
             pipe.delete(key)
             pipe.zrem(self._rooms_key, room_id)
-            await pipe.execute()
+            await _execute(pipe)
             # The index may meanwhile point at a newer room of the same appointment: keep that one.
             await self._delete_if_equal(self._appointment_key(room.appointment.id), room_id)
             return True
@@ -231,6 +272,6 @@ class RedisRoomStore:
             if await pipe.get(key) == expected:
                 pipe.multi()
                 pipe.delete(key)
-                await pipe.execute()
+                await _execute(pipe)
 
         await self._optimistic(attempt, key)

@@ -17,11 +17,12 @@ import redis.asyncio as redis
 
 from rooms.admission import admit, check_in, join_as_practitioner
 from rooms.appointment import Appointment, JoinWindowPolicy, Person
+from rooms.consultation_events import ConsultationEvent, ConsultationEventType
 from rooms.errors import DomainError, ErrorCode
 from rooms.events import EndReason
 from rooms.lifecycle import create_room
 from rooms.roles import Actor, Role
-from rooms.room import Lifecycle, Participant, Room, Transition
+from rooms.room import Lifecycle, Participant, Room, Transition, changed
 from rooms.waiting_queue import WaitingEntry, WaitingQueue
 from store.errors import StoreUnavailable
 from store.redis_room_store import RedisRoomStore
@@ -33,6 +34,7 @@ from store.room_codec import (
     encode_room,
     room_to_dict,
 )
+from store.room_store import Outbox
 from store.webhook_receipts import WebhookReceipt
 from tests.support.redis_server import RedisServer
 
@@ -119,10 +121,51 @@ async def test_two_nodes_creating_one_appointment_make_one_room(
     assert len(await two.rooms()) == 25
 
 
+async def test_two_nodes_changing_one_room_log_its_events_in_the_order_of_the_changes(
+    nodes: tuple[RedisRoomStore, RedisRoomStore],
+) -> None:
+    one, two = nodes
+    room, _ = await one.create(creation("room-1", "apt-1"))
+
+    def version_event(transition: Transition) -> list[ConsultationEvent]:
+        current = transition.room
+        return [
+            ConsultationEvent(
+                ConsultationEventType.PATIENT_CHECKED_IN,
+                current.id,
+                current.appointment.id,
+                INSIDE,
+                (("version", current.version),),
+            )
+        ]
+
+    await asyncio.gather(
+        *(
+            node.update(room.id, lambda r: Transition(changed(r)), outbox=version_event)
+            for _ in range(20)
+            for node in (one, two)
+        ),
+        # Plain appends (marked with the version before any change) race the outbox for ids.
+        *(one.event_log.append(version_event(Transition(room, ()))) for _ in range(10)),
+    )
+
+    events = await two.event_log.after(None, 1000)
+    assert [e.sequence for e in events] == sorted({e.sequence for e in events})
+    versions = [e.data["version"] for e in events if e.data["version"] != room.version]
+    # Each stored change logged once, in the order the changes were stored.
+    assert versions == list(range(room.version + 1, room.version + 41))
+
+
 class UnguardedStore(RedisRoomStore):
     """Read, change, write, without WATCH: what the tests above must catch."""
 
-    async def update(self, room_id: str, change: Callable[[Room], Transition]) -> Transition:
+    async def update(
+        self,
+        room_id: str,
+        change: Callable[[Room], Transition],
+        *,
+        outbox: Outbox | None = None,
+    ) -> Transition:
         room = await self.get(room_id)
         assert room is not None
         transition = change(room)

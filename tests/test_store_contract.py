@@ -1,29 +1,41 @@
 """The RoomStore contract, run against every implementation.
 
 To run it against another store, add to `STORES` a function of the pytest
-request returning an async context manager that yields a fresh, empty store.
+request returning an async context manager that yields a fresh, empty store,
+and to `FAULTY` one that yields it with a way to make it fail between writing
+a room and logging that change's events (the outbox must store neither).
 """
 
 from __future__ import annotations
 
 import asyncio
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
+from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
 import pytest
 
 from rooms.admission import admit, check_in, deny, invite_guest, join_as_practitioner
 from rooms.appointment import Appointment, JoinWindowPolicy, Person
+from rooms.consultation_events import (
+    ConsultationEvent,
+    ConsultationEventType,
+    consultation_events,
+)
 from rooms.errors import DomainError, ErrorCode
 from rooms.events import PatientCheckedIn
 from rooms.lifecycle import create_room, end
 from rooms.presence import resume, step_away
 from rooms.resume_secret import hash_resume_secret
 from rooms.roles import Actor, Role
-from rooms.room import Room, Transition
+from rooms.room import Room, Transition, changed
+from store.errors import StoreUnavailable
+from store.event_log import LoggedEvent
 from store.redis_room_store import RedisRoomStore
 from store.room_store import InMemoryRoomStore, RoomStore
+from tests.support.redis_proxy import FailingRedisProxy
+from tests.support.redis_server import RedisServer
 
 START = datetime(2030, 3, 4, 10, 0, tzinfo=UTC)
 INSIDE = START + timedelta(minutes=5)
@@ -339,3 +351,193 @@ async def test_away_entries_and_resume_hashes_survive_storage(store: RoomStore) 
     )
     assert await store.get(room.id) == back.room
     assert back.room.waiting.entries[0].connection == 1
+
+
+# --- the outbox: a change and its events, together or not at all ------------------------------
+
+
+def outbox(transition: Transition) -> list[ConsultationEvent]:
+    return consultation_events(transition, INSIDE)
+
+
+def types(events: Sequence[LoggedEvent]) -> list[str]:
+    return [event.type for event in events]
+
+
+async def logged(store: RoomStore) -> list[LoggedEvent]:
+    return await store.event_log.after(None, 1000)
+
+
+async def waiting_patient(store: RoomStore) -> Room:
+    room = await stored(store)
+    await store.update(
+        room.id, lambda r: join_as_practitioner(r, DOCTOR, "doc", INSIDE), outbox=outbox
+    )
+    transition = await store.update(
+        room.id, lambda r: check_in(r, ALICE, "e1", INSIDE), outbox=outbox
+    )
+    return transition.room
+
+
+async def test_an_update_logs_its_outbox_events_with_the_room(store: RoomStore) -> None:
+    room = await waiting_patient(store)
+
+    transition = await store.update(
+        room.id, lambda r: admit(r, DOCTOR, "e1", INSIDE), outbox=outbox
+    )
+
+    assert await store.get(room.id) == transition.room
+    events = await logged(store)
+    assert types(events) == [
+        "consultation.patient_checked_in",
+        "consultation.patient_admitted",
+        "consultation.started",
+    ]
+    assert [e.data() for e in outbox(transition)] == [e.data for e in events[1:]]
+    assert [e.sequence for e in events] == sorted({e.sequence for e in events})
+    # Logged is pending delivery like any appended event: the room's oldest goes first.
+    assert [e.id for e in await store.event_log.due(INSIDE)] == [events[0].id]
+
+
+async def test_a_create_logs_its_outbox_events_only_when_it_creates(store: RoomStore) -> None:
+    def one_event(transition: Transition) -> list[ConsultationEvent]:
+        room = transition.room
+        return [
+            ConsultationEvent(ConsultationEventType.STARTED, room.id, room.appointment.id, INSIDE)
+        ]
+
+    await store.create(creation("room-1", "apt-1"), outbox=one_event)
+    await store.create(creation("room-2", "apt-1"), outbox=one_event)  # exists: nothing new
+
+    assert [e.room_id for e in await logged(store)] == ["room-1"]
+
+
+async def test_a_refused_or_crashing_change_logs_nothing(store: RoomStore) -> None:
+    room = await waiting_patient(store)
+    before = await logged(store)
+
+    with pytest.raises(DomainError):
+        await store.update(room.id, lambda r: admit(r, DOCTOR, "nobody", INSIDE), outbox=outbox)
+
+    def crash(transition: Transition) -> list[ConsultationEvent]:
+        raise RuntimeError("boom")
+
+    with pytest.raises(RuntimeError, match="boom"):
+        await store.update(room.id, lambda r: admit(r, DOCTOR, "e1", INSIDE), outbox=crash)
+
+    assert await logged(store) == before
+    assert await store.get(room.id) == room
+
+
+async def test_concurrent_changes_log_their_events_in_the_order_they_were_stored(
+    store: RoomStore,
+) -> None:
+    room = await stored(store)
+
+    def version_event(transition: Transition) -> list[ConsultationEvent]:
+        current = transition.room
+        return [
+            ConsultationEvent(
+                ConsultationEventType.PATIENT_CHECKED_IN,
+                current.id,
+                current.appointment.id,
+                INSIDE,
+                (("version", current.version),),
+            )
+        ]
+
+    await asyncio.gather(
+        *(
+            store.update(room.id, lambda r: Transition(changed(r)), outbox=version_event)
+            for _ in range(30)
+        )
+    )
+
+    events = await logged(store)
+    # Ids follow the order the changes were stored in: each change's event, once.
+    assert [e.data["version"] for e in events] == list(range(room.version + 1, room.version + 31))
+    assert [e.sequence for e in events] == sorted({e.sequence for e in events})
+
+
+@dataclass
+class Faulty:
+    """A store, and a switch making its writes fail between the room and its events."""
+
+    store: RoomStore
+    fail_between: Callable[[], None]
+    recover: Callable[[], None]
+
+
+@asynccontextmanager
+async def faulty_memory_store(request: pytest.FixtureRequest) -> AsyncIterator[Faulty]:
+    store = InMemoryRoomStore()
+    patch = pytest.MonkeyPatch()
+
+    def broken(events: Sequence[ConsultationEvent]) -> list[LoggedEvent]:
+        raise StoreUnavailable()
+
+    try:
+        yield Faulty(
+            store,
+            # The room is already written when the log fails: the store must take it back.
+            lambda: patch.setattr(store.event_log, "record", broken),
+            patch.undo,
+        )
+    finally:
+        patch.undo()
+
+
+@asynccontextmanager
+async def faulty_redis_store(request: pytest.FixtureRequest) -> AsyncIterator[Faulty]:
+    request.getfixturevalue("redis_url")
+    server: RedisServer = request.getfixturevalue("redis_server")
+    proxy = FailingRedisProxy(server.port)
+    await proxy.start()
+    store = RedisRoomStore.from_url(proxy.url, prefix="contract:", timeout=1.0)
+
+    def recover() -> None:
+        assert proxy.failed.is_set(), "the write never reached the point of failure"
+        proxy.restore()
+
+    try:
+        # Redis has queued the room's writes, not yet the events' script, when it goes away.
+        yield Faulty(store, lambda: proxy.fail_before(b"$4\r\nEVAL\r\n"), recover)
+    finally:
+        await store.close()
+        await proxy.close()
+
+
+FAULTY: list[object] = [
+    pytest.param(faulty_memory_store, id="memory"),
+    pytest.param(faulty_redis_store, id="redis"),
+]
+
+
+@pytest.fixture(params=FAULTY)
+async def faulty(request: pytest.FixtureRequest) -> AsyncIterator[Faulty]:
+    factory: Callable[[pytest.FixtureRequest], AbstractAsyncContextManager[Faulty]] = request.param
+    async with factory(request) as fresh:
+        yield fresh
+
+
+async def test_a_failure_between_the_room_and_its_events_stores_neither(faulty: Faulty) -> None:
+    store = faulty.store
+    room = await waiting_patient(store)
+    before = await logged(store)
+
+    faulty.fail_between()
+    with pytest.raises(StoreUnavailable):
+        await store.update(room.id, lambda r: admit(r, DOCTOR, "e1", INSIDE), outbox=outbox)
+    faulty.recover()
+
+    assert await store.get(room.id) == room
+    assert await logged(store) == before
+    # Asked again once the store is back: the change and its events, each once.
+    retried = await store.update(room.id, lambda r: admit(r, DOCTOR, "e1", INSIDE), outbox=outbox)
+    assert await store.get(room.id) == retried.room
+    events = await logged(store)
+    assert events[: len(before)] == before
+    assert types(events[len(before) :]) == [
+        "consultation.patient_admitted",
+        "consultation.started",
+    ]
