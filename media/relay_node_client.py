@@ -20,12 +20,16 @@ import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 from media.errors import MediaError
 from media.protocol_relay import ProtocolRelay
 from media.relay_service import SubscriberListener
 from media.worker_connection import RelayAuthError, WorkerConnection
 from store.relay_directory import HEARTBEAT_INTERVAL, NoRelayAvailable, RelayDirectory
+
+if TYPE_CHECKING:
+    from media.local_relay_nodes import LocalRelayNodes
 
 logger = logging.getLogger(__name__)
 
@@ -65,8 +69,11 @@ class NodeRelay(ProtocolRelay):
         *,
         on_media_restart: MediaRestart = _nobody_told,
         in_call: InCall = _everyone,
+        workers: LocalRelayNodes | None = None,
     ) -> None:
         self.directory = directory
+        # This node's own relay workers, registered as relay nodes (`serve --redis-url`).
+        self.workers = workers
         self._secret = secret
         self.on_media_restart = on_media_restart
         # Filters the participants we remember down to those still in the call.
@@ -81,6 +88,8 @@ class NodeRelay(ProtocolRelay):
         self._missing: set[str] = set()
 
     async def start(self) -> None:
+        if self.workers is not None:
+            await self.workers.start()
         self._monitor = asyncio.ensure_future(self._watch_heartbeats())
 
     async def _connection(self, node_id: str) -> WorkerConnection:
@@ -256,4 +265,10 @@ class NodeRelay(ProtocolRelay):
         for connection in list(self._connections.values()):
             await connection.close()
         self._connections.clear()
+        if self.workers is not None:
+            await self.workers.close()
         await self.directory.close()
+
+    async def capacity(self) -> int:
+        """How many relay nodes (or workers of serve nodes) are live: 0, no call gets media."""
+        return len(await self.directory.live_nodes())

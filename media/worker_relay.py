@@ -53,6 +53,8 @@ class WorkerProcess:
             socket_path,
             "--ice-servers",
             json.dumps([asdict(s) for s in ice_servers]),
+            "--parent",
+            str(os.getpid()),
             stdout=asyncio.subprocess.PIPE,
         )
         assert process.stdout is not None

@@ -130,7 +130,11 @@ def make_app(
         app[EVENT_DELIVERY] = delivery
         app.cleanup_ctx.append(_event_delivery)
     add_page_routes(app, settings.web_root)
-    add_readiness_route(app, store.ping if isinstance(store, RedisRoomStore) else None)
+    add_readiness_route(
+        app,
+        store.ping if isinstance(store, RedisRoomStore) else None,
+        relay.capacity if isinstance(relay, NodeRelay) else None,
+    )
     app.cleanup_ctx.append(_relay_lifetime)
     app.cleanup_ctx.append(_sweeper)
     return app
