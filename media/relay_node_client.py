@@ -18,12 +18,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from media.errors import MediaError
-from media.protocol_relay import ProtocolRelay
+from media.protocol_relay import InCall, MediaRestart, Member, ProtocolRelay, everyone, nobody_told
 from media.relay_service import SubscriberListener
 from media.worker_connection import RelayAuthError, WorkerConnection
 from store.relay_directory import HEARTBEAT_INTERVAL, NoRelayAvailable, RelayDirectory
@@ -39,23 +38,6 @@ logger = logging.getLogger(__name__)
 PUBLISH_PATIENCE = 3.0
 RETRY_DELAY = 0.5
 
-MediaRestart = Callable[[str, list[str]], Awaitable[None]]
-InCall = Callable[[str, list[str]], Awaitable[list[str]]]
-
-
-async def _everyone(room_id: str, participant_ids: list[str]) -> list[str]:
-    return participant_ids
-
-
-async def _nobody_told(room_id: str, participant_ids: list[str]) -> None:
-    return None
-
-
-@dataclass(eq=False)
-class _Member:
-    listener: SubscriberListener
-    info: dict[str, str]
-
 
 class NodeRelay(ProtocolRelay):
     """Signalling's client of the relay nodes (`teleconsult relay`), with failover."""
@@ -67,8 +49,8 @@ class NodeRelay(ProtocolRelay):
         directory: RelayDirectory,
         secret: str,
         *,
-        on_media_restart: MediaRestart = _nobody_told,
-        in_call: InCall = _everyone,
+        on_media_restart: MediaRestart = nobody_told,
+        in_call: InCall = everyone,
         workers: LocalRelayNodes | None = None,
     ) -> None:
         self.directory = directory
@@ -82,7 +64,7 @@ class NodeRelay(ProtocolRelay):
         self._connecting: dict[str, asyncio.Lock] = {}
         # Rooms we joined participants to: room -> node id, and the participants.
         self._rooms: dict[str, str] = {}
-        self._members: dict[str, dict[str, _Member]] = {}
+        self._members: dict[str, dict[str, Member]] = {}
         self._moving: dict[str, asyncio.Task[None]] = {}
         self._monitor: asyncio.Task[None] | None = None
         self._missing: set[str] = set()
@@ -146,7 +128,7 @@ class NodeRelay(ProtocolRelay):
     def _joined(
         self, room_id: str, participant_id: str, listener: SubscriberListener, info: dict[str, str]
     ) -> None:
-        self._members.setdefault(room_id, {})[participant_id] = _Member(listener, info)
+        self._members.setdefault(room_id, {})[participant_id] = Member(listener, info)
 
     def _left(self, room_id: str, participant_id: str) -> None:
         self._members.get(room_id, {}).pop(participant_id, None)

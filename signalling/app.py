@@ -106,7 +106,7 @@ def make_app(
         no_show_after=settings.no_show_after,
         away_grace=settings.resume_grace,
     )
-    if isinstance(relay, NodeRelay):
+    if isinstance(relay, NodeRelay | WorkerRelay):
         relay.on_media_restart = hub.media_restart
         relay.in_call = hub.still_in_call
     app[SETTINGS] = settings
