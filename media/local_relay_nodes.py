@@ -41,6 +41,7 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass
 
 import uvloop
+from redis.exceptions import RedisError
 
 from media.relay_node_server import Address, RelayNode, parse_address
 from media.relay_node_server import run as run_node
@@ -132,7 +133,18 @@ class LocalRelayNodes:
         return [slot.node_id for slot in self.slots]
 
     async def start(self) -> None:
-        await asyncio.gather(*(self._start(slot) for slot in self.slots))
+        """Starts the workers; one that cannot start (Redis down) is retried in the background.
+
+        The node serves meanwhile: `/readyz` says whether media can be placed.
+        """
+        started = await asyncio.gather(
+            *(self._start(slot) for slot in self.slots), return_exceptions=True
+        )
+        for outcome in started:
+            if isinstance(outcome, RuntimeError | OSError):
+                logger.error("%s; retrying", outcome)
+            elif isinstance(outcome, BaseException):
+                raise outcome
         self._tasks = [asyncio.ensure_future(self._supervise(slot)) for slot in self.slots]
 
     async def _start(self, slot: WorkerSlot) -> None:
@@ -182,35 +194,34 @@ class LocalRelayNodes:
         delay = RESTART_DELAY
         loop = asyncio.get_running_loop()
         while True:
-            assert slot.process is not None
-            code = await slot.process.wait()
-            if self._closing:
-                return
-            logger.warning(
-                "relay worker %d (node=%s pid=%d) exited with %s; restarting it",
-                slot.index,
-                slot.node_id,
-                slot.process.pid,
-                code,
-            )
-            # No new room goes to it; its rooms fail over (NodeRelay sees their links drop).
-            try:
-                await self._directory.withdraw(slot.node_id)
-            except Exception as exc:
+            if slot.process is not None:
+                code = await slot.process.wait()
+                if self._closing:
+                    return
                 logger.warning(
-                    "relay worker %d: withdraw failed: %s", slot.index, type(exc).__name__
+                    "relay worker %d (node=%s pid=%d) exited with %s; restarting it",
+                    slot.index,
+                    slot.node_id,
+                    slot.process.pid,
+                    code,
                 )
-            if loop.time() - slot.started_at >= STABLE_AFTER:
-                delay = RESTART_DELAY
-            while True:
-                await asyncio.sleep(delay)
-                delay = min(delay * 2, MAX_RESTART_DELAY)
+                slot.process = None
+                # No new room goes to it; its rooms fail over (NodeRelay sees their links drop).
                 try:
-                    await self._start(slot)
-                    break
-                except (RuntimeError, OSError) as exc:
-                    logger.error("%s; retrying in %.1f s", exc, delay)
-            self.restarts += 1
+                    await self._directory.withdraw(slot.node_id)
+                except Exception as exc:
+                    logger.warning(
+                        "relay worker %d: withdraw failed: %s", slot.index, type(exc).__name__
+                    )
+                if loop.time() - slot.started_at >= STABLE_AFTER:
+                    delay = RESTART_DELAY
+                self.restarts += 1
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, MAX_RESTART_DELAY)
+            try:
+                await self._start(slot)
+            except (RuntimeError, OSError) as exc:
+                logger.error("%s; retrying in %.1f s", exc, delay)
 
     async def close(self) -> None:
         self._closing = True
@@ -269,7 +280,15 @@ def main(argv: list[str] | None = None) -> int:
         ice_servers,
         node_id=args.node_id,
     )
-    uvloop.run(run_node(node))
+    try:
+        uvloop.run(run_node(node))
+    except RedisError as exc:
+        # Not registered; the serve node starts this worker again.
+        print(f"relay worker: cannot register in Redis: {type(exc).__name__}", file=sys.stderr)
+        return 1
+    except OSError as exc:
+        print(f"relay worker: cannot listen on {listen}: {exc.strerror or exc}", file=sys.stderr)
+        return 1
     return 0
 
 

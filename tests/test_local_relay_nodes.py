@@ -32,7 +32,7 @@ from store.relay_directory import InMemoryRelayDirectory, RelayNodeInfo
 from tests.support import make_settings
 from tests.support.multinode_cluster import RELAY_SECRET, REPO
 from tests.support.polling import eventually
-from tests.support.redis_server import free_port
+from tests.support.redis_server import RedisServer, free_port
 
 Client = TestClient[Any, Any]
 LINK_SECRET = make_settings().relay_link_secret
@@ -105,6 +105,27 @@ async def test_a_killed_worker_is_restarted_under_a_new_id_on_the_same_port(
         await local.close()
     # Stopped cleanly: withdrawn at once.
     assert await directory.live_nodes() == {}
+
+
+@pytest.mark.slow
+async def test_workers_that_cannot_register_are_retried_while_the_node_serves(
+    redis_server: RedisServer, redis_url: str, directory: RedisRelayDirectory
+) -> None:
+    redis_server.stop()
+    local = workers(redis_url, directory)
+    try:
+        await local.start()  # Does not fail the node: retried in the background.
+        assert local.slots[0].process is None
+        redis_server.start()
+
+        async def registered() -> bool:
+            return list(await directory.live_nodes()) == local.node_ids
+
+        await eventually(registered, timeout=20, interval=0.2)
+    finally:
+        if not redis_server.running:
+            redis_server.start()
+        await local.close()
 
 
 PARENT = """
