@@ -127,8 +127,11 @@ class IntegrationApi:
             if self._key is None:
                 raise RequestError("api_disabled", "The API is disabled: set TELECONSULT_API_KEY.")
             scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
-            if scheme.lower() != "bearer" or not hmac.compare_digest(
-                presented.strip().encode(), self._key
+            # A key is ASCII: anything else (raw bytes included) cannot match.
+            if (
+                scheme.lower() != "bearer"
+                or not presented.isascii()
+                or not hmac.compare_digest(presented.strip().encode(), self._key)
             ):
                 raise RequestError("unauthorized", "A valid Bearer API key is required.")
             return await handler(request)

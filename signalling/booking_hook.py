@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import secrets
 from datetime import datetime, timedelta
 
 from aiohttp import web
@@ -13,7 +12,7 @@ from rooms.appointment import Appointment, Person
 from rooms.errors import DomainError, ErrorCode
 from rooms.lifecycle import cancel, create_room, reschedule
 from rooms.room import Room
-from signalling import webhook_signature
+from signalling import tokens, webhook_signature
 from signalling.booking_payloads import (
     AppointmentCancelled,
     AppointmentCreated,
@@ -76,7 +75,8 @@ async def create_appointment_room(
         starts_at=data.starts_at,
         ends_at=data.ends_at,
     )
-    transition = create_room(secrets.token_urlsafe(16), appointment, settings.join_window)
+    room_id = tokens.room_id_for(settings.token_secret, appointment.id)
+    transition = create_room(room_id, appointment, settings.join_window)
     # Announced: an open desk of this practitioner lists it at once.
     return await hub.create(transition)
 

@@ -35,6 +35,7 @@ from signalling.config import (
 )
 from signalling.demo import create_demo_room, demo_banner
 from signalling.log_format import JsonFormatter, log_format_from_env
+from signalling.request_log_filter import BadRequestLogFilter
 from store.redis_relay_directory import RedisRelayDirectory
 
 
@@ -108,15 +109,6 @@ def _log_level_argument(parser: argparse.ArgumentParser) -> None:
     )
 
 
-class ClientAddressFilter(logging.Filter):
-    """Drops the client's IP address (personal data) from aiohttp's malformed-request errors."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.msg == "Error handling request from %s":
-            record.msg, record.args = "Error handling request", ()
-        return True
-
-
 def configure_logging(level: str, log_format: str = "text") -> None:
     handler = logging.StreamHandler()
     handler.setFormatter(
@@ -128,10 +120,10 @@ def configure_logging(level: str, log_format: str = "text") -> None:
     # aiortc and aioice log peer IP addresses below WARNING: personal data.
     for noisy in ("aiortc", "aioice"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
-    # aiohttp logs a bad request at ERROR with the client's address (access logs are off).
+    # aiohttp logs a bad request at ERROR with the client's bytes (access logs are off).
     server = logging.getLogger("aiohttp.server")
-    if not any(isinstance(f, ClientAddressFilter) for f in server.filters):
-        server.addFilter(ClientAddressFilter())
+    if not any(isinstance(f, BadRequestLogFilter) for f in server.filters):
+        server.addFilter(BadRequestLogFilter())
 
 
 def main(argv: Sequence[str] | None = None) -> int:

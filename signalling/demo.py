@@ -9,6 +9,7 @@ from rooms.appointment import Appointment, Person
 from rooms.lifecycle import create_room
 from rooms.roles import Role
 from rooms.room import Room
+from signalling import tokens
 from signalling.config import Settings
 from signalling.links import join_link
 from signalling.room_hub import RoomHub
@@ -23,7 +24,11 @@ async def create_demo_room(hub: RoomHub, settings: Settings, now: datetime) -> R
         ends_at=now + timedelta(minutes=35),
     )
     room, _ = await hub.create(
-        create_room(secrets.token_urlsafe(16), appointment, settings.join_window)
+        create_room(
+            tokens.room_id_for(settings.token_secret, appointment.id),
+            appointment,
+            settings.join_window,
+        )
     )
     return room
 

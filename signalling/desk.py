@@ -32,6 +32,8 @@ from waiting_room.practitioner_day import days_rooms, desk_rows
 logger = logging.getLogger(__name__)
 
 NAMESPACE = "/desk"
+# How often open desks are checked against their links' expiry.
+EXPIRY_CHECK_INTERVAL = 1.0
 
 
 def desk_channel(practitioner_id: str) -> str:
@@ -102,7 +104,9 @@ class DeskNamespace(AckNamespace[str]):
         self.settings = settings
         self.sessions: dict[str, str] = {}  # sid -> practitioner id
         self.expires: dict[str, datetime] = {}  # sid -> when its desk link expires
-        self._timers: dict[str, Any] = {}  # sid -> the task that ends it at expiry
+        # One watch for every open desk, on the hub's clock (so a test can move time).
+        self._watch: asyncio.Task[None] | None = None
+        self._expiring = False
         sio.register_namespace(self)
         hub.listeners.append(self.room_changed)
 
@@ -129,21 +133,26 @@ class DeskNamespace(AckNamespace[str]):
         await self.sio.enter_room(sid, desk_channel(claims.practitioner_id), namespace=NAMESPACE)
         self.sio.start_background_task(self._send, sid, claims.practitioner_id)
         # The link is good for one working day: a desk left open stops receiving names then.
-        lifetime = (claims.expires_at - self.hub.clock()).total_seconds()
-        self._timers[sid] = self.sio.start_background_task(self._expire_later, sid, lifetime)
+        if self._watch is None or self._watch.done():
+            self._watch = asyncio.ensure_future(self._expire_links())
 
-    async def _expire_later(self, sid: str, delay: float) -> None:
-        await self.sio.sleep(max(delay, 0.0))
-        if await self._forget(sid):
-            await self.sio.disconnect(sid, namespace=NAMESPACE)
+    async def _expire_links(self) -> None:
+        # Ends when no desk is open (connect starts it again): nothing runs for nobody.
+        while self.expires:
+            await asyncio.sleep(EXPIRY_CHECK_INTERVAL)
+            now = self.hub.clock()
+            self._expiring = True
+            try:
+                for sid in [sid for sid, at in self.expires.items() if now >= at]:
+                    if await self._forget(sid):
+                        await self.sio.disconnect(sid, namespace=NAMESPACE)
+            finally:
+                self._expiring = False
 
     async def _forget(self, sid: str) -> bool:
         """Stop acting for and pushing to `sid`; False when it was not (or no longer) known."""
         practitioner_id = self.sessions.pop(sid, None)
         self.expires.pop(sid, None)
-        timer = self._timers.pop(sid, None)
-        if timer is not None and timer is not asyncio.current_task():
-            timer.cancel()
         if practitioner_id is None:
             return False
         await self.sio.leave_room(sid, desk_channel(practitioner_id), namespace=NAMESPACE)
@@ -152,9 +161,9 @@ class DeskNamespace(AckNamespace[str]):
     async def on_disconnect(self, sid: str, reason: Any = None) -> None:
         self.sessions.pop(sid, None)
         self.expires.pop(sid, None)
-        timer = self._timers.pop(sid, None)
-        if timer is not None and timer is not asyncio.current_task():
-            timer.cancel()
+        # The last desk gone: stop the watch, unless it is the one disconnecting desks.
+        if not self.expires and self._watch is not None and not self._expiring:
+            self._watch.cancel()
 
     async def _document(self, practitioner_id: str) -> dict[str, Any]:
         now = self.hub.clock()

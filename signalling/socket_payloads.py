@@ -100,7 +100,7 @@ def _wrapped_key(value: str) -> str:
 # Entry ids we issue are token_urlsafe(9); the waiting list's are checked no further.
 EntryId = Annotated[str, StringConstraints(min_length=1, max_length=64)]
 Recipient = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{1,64}$")]
-# Room ids we issue are token_urlsafe(16).
+# Room ids we issue are 22 base64url characters (signalling.tokens.room_id_for).
 RoomId = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{8,64}$")]
 # What we issue is token_urlsafe(32): 43 characters.
 ResumeSecret = Annotated[str, StringConstraints(pattern=r"^[A-Za-z0-9_-]{32,128}$")]

@@ -49,6 +49,9 @@ def verify(
     """Raise SignatureError unless one `v1` signature matches and the timestamp is fresh."""
     if not webhook_id or not timestamp or not signature:
         raise SignatureError(SignatureProblem.MISSING_HEADERS)
+    if not (webhook_id.isascii() and signature.isascii()):
+        # Bytes that are not text (aiohttp keeps them as surrogates) sign nothing.
+        raise SignatureError(SignatureProblem.MISMATCH)
     if not timestamp.isascii() or not timestamp.isdigit() or len(timestamp) > 12:
         raise SignatureError(SignatureProblem.BAD_TIMESTAMP)
     sent = int(timestamp)
