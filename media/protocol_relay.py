@@ -8,13 +8,34 @@ the requests themselves, and the listeners their events go to, are here.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Mapping
+from collections.abc import Awaitable, Callable, Mapping
+from dataclasses import dataclass
 
 from media.errors import MediaError
 from media.relay_service import SubscriberListener
 from media.worker_connection import WorkerConnection
 
 PUBLISH_RETRY_DELAY = 0.1
+
+# Failover of a room whose relay died: who to tell, and who is still in the call.
+MediaRestart = Callable[[str, list[str]], Awaitable[None]]
+InCall = Callable[[str, list[str]], Awaitable[list[str]]]
+
+
+async def everyone(room_id: str, participant_ids: list[str]) -> list[str]:
+    return participant_ids
+
+
+async def nobody_told(room_id: str, participant_ids: list[str]) -> None:
+    return None
+
+
+@dataclass(eq=False)
+class Member:
+    """A participant we joined: enough to join them again on another relay."""
+
+    listener: SubscriberListener
+    info: dict[str, str]
 
 
 class ProtocolRelay:

@@ -18,14 +18,17 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 from media.errors import MediaError
-from media.protocol_relay import ProtocolRelay
+from media.protocol_relay import InCall, MediaRestart, Member, ProtocolRelay, everyone, nobody_told
 from media.relay_service import SubscriberListener
 from media.worker_connection import RelayAuthError, WorkerConnection
 from store.relay_directory import HEARTBEAT_INTERVAL, NoRelayAvailable, RelayDirectory
+
+if TYPE_CHECKING:
+    from media.local_relay_nodes import LocalRelayNodes
 
 logger = logging.getLogger(__name__)
 
@@ -34,23 +37,6 @@ logger = logging.getLogger(__name__)
 # the store already, so a short wait is right.
 PUBLISH_PATIENCE = 3.0
 RETRY_DELAY = 0.5
-
-MediaRestart = Callable[[str, list[str]], Awaitable[None]]
-InCall = Callable[[str, list[str]], Awaitable[list[str]]]
-
-
-async def _everyone(room_id: str, participant_ids: list[str]) -> list[str]:
-    return participant_ids
-
-
-async def _nobody_told(room_id: str, participant_ids: list[str]) -> None:
-    return None
-
-
-@dataclass(eq=False)
-class _Member:
-    listener: SubscriberListener
-    info: dict[str, str]
 
 
 class NodeRelay(ProtocolRelay):
@@ -63,10 +49,13 @@ class NodeRelay(ProtocolRelay):
         directory: RelayDirectory,
         secret: str,
         *,
-        on_media_restart: MediaRestart = _nobody_told,
-        in_call: InCall = _everyone,
+        on_media_restart: MediaRestart = nobody_told,
+        in_call: InCall = everyone,
+        workers: LocalRelayNodes | None = None,
     ) -> None:
         self.directory = directory
+        # This node's own relay workers, registered as relay nodes (`serve --redis-url`).
+        self.workers = workers
         self._secret = secret
         self.on_media_restart = on_media_restart
         # Filters the participants we remember down to those still in the call.
@@ -75,12 +64,14 @@ class NodeRelay(ProtocolRelay):
         self._connecting: dict[str, asyncio.Lock] = {}
         # Rooms we joined participants to: room -> node id, and the participants.
         self._rooms: dict[str, str] = {}
-        self._members: dict[str, dict[str, _Member]] = {}
+        self._members: dict[str, dict[str, Member]] = {}
         self._moving: dict[str, asyncio.Task[None]] = {}
         self._monitor: asyncio.Task[None] | None = None
         self._missing: set[str] = set()
 
     async def start(self) -> None:
+        if self.workers is not None:
+            await self.workers.start()
         self._monitor = asyncio.ensure_future(self._watch_heartbeats())
 
     async def _connection(self, node_id: str) -> WorkerConnection:
@@ -137,7 +128,7 @@ class NodeRelay(ProtocolRelay):
     def _joined(
         self, room_id: str, participant_id: str, listener: SubscriberListener, info: dict[str, str]
     ) -> None:
-        self._members.setdefault(room_id, {})[participant_id] = _Member(listener, info)
+        self._members.setdefault(room_id, {})[participant_id] = Member(listener, info)
 
     def _left(self, room_id: str, participant_id: str) -> None:
         self._members.get(room_id, {}).pop(participant_id, None)
@@ -256,4 +247,10 @@ class NodeRelay(ProtocolRelay):
         for connection in list(self._connections.values()):
             await connection.close()
         self._connections.clear()
+        if self.workers is not None:
+            await self.workers.close()
         await self.directory.close()
+
+    async def capacity(self) -> int:
+        """How many relay nodes (or workers of serve nodes) are live: 0, no call gets media."""
+        return len(await self.directory.live_nodes())

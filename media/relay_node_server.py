@@ -97,12 +97,15 @@ class RelayNode:
         listen: Address,
         advertise: Address,
         ice_servers: tuple[IceServerConfig, ...] = (),
+        *,
+        node_id: str | None = None,
     ) -> None:
         self.directory = directory
         self.secret = check_secret(secret)
+        # Port 0: any free port, advertised once bound (a serve node's relay workers).
         self.listen = listen
         self.advertise = advertise
-        self.node_id = secrets.token_hex(8)
+        self.node_id = node_id or secrets.token_hex(8)
         self.relay = Relay(ice_servers)
         self.server = WorkerServer(self.relay)
         self._tcp: asyncio.Server | None = None
@@ -121,6 +124,9 @@ class RelayNode:
         self._tcp = await asyncio.start_server(
             self._accept, self.listen.host, self.listen.port, limit=protocol.MAX_LINE
         )
+        if self.advertise.port == 0:
+            bound = self._tcp.sockets[0].getsockname()[1]
+            self.advertise = Address(self.advertise.host, bound)
         # Registered only once it accepts connections; the first beat must succeed.
         await self.directory.announce(self.info())
         self._heartbeat = asyncio.ensure_future(self._beat())

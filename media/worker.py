@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import contextlib
+import ctypes
 import json
 import logging
 import os
@@ -31,6 +32,22 @@ logger = logging.getLogger(__name__)
 
 
 ModeFactory = Callable[[], ForwardingMode]
+PR_SET_PDEATHSIG = 1
+
+
+def die_with_parent(parent: int) -> None:
+    """A worker ends with the process that started it, even one killed by SIGKILL (Linux).
+
+    SIGTERM, so that the worker still stops cleanly. `parent` 0: not watched.
+    """
+    if not parent:
+        return
+    if sys.platform.startswith("linux"):
+        with contextlib.suppress(OSError, AttributeError):
+            libc = ctypes.CDLL(None, use_errno=True)
+            libc.prctl(PR_SET_PDEATHSIG, signal.SIGTERM)
+    if os.getppid() != parent:
+        sys.exit(0)  # The parent died before the request took effect.
 
 
 async def run(
@@ -70,7 +87,9 @@ def main(
         "--ice-servers", default="[]", help="JSON list of {urls, username, credential}"
     )
     parser.add_argument("--log-level", default="WARNING")
+    parser.add_argument("--parent", type=int, default=0, help="end with this process (pid)")
     args = parser.parse_args(argv)
+    die_with_parent(args.parent)
     logging.basicConfig(
         level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
     )

@@ -47,9 +47,9 @@ class WorkerConnection:
         self._reading = asyncio.ensure_future(self._read())
 
     @classmethod
-    async def open(cls, path: str) -> WorkerConnection:
+    async def open(cls, path: str, on_lost: Callable[[], None] | None = None) -> WorkerConnection:
         reader, writer = await asyncio.open_unix_connection(path, limit=protocol.MAX_LINE)
-        return cls(reader, writer)
+        return cls(reader, writer, on_lost)
 
     @classmethod
     async def open_tcp(

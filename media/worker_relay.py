@@ -4,22 +4,28 @@
 not know which relay it has. It starts one `media.worker` process per core
 (by default), places each room on the worker with the fewest rooms, and
 talks to it over `media.worker_protocol`.
+
+A worker that dies is started again on its socket; its rooms move to the
+least-loaded live worker (the restarted one if it is the only one) and their
+participants still in the call are told to restart their media and joined
+there, as a dead relay node's are (`media.relay_node_client`).
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import json
 import logging
 import os
 import sys
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import asdict
 
 from media.errors import MediaError
-from media.protocol_relay import ProtocolRelay
-from media.relay_service import IceServerConfig
+from media.protocol_relay import InCall, MediaRestart, Member, ProtocolRelay, everyone, nobody_told
+from media.relay_service import IceServerConfig, SubscriberListener
 from media.worker_connection import WorkerConnection
 
 logger = logging.getLogger(__name__)
@@ -28,6 +34,9 @@ START_TIMEOUT = 30.0
 STOP_TIMEOUT = 5.0
 # How a worker process is started: `python <WORKER_COMMAND> --socket PATH --ice-servers JSON`.
 WORKER_COMMAND = ("-m", "media.worker")
+# A dead worker is started again after this, doubling while it fails to start.
+RESTART_DELAY = 0.1
+MAX_RESTART_DELAY = 10.0
 
 
 class WorkerProcess:
@@ -53,6 +62,8 @@ class WorkerProcess:
             socket_path,
             "--ice-servers",
             json.dumps([asdict(s) for s in ice_servers]),
+            "--parent",
+            str(os.getpid()),
             stdout=asyncio.subprocess.PIPE,
         )
         assert process.stdout is not None
@@ -93,6 +104,15 @@ class WorkerRelay(ProtocolRelay):
         self.connections: list[WorkerConnection] = []
         self._placement: dict[str, int] = {}
         self._directory: tempfile.TemporaryDirectory[str] | None = None
+        # Failover, as NodeRelay's: set by signalling (signalling/app.py).
+        self.on_media_restart: MediaRestart = nobody_told
+        self.in_call: InCall = everyone
+        self._members: dict[str, dict[str, Member]] = {}
+        self._down: set[int] = set()
+        self._restarting: dict[int, asyncio.Task[None]] = {}
+        self._moving: dict[str, asyncio.Task[None]] = {}
+        self._closing = False
+        self.restarts = 0
 
     async def start(self) -> None:
         self._directory = tempfile.TemporaryDirectory(prefix="teleconsult-relay-")
@@ -107,7 +127,10 @@ class WorkerRelay(ProtocolRelay):
                 )
             )
         )
-        self.connections = [await WorkerConnection.open(path) for path in paths]
+        self.connections = [
+            await WorkerConnection.open(path, on_lost=self._on_lost(i))
+            for i, path in enumerate(paths)
+        ]
         logger.info(
             "relay started %d worker processes (%s)",
             len(self.processes),
@@ -119,31 +142,148 @@ class WorkerRelay(ProtocolRelay):
         if index is None:
             if not create:
                 return None
-            if not self.connections:
-                raise MediaError("media_failed", "The relay is not running.")
-            load = [0] * len(self.connections)
-            for placed in self._placement.values():
-                load[placed] += 1
-            index = self._placement[room_id] = load.index(min(load))
+            index = self._placement[room_id] = self._least_loaded()
         return self.connections[index]
+
+    def _least_loaded(self) -> int:
+        live = [i for i in range(len(self.connections)) if i not in self._down]
+        if not live:
+            raise MediaError("media_failed", "The relay is not running.")
+        load = dict.fromkeys(live, 0)
+        for placed in self._placement.values():
+            if placed in load:
+                load[placed] += 1
+        return min(live, key=lambda i: load[i])
 
     def worker_index(self, room_id: str) -> int | None:
         return self._placement.get(room_id)
 
     async def _join_connection(self, room_id: str) -> WorkerConnection:
+        await self._settled(room_id)
         worker = self._worker_for(room_id, create=True)
         assert worker is not None
         return worker
 
     async def _room_connection(self, room_id: str) -> WorkerConnection | None:
+        await self._settled(room_id)
         return self._worker_for(room_id, create=False)
 
+    async def _settled(self, room_id: str) -> None:
+        moving = self._moving.get(room_id)
+        if moving is not None:
+            await asyncio.shield(moving)
+
+    def _joined(
+        self, room_id: str, participant_id: str, listener: SubscriberListener, info: dict[str, str]
+    ) -> None:
+        self._members.setdefault(room_id, {})[participant_id] = Member(listener, info)
+
+    def _left(self, room_id: str, participant_id: str) -> None:
+        self._members.get(room_id, {}).pop(participant_id, None)
+
     async def close_room(self, room_id: str) -> None:
+        self._members.pop(room_id, None)
         worker = self._worker_for(room_id, create=False)
         if worker is None:
             return
-        await self._close_on(worker, room_id)
         self._placement.pop(room_id, None)
+        with contextlib.suppress(MediaError):
+            await self._close_on(worker, room_id)
+
+    # ------------------------------------------------------------- failover
+
+    def _on_lost(self, index: int) -> Callable[[], None]:
+        return lambda: self._lost(index)
+
+    def _lost(self, index: int) -> None:
+        if self._closing or index in self._restarting:
+            return
+        self._down.add(index)
+        rooms = [r for r, i in self._placement.items() if i == index]
+        logger.warning(
+            "relay worker %d (pid=%d) lost; restarting it, moving %d rooms",
+            index,
+            self.processes[index].pid,
+            len(rooms),
+        )
+        restart = asyncio.ensure_future(self._restart(index))
+        self._restarting[index] = restart
+        restart.add_done_callback(lambda _: self._restarting.pop(index, None))
+        for room_id in rooms:
+            if not self._members.get(room_id):
+                self._placement.pop(room_id, None)  # Nobody in it: placed afresh when joined.
+                continue
+            task = asyncio.ensure_future(self._move(room_id, restart))
+            self._moving[room_id] = task
+            task.add_done_callback(self._moved(room_id))
+
+    def _moved(self, room_id: str) -> Callable[[asyncio.Task[None]], None]:
+        def done(task: asyncio.Task[None]) -> None:
+            self._moving.pop(room_id, None)
+            if not task.cancelled() and task.exception() is not None:
+                logger.error("relay room=%s failover failed: %r", room_id, task.exception())
+
+        return done
+
+    async def _restart(self, index: int) -> None:
+        old = self.processes[index].process
+        if old.returncode is None:
+            old.kill()  # Its connection is gone: it cannot be driven any more.
+        await old.wait()
+        path = self.processes[index].socket_path
+        delay = RESTART_DELAY
+        while True:
+            await asyncio.sleep(delay)
+            try:
+                process = await WorkerProcess.start(path, self._ice_servers, self.worker_command)
+            except (RuntimeError, OSError, TimeoutError) as exc:
+                delay = min(delay * 2, MAX_RESTART_DELAY)
+                logger.error("relay worker %d: %s; retrying in %.1f s", index, exc, delay)
+                continue
+            try:
+                connection = await WorkerConnection.open(path, on_lost=self._on_lost(index))
+            except OSError as exc:
+                await process.stop()
+                delay = min(delay * 2, MAX_RESTART_DELAY)
+                logger.error("relay worker %d: %s; retrying in %.1f s", index, exc, delay)
+                continue
+            break
+        self.processes[index] = process
+        self.connections[index] = connection
+        self._down.discard(index)
+        self.restarts += 1
+        logger.info("relay worker %d restarted: pid=%d", index, process.pid)
+
+    async def _move(self, room_id: str, restart: asyncio.Task[None]) -> None:
+        if len(self._down) == len(self.connections):
+            await asyncio.shield(restart)  # No other worker: wait for this one.
+        target = self._placement[room_id] = self._least_loaded()
+        members = self._members.get(room_id, {})
+        try:
+            staying = set(await self.in_call(room_id, list(members)))
+        except Exception:
+            logger.exception("relay room=%s: could not read who is in the call", room_id)
+            staying = set(members)
+        for participant_id in [p for p in members if p not in staying]:
+            members.pop(participant_id, None)
+        # Told before they are joined: the new worker's offers reach pages that
+        # have already dropped their dead connections.
+        await self.on_media_restart(room_id, list(members))
+        connection = self.connections[target]
+        for participant_id, member in list(members.items()):
+            connection.listeners[(room_id, participant_id)] = member.listener
+            try:
+                await connection.request(
+                    "join", room_id=room_id, participant_id=participant_id, info=member.info
+                )
+            except MediaError as exc:
+                logger.warning("relay room=%s rejoin failed: %s", room_id, exc.code)
+        logger.info(
+            "relay room=%s now on worker %d; %d participants restarting media",
+            room_id,
+            target,
+            len(members),
+        )
 
     async def worker_stats(self) -> dict[str, int]:
         """`Relay.stats` summed over the workers."""
@@ -154,6 +294,9 @@ class WorkerRelay(ProtocolRelay):
         return totals
 
     async def close(self) -> None:
+        self._closing = True
+        for task in [*self._restarting.values(), *self._moving.values()]:
+            task.cancel()
         for connection in self.connections:
             await connection.close()
         await asyncio.gather(*(p.stop() for p in self.processes))

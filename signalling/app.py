@@ -100,7 +100,7 @@ def make_app(
         no_show_after=settings.no_show_after,
         away_grace=settings.resume_grace,
     )
-    if isinstance(relay, NodeRelay):
+    if isinstance(relay, NodeRelay | WorkerRelay):
         relay.on_media_restart = hub.media_restart
         relay.in_call = hub.still_in_call
     app[SETTINGS] = settings
@@ -124,7 +124,11 @@ def make_app(
         app[EVENT_DELIVERY] = delivery
         app.cleanup_ctx.append(_event_delivery)
     add_page_routes(app, settings.web_root)
-    add_readiness_route(app, store.ping if isinstance(store, RedisRoomStore) else None)
+    add_readiness_route(
+        app,
+        store.ping if isinstance(store, RedisRoomStore) else None,
+        relay.capacity if isinstance(relay, NodeRelay) else None,
+    )
     app.cleanup_ctx.append(_relay_lifetime)
     app.cleanup_ctx.append(_sweeper)
     return app

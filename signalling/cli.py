@@ -12,12 +12,27 @@ import uvloop
 from aiohttp import web
 from redis.exceptions import RedisError
 
-from media.relay_node_server import RelayNode, advertised_address, check_secret, parse_address
+from media.local_relay_nodes import LocalRelayNodes, worker_host
+from media.relay_node_client import NodeRelay
+from media.relay_node_server import (
+    Address,
+    RelayNode,
+    advertised_address,
+    check_secret,
+    parse_address,
+)
 from media.relay_node_server import run as run_relay
-from media.relay_service import IceServerConfig
+from media.relay_service import IceServerConfig, RelayService
 from media.worker_relay import WorkerRelay
 from signalling.app import HUB, ice_server_configs, make_app
-from signalling.config import REDIS_SCHEMES, ConfigError, relay_workers, settings_from_env
+from signalling.config import (
+    REDIS_SCHEMES,
+    ConfigError,
+    Settings,
+    relay_worker_listen,
+    relay_workers,
+    settings_from_env,
+)
 from signalling.demo import create_demo_room, demo_banner
 from signalling.log_format import JsonFormatter, log_format_from_env
 from signalling.request_log_filter import BadRequestLogFilter
@@ -45,6 +60,12 @@ def _parser(*, bench_arguments: bool = False) -> argparse.ArgumentParser:
         type=int,
         help="relay worker processes (TELECONSULT_RELAY_WORKERS; default one per core, "
         "0 = relay inside this process)",
+    )
+    serve.add_argument(
+        "--relay-worker-listen",
+        help="with --redis-url: HOST or HOST:FIRST_PORT where this node's relay workers "
+        "listen for other nodes (TELECONSULT_RELAY_WORKER_LISTEN; default: the address "
+        "this machine reaches Redis from, any free port)",
     )
     _log_level_argument(serve)
     relay = commands.add_parser(
@@ -128,12 +149,22 @@ def main(argv: Sequence[str] | None = None) -> int:
             host=args.host, port=args.port, public_url=args.public_url, redis_url=args.redis_url
         )
         workers = relay_workers(os.environ, args.relay_workers)
+        worker_listen = relay_worker_listen(os.environ, args.relay_worker_listen, workers)
     except ConfigError as exc:
         print(f"teleconsult: configuration error: {exc}", file=sys.stderr)
         return 2
     if settings.relay_secret:
         workers = 0  # Media goes to relay nodes (`teleconsult relay`), placed through Redis.
-    relay = WorkerRelay(workers, ice_server_configs(settings)) if workers > 0 else None
+    relay: RelayService | None = None
+    if workers > 0 and settings.redis_url:
+        relay = shared_worker_relay(settings, workers, worker_listen)
+    elif workers > 0:
+        relay = WorkerRelay(workers, ice_server_configs(settings))
+    elif settings.redis_url and not settings.relay_secret:
+        logging.getLogger(__name__).warning(
+            "TELECONSULT_RELAY_WORKERS=0 with a Redis URL: the relay runs in this process and "
+            "is not shared, so calls whose participants are on different nodes carry no media"
+        )
     app = make_app(settings, relay=relay)
     if settings.secrets_generated:
         print(
@@ -177,6 +208,30 @@ def main(argv: Sequence[str] | None = None) -> int:
         )
         return 2
     return 0
+
+
+def shared_worker_relay(
+    settings: Settings, workers: int, listen: tuple[str, int] | None
+) -> NodeRelay:
+    """`serve --redis-url`: this node's relay workers are relay nodes in Redis, open to every node.
+
+    Rooms are placed on the least-loaded worker of any node (docs/deployment.md,
+    "Several nodes"); the link is authenticated with `Settings.relay_link_secret`.
+    """
+    assert settings.redis_url is not None
+    host, port = listen or (worker_host(settings.redis_url), 0)
+    directory = RedisRelayDirectory.from_url(settings.redis_url, settings.redis_prefix)
+    secret = settings.relay_link_secret
+    local = LocalRelayNodes(
+        workers,
+        redis_url=settings.redis_url,
+        prefix=settings.redis_prefix,
+        secret=secret,
+        listen=Address(host, port),
+        directory=directory,
+        ice_servers=ice_server_configs(settings),
+    )
+    return NodeRelay(directory, secret, workers=local)
 
 
 def run_relay_node(args: argparse.Namespace) -> int:

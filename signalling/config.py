@@ -3,6 +3,9 @@
 from __future__ import annotations
 
 import base64
+import hashlib
+import hmac
+import ipaddress
 import os
 import secrets
 from collections.abc import Mapping
@@ -19,6 +22,9 @@ ICE_TRANSPORT_POLICIES = ("all", "relay")
 # "off" only for tests and diagnostics: browsers then send media unencrypted.
 E2EE_MODES = ("required", "off")
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
+
+
+RELAY_LINK_LABEL = b"teleconsult relay link v1"
 
 
 class ConfigError(ValueError):
@@ -107,6 +113,19 @@ class Settings:
                 )
 
     @property
+    def relay_link_secret(self) -> str:
+        """The secret of the signalling-to-relay link: the relay secret, else derived.
+
+        Derived from the token secret (which every node shares already) for the
+        relay workers of `serve --redis-url` nodes: nothing more to configure or
+        store, and knowing it reveals nothing of the token secret.
+        """
+        if self.relay_secret:
+            return self.relay_secret
+        derived = hmac.new(self.token_secret.encode(), RELAY_LINK_LABEL, hashlib.sha256)
+        return derived.hexdigest()
+
+    @property
     def events_key(self) -> bytes:
         return self.events_keys[0]
 
@@ -190,6 +209,52 @@ def relay_workers(env: Mapping[str, str], given: int | None) -> int:
     if given < 0:
         raise ConfigError("TELECONSULT_RELAY_WORKERS cannot be negative")
     return given
+
+
+RELAY_WORKER_LISTEN = "TELECONSULT_RELAY_WORKER_LISTEN"
+
+
+def relay_worker_listen(
+    env: Mapping[str, str], given: str | None, workers: int
+) -> tuple[str, int] | None:
+    """Where a serve node's relay workers listen and register: `HOST` or `HOST:FIRST_PORT`.
+
+    None when unset (the address this machine reaches Redis from, any free port).
+    Worker i listens on FIRST_PORT + i.
+    """
+    raw = (given if given is not None else env.get(RELAY_WORKER_LISTEN, "")).strip()
+    if not raw:
+        return None
+    expected = f"{RELAY_WORKER_LISTEN} must be HOST or HOST:PORT (the first worker's port)"
+    host, port = raw, 0
+    if raw.startswith("["):
+        host, sep, rest = raw[1:].partition("]")
+        if not sep or (rest and not rest.startswith(":")):
+            raise ConfigError(f"{expected}, got {raw!r}")
+        port_text = rest[1:]
+    elif raw.count(":") == 1:
+        host, _, port_text = raw.partition(":")
+    else:
+        port_text = ""  # A host name, an IPv4 address or a bare IPv6 address.
+    if port_text:
+        try:
+            port = int(port_text)
+        except ValueError:
+            raise ConfigError(f"{expected}, got {raw!r}") from None
+        if not 1 <= port <= 65535 - max(workers - 1, 0):
+            raise ConfigError(f"{RELAY_WORKER_LISTEN} port must leave room for {workers} workers")
+    if not host:
+        raise ConfigError(f"{expected}, got {raw!r}")
+    try:
+        wildcard = ipaddress.ip_address(host).is_unspecified
+    except ValueError:
+        wildcard = False
+    if wildcard:
+        raise ConfigError(
+            f"{RELAY_WORKER_LISTEN} is registered as is for other nodes to connect to: "
+            "give this machine's private address, not a wildcard"
+        )
+    return host, port
 
 
 def _urls(env: Mapping[str, str], name: str) -> tuple[str, ...]:

@@ -22,10 +22,10 @@ from media.worker_connection import RelayAuthError, WorkerConnection
 from signalling.cli import main
 from signalling.config import ConfigError
 from store.redis_relay_directory import RedisRelayDirectory
-from store.relay_directory import NODE_TTL_MS
+from store.relay_directory import HEARTBEAT_INTERVAL, NODE_TTL_MS
 from tests.support import make_settings
 from tests.support.multinode_cluster import RELAY_SECRET, Cluster, NodeProcess
-from tests.support.polling import eventually
+from tests.support.polling import eventually, stays_true
 from tests.support.redis_server import free_port
 
 
@@ -246,3 +246,62 @@ def test_signalling_with_a_relay_secret_needs_redis() -> None:
         make_settings(relay_secret=RELAY_SECRET)
     with pytest.raises(ConfigError, match="at least 32 bytes"):
         make_settings(relay_secret="short", redis_url="redis://127.0.0.1/0")
+
+
+@pytest.mark.slow
+async def test_a_room_is_not_moved_back_to_its_returning_node_but_new_rooms_go_there(
+    redis_url: str, tmp_path: Path
+) -> None:
+    """A frozen node comes back: the call stays where it failed over; the node takes new rooms."""
+    cluster = Cluster(redis_url, tmp_path)
+    restarted = asyncio.Event()
+
+    async def on_media_restart(room_id: str, participant_ids: list[str]) -> None:
+        restarted.set()
+
+    hosting: NodeProcess | None = None
+    directory = RedisRelayDirectory.from_url(redis_url)
+    try:
+        await asyncio.gather(cluster.start_relay(), cluster.start_relay())
+        relay = NodeRelay(
+            RedisRelayDirectory.from_url(redis_url), RELAY_SECRET, on_media_restart=on_media_restart
+        )
+        await relay.start()
+        try:
+            await relay.join("room-1", "p-1", Recorder(), {"role": "patient"})
+            await relay.join("room-1", "p-2", Recorder(), {"role": "practitioner"})
+            hosting = await cluster.relay_hosting("room-1")
+            returning = await cluster.placement("room-1")
+            hosting.process.send_signal(signal.SIGSTOP)
+            await asyncio.wait_for(restarted.wait(), 20)
+            moved_to = await cluster.placement("room-1")
+            assert moved_to not in (None, returning)
+
+            hosting.process.send_signal(signal.SIGCONT)
+
+            # Back, beating, and empty: our link to it was closed, so its participants left.
+            async def back_and_empty() -> bool:
+                live = await directory.live_nodes()
+                return returning in live and live[returning].rooms == 0
+
+            await eventually(back_and_empty, timeout=15, interval=0.2)
+
+            async def still_on_the_new_node() -> bool:
+                return await cluster.placement("room-1") == moved_to
+
+            # Not moved back while the call lasts, not even by a participant joining again.
+            await stays_true(still_on_the_new_node, for_seconds=2 * HEARTBEAT_INTERVAL)
+            await relay.join("room-1", "p-3", Recorder(), {"role": "guest"})
+            assert await cluster.placement("room-1") == moved_to
+
+            # A new room goes to the least loaded: the node that came back.
+            await relay.join("room-2", "q-1", Recorder(), {"role": "patient"})
+            assert await cluster.placement("room-2") == returning
+        finally:
+            await relay.close()
+    finally:
+        if hosting is not None:
+            hosting.process.send_signal(signal.SIGCONT)
+        await directory.close()
+        await cluster.stop()
+        print(cluster.logs())

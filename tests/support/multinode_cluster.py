@@ -11,10 +11,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import ctypes
+import itertools
 import json
 import os
+import re
 import signal
 import sys
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -79,15 +82,24 @@ class Cluster:
     nodes: list[NodeProcess] = field(default_factory=list)
     balancer: LoadBalancer | None = None
     public_url: str = "http://127.0.0.1:1"
+    # None: `serve` nodes with no relay secret, whose own relay workers are shared in Redis.
+    relay_secret: str | None = RELAY_SECRET
+    # TELECONSULT_RELAY_WORKERS of the serve nodes (None: the default, one per core).
+    relay_workers: int | None = None
+    # Unique names (and log files) for processes started at once.
+    _names: Iterator[int] = field(default_factory=itertools.count)
 
     def env(self) -> dict[str, str]:
         env = {k: v for k, v in os.environ.items() if not k.startswith("TELECONSULT_")}
         env.update(
             TELECONSULT_TOKEN_SECRET=TOKEN_SECRET,
             TELECONSULT_WEBHOOK_SECRET=WEBHOOK_SECRET,
-            TELECONSULT_RELAY_SECRET=RELAY_SECRET,
             TELECONSULT_PUBLIC_URL=self.public_url,
         )
+        if self.relay_secret is not None:
+            env.update(TELECONSULT_RELAY_SECRET=self.relay_secret)
+        if self.relay_workers is not None:
+            env.update(TELECONSULT_RELAY_WORKERS=str(self.relay_workers))
         return env
 
     async def _spawn(self, name: str, port: int, *args: str) -> NodeProcess:
@@ -108,7 +120,7 @@ class Cluster:
 
     async def start_relay(self) -> NodeProcess:
         port = free_port()
-        name = f"relay-{len(self.relays)}"
+        name = f"relay-{next(self._names)}"
         node = await self._spawn(
             name, port, "relay", "--redis-url", self.redis_url, "--listen", f"127.0.0.1:{port}"
         )
@@ -122,7 +134,7 @@ class Cluster:
 
     async def start_signalling(self) -> NodeProcess:
         port = free_port()
-        name = f"signalling-{len(self.nodes)}"
+        name = f"signalling-{next(self._names)}"
         node = await self._spawn(
             name, port, "serve", "--port", str(port), "--redis-url", self.redis_url
         )
@@ -195,6 +207,21 @@ class Cluster:
         record = (await self.relay_records())[node_id]
         [relay] = [r for r in self.relays if r.port == record["port"]]
         return relay
+
+    def worker_pids(self) -> dict[str, tuple[NodeProcess, int]]:
+        """The serve nodes' relay workers, by node id: the serve node and the latest pid."""
+        started = re.compile(r"relay worker \d+ started: node=(\S+) pid=(\d+)")
+        workers: dict[str, tuple[NodeProcess, int]] = {}
+        for node in self.nodes:
+            for match in started.finditer(node.log.read_text(errors="replace")):
+                workers[match[1]] = (node, int(match[2]))
+        return workers
+
+    async def readiness(self, node: NodeProcess) -> dict[str, Any]:
+        async with ClientSession() as session, session.get(node.base_url + "/readyz") as response:
+            assert response.status == 200, await response.text()
+            body: dict[str, Any] = await response.json()
+            return body
 
     async def stop(self) -> None:
         if self.balancer is not None:
