@@ -12,14 +12,27 @@ import uvloop
 from aiohttp import web
 from redis.exceptions import RedisError
 
-from media.relay_node_server import RelayNode, advertised_address, check_secret, parse_address
+from media.relay_node_server import (
+    Address,
+    RelayNode,
+    advertised_address,
+    check_secret,
+    parse_address,
+)
 from media.relay_node_server import run as run_relay
 from media.relay_service import IceServerConfig
 from media.worker_relay import WorkerRelay
 from signalling.app import HUB, ice_server_configs, make_app
-from signalling.config import REDIS_SCHEMES, ConfigError, relay_workers, settings_from_env
+from signalling.config import (
+    REDIS_SCHEMES,
+    ConfigError,
+    metrics_address,
+    relay_workers,
+    settings_from_env,
+)
 from signalling.demo import create_demo_room, demo_banner
 from signalling.log_format import JsonFormatter, log_format_from_env
+from signalling.metrics import MetricsListenError, listening, relay_node_metrics
 from signalling.request_log_filter import BadRequestLogFilter
 from store.redis_relay_directory import RedisRelayDirectory
 
@@ -46,6 +59,11 @@ def _parser(*, bench_arguments: bool = False) -> argparse.ArgumentParser:
         help="relay worker processes (TELECONSULT_RELAY_WORKERS; default one per core, "
         "0 = relay inside this process)",
     )
+    serve.add_argument(
+        "--metrics-addr",
+        help="HOST:PORT for Prometheus /metrics, never the public port (TELECONSULT_METRICS_ADDR; "
+        "off when unset)",
+    )
     _log_level_argument(serve)
     relay = commands.add_parser(
         "relay",
@@ -64,6 +82,11 @@ def _parser(*, bench_arguments: bool = False) -> argparse.ArgumentParser:
         default=os.environ.get("TELECONSULT_RELAY_ADVERTISE"),
         help="HOST:PORT signalling nodes connect to (TELECONSULT_RELAY_ADVERTISE; "
         "default: --listen, which must then not be a wildcard address)",
+    )
+    relay.add_argument(
+        "--metrics-addr",
+        default=os.environ.get("TELECONSULT_METRICS_ADDR"),
+        help="HOST:PORT for Prometheus /metrics (TELECONSULT_METRICS_ADDR; off when unset)",
     )
     _log_level_argument(relay)
     bench = commands.add_parser("bench", help="measure the media relay")
@@ -122,7 +145,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_relay_node(args)
     try:
         settings = settings_from_env(
-            host=args.host, port=args.port, public_url=args.public_url, redis_url=args.redis_url
+            host=args.host,
+            port=args.port,
+            public_url=args.public_url,
+            redis_url=args.redis_url,
+            metrics_addr=args.metrics_addr,
         )
         workers = relay_workers(os.environ, args.relay_workers)
     except ConfigError as exc:
@@ -157,6 +184,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     try:
         web.run_app(app, host=settings.host, port=settings.port, print=listening, access_log=None)
+    except MetricsListenError as exc:
+        print(f"teleconsult: configuration error: {exc}", file=sys.stderr)
+        return 2
     except OSError as exc:
         # Raised when binding; aiohttp has already stopped what it started.
         print(
@@ -191,11 +221,15 @@ def run_relay_node(args: argparse.Namespace) -> int:
             advertised_address(listen, advertise),
             stun_servers(os.environ),
         )
+        metrics_at = metrics_address(args.metrics_addr) if args.metrics_addr else None
     except ValueError as exc:
         print(f"teleconsult relay: configuration error: {exc}", file=sys.stderr)
         return 2
     try:
-        uvloop.run(run_relay(node))
+        uvloop.run(_relay_node(node, metrics_at))
+    except MetricsListenError as exc:
+        print(f"teleconsult relay: configuration error: {exc}", file=sys.stderr)
+        return 2
     except RedisError as exc:
         # Not registered: nothing can place a room here.
         print(f"teleconsult relay: cannot start: {type(exc).__name__}: {exc}", file=sys.stderr)
@@ -208,6 +242,14 @@ def run_relay_node(args: argparse.Namespace) -> int:
         )
         return 2
     return 0
+
+
+async def _relay_node(node: RelayNode, metrics_at: Address | None) -> None:
+    if metrics_at is None:
+        await run_relay(node)
+        return
+    async with listening(relay_node_metrics(node.relay), metrics_at):
+        await run_relay(node)
 
 
 def stun_servers(env: Mapping[str, str]) -> tuple[IceServerConfig, ...]:
