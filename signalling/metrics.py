@@ -33,7 +33,6 @@ from typing import Any
 import socketio
 from aiohttp import web
 from prometheus_client import (
-    CONTENT_TYPE_LATEST,
     CollectorRegistry,
     Counter,
     Histogram,
@@ -63,6 +62,8 @@ from signalling.room_hub import RoomHub
 from store.errors import StoreUnavailable
 
 SCRAPE_TIMEOUT = 2.0
+# The classic text format, which every Prometheus reads (what generate_latest writes).
+TEXT_FORMAT = "text/plain; version=0.0.4; charset=utf-8"
 VISITOR_ROLES = (Role.PATIENT.value, Role.GUEST.value)
 NAMESPACES = ("/", "/desk")
 # Seconds; a practice's waits are minutes, its integrator's outages hours.
@@ -457,9 +458,7 @@ def relay_node_metrics(relay: Relay) -> Metrics:
 
 def metrics_app(metrics: Metrics) -> web.Application:
     async def serve(request: web.Request) -> web.Response:
-        return web.Response(
-            body=await metrics.scrape(), headers={"Content-Type": CONTENT_TYPE_LATEST}
-        )
+        return web.Response(body=await metrics.scrape(), headers={"Content-Type": TEXT_FORMAT})
 
     app = web.Application()
     app.router.add_get("/metrics", serve)
