@@ -16,6 +16,7 @@ import re
 import shutil
 import socket
 import subprocess
+import sys
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
@@ -377,3 +378,37 @@ async def test_every_dashboard_query_reads_a_family_the_app_exports() -> None:
         names = set(re.findall(r"\b(?:teleconsult|process)_[a-z_]+", expr))
         assert names, expr
         assert names <= exported, (expr, sorted(names - exported))
+
+
+@pytest.mark.slow
+async def test_teleconsult_relay_serves_metrics_on_its_own_listener(redis_url: str) -> None:
+    metrics_port, listen_port = free_port(), free_port()
+    env = environment({"TELECONSULT_RELAY_SECRET": "r" * 40})
+    process = await asyncio.create_subprocess_exec(
+        sys.executable,
+        "-m",
+        "signalling.cli",
+        "relay",
+        "--redis-url",
+        redis_url,
+        "--listen",
+        f"127.0.0.1:{listen_port}",
+        "--metrics-addr",
+        f"127.0.0.1:{metrics_port}",
+        cwd=REPO,
+        env=env,
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.DEVNULL,
+    )
+    try:
+        assert process.stdout is not None
+        async with asyncio.timeout(30):
+            assert b"ready" in await process.stdout.readline()
+        text = await scrape(metrics_port)
+    finally:
+        process.terminate()
+        await process.wait()
+    promtool_check(text)
+    assert value(text, "teleconsult_relay_worker_up", worker="main") == 1
+    assert value(text, "teleconsult_relay_cpu_seconds_total", worker="main") > 0
+    assert process.returncode == 0
