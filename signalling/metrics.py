@@ -28,6 +28,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import AsyncIterator, Awaitable, Callable, Iterable, Mapping
+from datetime import datetime
 from typing import Any
 
 import socketio
@@ -301,7 +302,7 @@ def delivery_outcome(error: str) -> str:
     return "timeout" if error == "timeout" else "connection_failed"
 
 
-def room_families(rooms: Iterable[Room], now: Any) -> list[Metric]:
+def room_families(rooms: Iterable[Room], now: datetime) -> list[Metric]:
     """Rooms held by state, people waiting and in calls by role: counted, never named."""
     by_state = dict.fromkeys((status.value for status in RoomStatus), 0)
     waiting = dict.fromkeys(VISITOR_ROLES, 0)
