@@ -6,7 +6,8 @@ STAMP := $(VENV)/.installed
 # Debian packages, each as "what shows it is there:package" (a command or a file).
 # The test suite drives these for real:
 TEST_DEPS := /usr/bin/chromium:chromium /usr/bin/redis-server:redis-server \
-	/usr/bin/turnserver:coturn /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf:fonts-dejavu-core
+	/usr/bin/turnserver:coturn /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf:fonts-dejavu-core \
+	/usr/bin/promtool:prometheus
 # ESLint (package.json) runs on these:
 NODE_DEPS := node:nodejs npm:npm
 NODE_STAMP := node_modules/.installed

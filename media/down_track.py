@@ -15,6 +15,7 @@ from aiortc.rtp import (
     RTCP_PSFB_PLI,
     RTCP_RTPFB_NACK,
     RtcpPsfbPacket,
+    RtcpRrPacket,
     RtcpRtpfbPacket,
     RtcpSenderInfo,
     RtcpSrPacket,
@@ -59,6 +60,11 @@ class DownTrack:
         self.packets = 0
         self.octets = 0
         self.retransmitted = 0
+        # What the subscriber said: packets it asked again, key frame requests, and the
+        # cumulative loss of its last receiver report.
+        self.nacked = 0
+        self.keyframe_requests = 0
+        self.lost_reported = 0
         self.waiting_for_keyframe = 0
         self.remb: int | None = None
         self.malformed = MalformedCounter(logger, f"{kind} down track")
@@ -147,9 +153,15 @@ class DownTrack:
         if source is None:
             return
         if isinstance(packet, RtcpRtpfbPacket) and packet.fmt == RTCP_RTPFB_NACK:
+            self.nacked += len(packet.lost)
             source.retransmit(self, packet.lost)
         elif isinstance(packet, RtcpPsfbPacket) and packet.fmt in (RTCP_PSFB_PLI, RTCP_PSFB_FIR):
+            self.keyframe_requests += 1
             source.request_keyframe()
+        elif isinstance(packet, RtcpRrPacket):
+            for report in packet.reports:
+                if report.ssrc == self.ssrc:
+                    self.lost_reported = max(0, report.packets_lost)
         elif isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
             try:
                 bitrate, ssrcs = unpack_remb_fci(packet.fci)

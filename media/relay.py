@@ -24,6 +24,7 @@ from media.errors import MediaError
 from media.forwarding_mode import ForwardingMode
 from media.latency import LatencyHistogram
 from media.peer_connections import apply_answer, check_sdp, new_peer_connection, receive_offer
+from media.relay_metrics import ForwardingTotals
 from media.relay_service import IceServerConfig, RelayService, SubscriberListener
 from media.rtp_mode import RtpForwarding
 from media.sfu_rooms import Member, Publication, RelayRoom, Subscription
@@ -47,6 +48,7 @@ class Relay:
         self._ice_servers = ice_servers
         self.forwarding: ForwardingMode = forwarding or RtpForwarding()
         self._rooms: dict[str, RelayRoom] = {}
+        self.closed_totals = ForwardingTotals()
 
     @property
     def mode(self) -> str:
@@ -80,6 +82,15 @@ class Relay:
             "latency_ms_p99": self.latency.percentile_ms(0.99),
             "latency_samples": self.latency.samples,
         }
+
+    def forwarding_totals(self) -> dict[str, int]:
+        """The forwarding counters since start: closed media's and the live media's."""
+        published = [p.media for r in self._rooms.values() for p in r.publications.values()]
+        subscribed = [s.media for r in self._rooms.values() for s in r.subscriptions.values()]
+        live = self.forwarding.counters(
+            [m for m in published if m is not None], [m for m in subscribed if m is not None]
+        )
+        return self.closed_totals.with_live(live)
 
     def publication(self, room_id: str, participant_id: str) -> Publication | None:
         room = self._rooms.get(room_id)
@@ -212,6 +223,7 @@ class Relay:
 
     async def _close_publication(self, publication: Publication) -> None:
         if publication.media is not None:
+            self.closed_totals.add(self.forwarding.counters([publication.media], []))
             publication.media.close()
         await publication.pc.close()
 
@@ -220,6 +232,7 @@ class Relay:
     ) -> None:
         room.subscriptions.pop(subscription.id, None)
         if subscription.media is not None:
+            self.closed_totals.add(self.forwarding.counters([], [subscription.media]))
             subscription.media.close()
         await subscription.pc.close()
         member = room.members.get(subscription.subscriber_id)

@@ -133,6 +133,10 @@ class RtpForwarding:
         return {
             "packets_in": sum(t.packets for t in tracks),
             "packets_out": sum(d.packets for d in downs),
+            "bytes_out": sum(d.octets for d in downs),
+            "subscriber_nacks": sum(d.nacked for d in downs),
+            "subscriber_keyframe_requests": sum(d.keyframe_requests for d in downs),
+            "subscriber_lost": sum(d.lost_reported for d in downs),
             "retransmitted": sum(d.retransmitted for d in downs),
             "keyframe_requests": sum(t.keyframe_requests for t in tracks),
             "upstream_nacks": sum(t.upstream_nacks for t in tracks),

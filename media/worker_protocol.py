@@ -12,8 +12,8 @@ events (a subscription offer for a participant, a subscription closed):
     <- {"event": "subscription_closed", "room_id", "participant_id", "subscription_id"}
 
 Operations mirror `media.relay.Relay`: join, publish, answer, leave,
-close_room, stats, forwarding_stats, reset_latency. Media never crosses this
-socket: only SDP, and only at call setup.
+close_room, stats, forwarding_stats, metrics (`media.relay_metrics`),
+reset_latency. Media never crosses this socket: only SDP, and only at call setup.
 
 Relay nodes (`teleconsult relay`) serve the same protocol over TCP, after a
 mutual HMAC-SHA256 challenge over the shared `TELECONSULT_RELAY_SECRET` (the
@@ -43,6 +43,7 @@ OPERATIONS = (
     "close_room",
     "stats",
     "forwarding_stats",
+    "metrics",
     "reset_latency",
 )
 

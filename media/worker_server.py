@@ -15,6 +15,7 @@ from typing import Any
 from media import worker_protocol as protocol
 from media.errors import MediaError
 from media.relay import Relay
+from media.relay_metrics import relay_snapshot
 
 logger = logging.getLogger(__name__)
 
@@ -158,6 +159,8 @@ class WorkerServer:
             return relay.stats()
         if op == "forwarding_stats":
             return relay.forwarding_stats()
+        if op == "metrics":
+            return relay_snapshot(relay)
         if op == "reset_latency":
             relay.latency.reset()
             return None

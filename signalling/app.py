@@ -21,15 +21,17 @@ from media.worker_relay import WorkerRelay
 from signalling.api import IntegrationApi
 from signalling.booking_hook import BookingHook
 from signalling.clock import Clock, utc_now
-from signalling.config import Settings
+from signalling.config import Settings, metrics_address
 from signalling.desk import DeskNamespace
 from signalling.event_delivery import EventDelivery, RetryPolicy
 from signalling.http_errors import json_errors
+from signalling.metrics import SignallingMetrics, listener
 from signalling.pages import add_page_routes, security_headers
 from signalling.readiness import add_readiness_route
 from signalling.room_hub import RoomHub
 from signalling.socket_fanout import redis_lifetime, redis_manager
 from signalling.sockets import SignallingNamespace
+from signalling.store_metrics import MeasuredDeliveryLog, MeasuredRoomStore
 from store.redis_relay_directory import RedisRelayDirectory
 from store.redis_room_store import RedisRoomStore
 from store.redis_webhook_receipts import RedisWebhookReceipts
@@ -44,6 +46,7 @@ SOCKETS = web.AppKey("sockets", SignallingNamespace)
 # For wiring and tests only: transports never see it (tests/test_one_write_path.py).
 ROOM_STORE = web.AppKey("room_store", RoomStore)
 EVENT_DELIVERY = web.AppKey("event_delivery", EventDelivery)
+METRICS = web.AppKey("metrics", SignallingMetrics)
 
 SWEEP_INTERVAL = 30.0
 MAX_SOCKET_MESSAGE = 64 * 1024
@@ -92,8 +95,9 @@ def make_app(
         # Appended first so it closes last, after everything that uses Redis.
         app.cleanup_ctx.append(redis_lifetime(owned_store, manager))
     store = store or InMemoryRoomStore()
+    metrics = app[METRICS] = SignallingMetrics()
     hub = RoomHub(
-        store,
+        MeasuredRoomStore(store, metrics),
         sio,
         relay,
         clock,
@@ -109,12 +113,12 @@ def make_app(
     app[SOCKETS] = SignallingNamespace(sio, hub, settings)
 
     hook = BookingHook(settings, hub, receipts)
-    app.router.add_post("/hooks/booking", hook.handle)
+    app.router.add_post("/hooks/booking", metrics.count_webhooks(hook.handle))
     DeskNamespace(sio, hub, settings)
     IntegrationApi(settings, hub).add_routes(app)
     if settings.events_url:
         delivery = EventDelivery(
-            hub.event_log,
+            MeasuredDeliveryLog(hub.event_log, metrics),
             settings.events_url,
             settings.events_keys,
             clock,
@@ -131,6 +135,9 @@ def make_app(
     )
     app.cleanup_ctx.append(_relay_lifetime)
     app.cleanup_ctx.append(_sweeper)
+    metrics.watch(hub, sio)
+    if settings.metrics_addr:
+        app.cleanup_ctx.append(listener(metrics, metrics_address(settings.metrics_addr)))
     return app
 
 

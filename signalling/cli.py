@@ -29,12 +29,14 @@ from signalling.config import (
     REDIS_SCHEMES,
     ConfigError,
     Settings,
+    metrics_address,
     relay_worker_listen,
     relay_workers,
     settings_from_env,
 )
 from signalling.demo import create_demo_room, demo_banner
 from signalling.log_format import JsonFormatter, log_format_from_env
+from signalling.metrics import MetricsListenError, listening, relay_node_metrics
 from signalling.request_log_filter import BadRequestLogFilter
 from store.redis_relay_directory import RedisRelayDirectory
 
@@ -67,6 +69,11 @@ def _parser(*, bench_arguments: bool = False) -> argparse.ArgumentParser:
         "listen for other nodes (TELECONSULT_RELAY_WORKER_LISTEN; default: the address "
         "this machine reaches Redis from, any free port)",
     )
+    serve.add_argument(
+        "--metrics-addr",
+        help="HOST:PORT for Prometheus /metrics, never the public port (TELECONSULT_METRICS_ADDR; "
+        "off when unset)",
+    )
     _log_level_argument(serve)
     relay = commands.add_parser(
         "relay",
@@ -85,6 +92,11 @@ def _parser(*, bench_arguments: bool = False) -> argparse.ArgumentParser:
         default=os.environ.get("TELECONSULT_RELAY_ADVERTISE"),
         help="HOST:PORT signalling nodes connect to (TELECONSULT_RELAY_ADVERTISE; "
         "default: --listen, which must then not be a wildcard address)",
+    )
+    relay.add_argument(
+        "--metrics-addr",
+        default=os.environ.get("TELECONSULT_METRICS_ADDR"),
+        help="HOST:PORT for Prometheus /metrics (TELECONSULT_METRICS_ADDR; off when unset)",
     )
     _log_level_argument(relay)
     bench = commands.add_parser("bench", help="measure the media relay")
@@ -146,7 +158,11 @@ def main(argv: Sequence[str] | None = None) -> int:
         return run_relay_node(args)
     try:
         settings = settings_from_env(
-            host=args.host, port=args.port, public_url=args.public_url, redis_url=args.redis_url
+            host=args.host,
+            port=args.port,
+            public_url=args.public_url,
+            redis_url=args.redis_url,
+            metrics_addr=args.metrics_addr,
         )
         workers = relay_workers(os.environ, args.relay_workers)
         worker_listen = relay_worker_listen(os.environ, args.relay_worker_listen, workers)
@@ -199,6 +215,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             # Sockets are closed first (app.on_shutdown); requests in flight get this long.
             shutdown_timeout=SHUTDOWN_GRACE,
         )
+    except MetricsListenError as exc:
+        print(f"teleconsult: configuration error: {exc}", file=sys.stderr)
+        return 2
     except OSError as exc:
         # Raised when binding; aiohttp has already stopped what it started.
         print(
@@ -257,11 +276,15 @@ def run_relay_node(args: argparse.Namespace) -> int:
             advertised_address(listen, advertise),
             stun_servers(os.environ),
         )
+        metrics_at = metrics_address(args.metrics_addr) if args.metrics_addr else None
     except ValueError as exc:
         print(f"teleconsult relay: configuration error: {exc}", file=sys.stderr)
         return 2
     try:
-        uvloop.run(run_relay(node))
+        uvloop.run(_relay_node(node, metrics_at))
+    except MetricsListenError as exc:
+        print(f"teleconsult relay: configuration error: {exc}", file=sys.stderr)
+        return 2
     except RedisError as exc:
         # Not registered: nothing can place a room here.
         print(f"teleconsult relay: cannot start: {type(exc).__name__}: {exc}", file=sys.stderr)
@@ -274,6 +297,14 @@ def run_relay_node(args: argparse.Namespace) -> int:
         )
         return 2
     return 0
+
+
+async def _relay_node(node: RelayNode, metrics_at: Address | None) -> None:
+    if metrics_at is None:
+        await run_relay(node)
+        return
+    async with listening(relay_node_metrics(node.relay), metrics_at):
+        await run_relay(node)
 
 
 def stun_servers(env: Mapping[str, str]) -> tuple[IceServerConfig, ...]:

@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
+from media.relay_node_server import Address, parse_address
 from rooms.appointment import JoinWindowPolicy
 
 WEB_ROOT = Path(__file__).resolve().parent.parent / "web_client"
@@ -76,6 +77,8 @@ class Settings:
     # Shared with relay nodes (`teleconsult relay`): with it, rooms are placed on
     # relay nodes registered in Redis instead of a relay of this process.
     relay_secret: str | None = None
+    # `/metrics` (Prometheus) on its own HOST:PORT, never the public port; off when unset.
+    metrics_addr: str | None = None
 
     def __post_init__(self) -> None:
         if len(self.token_secret.encode()) < 32:
@@ -112,6 +115,16 @@ class Settings:
                     "where relay nodes register"
                 )
 
+        if self.metrics_addr is not None:
+            metrics = metrics_address(self.metrics_addr)
+            if metrics.port == self.port and (
+                metrics.host == self.host or {metrics.host, self.host} & WILDCARD_HOSTS
+            ):
+                raise ConfigError(
+                    "TELECONSULT_METRICS_ADDR must not be the public port: metrics have "
+                    "their own listener"
+                )
+
     @property
     def relay_link_secret(self) -> str:
         """The secret of the signalling-to-relay link: the relay secret, else derived.
@@ -135,6 +148,18 @@ class Settings:
         if self.events_secret is None:
             return (webhook_key(self.webhook_secret),)
         return webhook_keys(self.events_secret, "TELECONSULT_EVENTS_SECRET")
+
+
+# Addresses that listen on every interface, the public port's included.
+WILDCARD_HOSTS = {"0.0.0.0", "::", ""}  # noqa: S104
+
+
+def metrics_address(value: str) -> Address:
+    """TELECONSULT_METRICS_ADDR (`--metrics-addr`): `HOST:PORT` or `[IPv6]:PORT`."""
+    try:
+        return parse_address(value, "TELECONSULT_METRICS_ADDR (--metrics-addr)")
+    except ValueError as exc:
+        raise ConfigError(str(exc)) from None
 
 
 def webhook_key(secret: str, setting: str = "TELECONSULT_WEBHOOK_SECRET") -> bytes:
@@ -273,6 +298,7 @@ def settings_from_env(
     port: int | None = None,
     public_url: str | None = None,
     redis_url: str | None = None,
+    metrics_addr: str | None = None,
 ) -> Settings:
     """Read settings; generate the secrets when none are configured (demo mode)."""
     env = os.environ if env is None else env
@@ -325,4 +351,5 @@ def settings_from_env(
         resume_grace=_minutes(env, "TELECONSULT_RESUME_GRACE_MINUTES", timedelta(minutes=2)),
         relay_secret=env.get("TELECONSULT_RELAY_SECRET") or None,
         retention_after_close=_hours(env, "TELECONSULT_RETENTION_HOURS", timedelta(hours=24)),
+        metrics_addr=metrics_addr or env.get("TELECONSULT_METRICS_ADDR") or None,
     )

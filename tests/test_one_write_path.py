@@ -11,8 +11,8 @@ import ast
 from pathlib import Path
 
 SIGNALLING = Path(__file__).resolve().parent.parent / "signalling"
-# Where the store is made, handed to the hub and closed.
-WIRING = {"app.py", "room_hub.py", "socket_fanout.py"}
+# Where the store is made, measured (store_metrics.py), handed to the hub and closed.
+WIRING = {"app.py", "room_hub.py", "socket_fanout.py", "store_metrics.py"}
 STORE_MODULES = {"store.room_store", "store.redis_room_store"}
 # Values of those modules a transport may use: not the store.
 ALLOWED_NAMES = {"WebhookReceipt"}

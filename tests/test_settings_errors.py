@@ -58,6 +58,7 @@ BAD_SETTINGS: dict[str, tuple[dict[str, str | None], str]] = {
         {"TELECONSULT_WEBHOOK_SECRET": None},
         "TELECONSULT_WEBHOOK_SECRET",
     ),
+    "metrics_addr_not_host_port": ({"TELECONSULT_METRICS_ADDR": "9100"}, "METRICS_ADDR"),
     "webhook_secret_without_token_secret": (
         {"TELECONSULT_TOKEN_SECRET": None},
         "TELECONSULT_TOKEN_SECRET",
