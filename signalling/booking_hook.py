@@ -9,7 +9,7 @@ from datetime import datetime, timedelta
 from aiohttp import web
 from pydantic import ValidationError
 
-from rooms.appointment import Appointment, Person
+from rooms.appointment import Appointment, Person, Practice
 from rooms.errors import DomainError, ErrorCode
 from rooms.room import Room, cancel, create_room, reschedule
 from signalling import webhook_signature
@@ -75,6 +75,10 @@ async def create_appointment_room(
             patient=Person(data.patient.id, data.patient.name),
             starts_at=data.starts_at,
             ends_at=data.ends_at,
+            locale=data.locale,
+            practice=None
+            if data.practice is None
+            else Practice(data.practice.name, data.practice.phone),
         )
     except DomainError as exc:
         raise ApiError(400, exc.code.value, exc.message) from None

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from datetime import timedelta
 from pathlib import Path
 
-from rooms.appointment import JoinWindowPolicy
+from rooms.appointment import LOCALES, JoinWindowPolicy
 
 WEB_ROOT = Path(__file__).resolve().parent.parent / "web_client"
 
@@ -70,6 +70,9 @@ class Settings:
     # Shared with relay nodes (`teleconsult relay`): with it, rooms are placed on
     # relay nodes registered in Redis instead of a relay of this process.
     relay_secret: str | None = None
+    # The web client's language when neither the person, the appointment nor the
+    # browser's languages pick one of LOCALES.
+    default_locale: str = "fr"
 
     def __post_init__(self) -> None:
         if len(self.token_secret.encode()) < 32:
@@ -87,6 +90,8 @@ class Settings:
             raise ConfigError("TELECONSULT_PUBLIC_URL must be an http(s) URL")
         if self.e2ee not in E2EE_MODES:
             raise ConfigError("TELECONSULT_E2EE must be `required` or `off`")
+        if self.default_locale not in LOCALES:
+            raise ConfigError("TELECONSULT_DEFAULT_LOCALE must be `fr` or `en`")
         if self.api_key is not None and len(self.api_key) < 24:
             raise ConfigError("TELECONSULT_API_KEY must be at least 24 characters")
         if self.events_url is not None and not self.events_url.startswith(("http://", "https://")):
@@ -198,4 +203,5 @@ def settings_from_env(
         no_show_after=_minutes(env, "TELECONSULT_NO_SHOW_AFTER_MINUTES", timedelta(minutes=10)),
         resume_grace=_minutes(env, "TELECONSULT_RESUME_GRACE_MINUTES", timedelta(minutes=2)),
         relay_secret=env.get("TELECONSULT_RELAY_SECRET") or None,
+        default_locale=env.get("TELECONSULT_DEFAULT_LOCALE") or "fr",
     )

@@ -139,6 +139,11 @@ def session_payload(
         "ice_servers": ice_servers_payload(settings, entry_id, now),
         "ice_transport_policy": settings.ice_transport_policy,
         "e2ee": settings.e2ee,
+        # The booking system's language for this appointment (null: the page chooses).
+        "locale": room.appointment.locale,
+        "practice": None
+        if room.appointment.practice is None
+        else {"name": room.appointment.practice.name, "phone": room.appointment.practice.phone},
     }
 
 

@@ -263,7 +263,7 @@ async def test_the_desk_page_shows_arrivals_live_and_admits(live_server: LiveSer
     )
     link = await desk_link(live_server, "prac-1")
     async with chromium() as browser:
-        context = await browser.new_context()
+        context = await browser.new_context(locale="en-US")
         page = await context.new_page()
         page.set_default_timeout(STEP)
         errors: list[str] = []
@@ -346,7 +346,7 @@ async def test_the_desk_page_clears_itself_when_its_link_expires(live_server: Li
         expires_at=now + timedelta(seconds=3),
     )
     async with chromium() as browser:
-        page = await (await browser.new_context()).new_page()
+        page = await (await browser.new_context(locale="en-US")).new_page()
         page.set_default_timeout(STEP)
         await page.goto(live_server.base_url + "/d#" + token)
         await expect(page.get_by_test_id("desk-row")).to_have_count(1)

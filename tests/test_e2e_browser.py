@@ -34,9 +34,11 @@ def local_link(server: LiveServer, link: str) -> str:
 
 
 async def open_page(
-    browser: Browser, url: str, init_script: str = ""
+    browser: Browser, url: str, init_script: str = "", locale: str = "en-US"
 ) -> tuple[BrowserContext, Page]:
-    context = await browser.new_context()
+    # English by default: these tests read some of the page's English texts
+    # (tests/test_languages.py walks the screens in French).
+    context = await browser.new_context(locale=locale)
     if init_script:
         # Runs before the page's own scripts, e.g. to hide a browser feature.
         await context.add_init_script(init_script)

@@ -30,7 +30,7 @@ export function armSessionWatchdog() {
     if (app.finished || app.session) return;
     finish({
       state: "error",
-      title: "We could not connect you",
+      title: "error.title",
       message: text.NETWORK_UNREACHABLE,
       retry: true,
     });
@@ -59,20 +59,20 @@ export function onConnectError(error) {
     const wasInCall = app.screen === "in-call";
     finish({
       state: "error",
-      title: wasInCall ? "The connection was lost" : "We could not connect you",
+      title: wasInCall ? "error.connection_lost_title" : "error.title",
       message: wasInCall ? text.CONNECTION_LOST : text.NETWORK_UNREACHABLE,
       retry: true,
-      retryLabel: wasInCall ? "Rejoin" : "Try again",
+      retryLabel: wasInCall ? "error.rejoin" : "error.try_again",
     });
   } else if (app.everConnected) {
-    screens.showNotice("connection-notice", "Connection lost. Reconnecting…");
+    screens.showNotice("connection-notice", "notice.reconnecting");
   }
 }
 
 export function onDisconnect(reason) {
   if (app.finished || reason === "io client disconnect") return;
   if (!app.disconnectedAt) app.disconnectedAt = Date.now();
-  screens.showNotice("connection-notice", "Connection lost. Reconnecting…");
+  screens.showNotice("connection-notice", "notice.reconnecting");
   // socket.io reconnects by itself except after a server-side disconnect.
   if (reason === "io server disconnect") app.signalling.connect();
 }
@@ -82,7 +82,7 @@ function refused(data) {
     notYetOpen(parseInstant(data.opens_at));
     return;
   }
-  finish(text.outcomeForCode(data.code, data.message));
+  finish(text.outcomeForCode(data.code));
 }
 
 function notYetOpen(opensAt) {
@@ -90,7 +90,7 @@ function notYetOpen(opensAt) {
   releaseMedia(); // Also disarms the session watchdog: waiting here is expected.
   app.session = null;
   app.opensAt = opensAt;
-  screens.showNotice("connection-notice", "");
+  screens.showNotice("connection-notice", null);
   screens.setText("not-yet-open-message", text.notYetOpenMessage(opensAt));
   show("not-yet-open");
   scheduleOpenRetry();

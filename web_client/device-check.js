@@ -21,7 +21,7 @@ export async function startPrecall() {
   ensureWaitingList();
   if (app.stream || app.startingDevices) return;
   app.startingDevices = true;
-  screens.setText("device-status", "Starting your camera and microphone…");
+  screens.setText("device-status", "precall.starting_devices");
   let stream;
   try {
     stream = await openCameraAndMicrophone();
@@ -29,7 +29,7 @@ export async function startPrecall() {
     if (!(error instanceof DeviceError)) throw error;
     finish({
       state: "error",
-      title: "Camera and microphone needed",
+      title: "error.devices_title",
       message: error.message,
       retry: true,
     });
@@ -55,8 +55,8 @@ export async function startPrecall() {
   screens.setText(
     "device-status",
     app.role === "practitioner"
-      ? "Your camera and microphone are working."
-      : "Your camera and microphone are working. Check in when you are ready.",
+      ? "precall.devices_ok_practitioner"
+      : "precall.devices_ok",
   );
   screens.setCheckInEnabled(true);
 }
@@ -71,8 +71,8 @@ export async function checkIn() {
   if (app.checkingIn || !app.signalling) return;
   app.checkingIn = true;
   screens.setCheckInEnabled(false);
-  screens.setInline("precall-error", "");
-  screens.setInline("waiting-error", "");
+  screens.setInline("precall-error", null);
+  screens.setInline("waiting-error", null);
   try {
     const ack = await app.signalling.request("check_in", {});
     // `waiting` events are at least as fresh as the ack, which may come last.
@@ -84,7 +84,10 @@ export async function checkIn() {
   } catch (error) {
     if (app.finished || endedByAck(error)) return;
     const where = app.screen === "waiting" ? "waiting-error" : "precall-error";
-    screens.setInline(where, `We could not check you in: ${error.message} Please try again.`);
+    screens.setInline(where, {
+      key: "precall.check_in_failed",
+      params: { reason: text.reasonOf(error) },
+    });
     screens.setCheckInEnabled(Boolean(app.stream));
   } finally {
     app.checkingIn = false;
@@ -93,16 +96,16 @@ export async function checkIn() {
 
 async function openConsultation() {
   screens.setCheckInEnabled(false);
-  screens.setInline("precall-error", "");
+  screens.setInline("precall-error", null);
   try {
     await app.signalling.request("open_consultation", {});
     if (!app.finished) enterCall();
   } catch (error) {
     if (app.finished || endedByAck(error)) return;
-    screens.setInline(
-      "precall-error",
-      `We could not open the consultation: ${error.message} Please try again.`,
-    );
+    screens.setInline("precall-error", {
+      key: "precall.open_failed",
+      params: { reason: text.reasonOf(error) },
+    });
     screens.setCheckInEnabled(Boolean(app.stream));
   }
 }

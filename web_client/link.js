@@ -3,7 +3,11 @@
 
 const ROOM_PATH = /^\/c\/([^/]+)\/?$/;
 
-/** @returns {{roomId: string | null, token: string | null}} */
+/**
+ * `?lang=fr|en` is the language the booking system chose for this appointment
+ * (not a secret: it may reach logs).
+ * @returns {{roomId: string | null, token: string | null, locale: string | null}}
+ */
 export function parseJoinLink(location) {
   const match = ROOM_PATH.exec(location.pathname);
   let roomId = null;
@@ -15,5 +19,6 @@ export function parseJoinLink(location) {
     }
   }
   const token = location.hash.slice(1).trim();
-  return { roomId: roomId || null, token: token || null };
+  const locale = new URLSearchParams(location.search || "").get("lang");
+  return { roomId: roomId || null, token: token || null, locale: locale || null };
 }
