@@ -323,6 +323,7 @@ async def test_the_desk_page_shows_arrivals_live_and_admits(live_server: LiveSer
                 await rows.nth(1).get_by_test_id("desk-admit").click()
             await expect(rows.nth(1)).to_have_attribute("data-state", "in_consultation")
             await rows.nth(1).get_by_test_id("desk-end").click()
+            await page.get_by_test_id("confirm").click()
             await expect(rows.nth(1)).to_have_attribute("data-state", "ended")
             await asyncio.wait_for(patient.ended.wait(), 10)
         finally:

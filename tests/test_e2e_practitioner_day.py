@@ -27,7 +27,14 @@ from tests.support import make_settings
 from tests.support.browser import chromium
 from tests.support.synthetic import SyntheticParticipant
 from tests.test_desk import API_KEY, book_for, desk_link
-from tests.test_e2e_browser import STEP, expect_state, local_link, open_page, wait_remote_frames
+from tests.test_e2e_browser import (
+    STEP,
+    confirm,
+    expect_state,
+    local_link,
+    open_page,
+    wait_remote_frames,
+)
 
 PRACTITIONER = "prac-day"
 ABOUT_TIME = re.compile(r"about \d{1,2}:\d{2}")
@@ -173,6 +180,7 @@ async def test_the_desk_and_the_patients_pages_follow_the_queue(live_server: Liv
         # Turned away from the desk with a reason: the page says it as given.
         await bruno_entry.get_by_test_id("desk-deny-reason").fill("Please book a new slot")
         await bruno_entry.get_by_test_id("desk-deny").click()
+        await confirm(desk)
         await expect_state(bruno, "denied")
         await expect(bruno.get_by_test_id("denied-message")).to_contain_text(
             "Please book a new slot"
@@ -227,6 +235,7 @@ async def test_the_practitioners_room_tools(live_server: LiveServer) -> None:
         # Decline the guest with a reason: it reaches them as typed.
         await entries.nth(1).get_by_test_id("deny-reason").fill("Not needed today, thank you")
         await entries.nth(1).get_by_test_id("deny").click()
+        await confirm(doctor)
         await expect(entries).to_have_count(1)
         for _ in range(100):  # The page's ack comes before the guest's socket hears it.
             if denial:
@@ -252,6 +261,7 @@ async def test_the_practitioners_room_tools(live_server: LiveServer) -> None:
         await expect(entries.nth(1)).to_have_attribute("data-away", "true")
         await expect(entries.nth(1)).to_contain_text("away since")
         await entries.nth(1).get_by_test_id("deny").click()
+        await confirm(doctor)
         await expect(entries).to_have_count(1)
 
         # Admit Alice, then send her back to the waiting room.
@@ -312,6 +322,7 @@ async def test_the_practitioners_room_tools(live_server: LiveServer) -> None:
         await same_safety_code(doctor, alice)
 
         await alice.get_by_test_id("hang-up").click()
+        await confirm(alice)
         await expect_state(alice, "ended")
         await guest.close()
         for page in (doctor, alice):

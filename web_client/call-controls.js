@@ -1,5 +1,6 @@
 // The buttons under the call: mute, camera off, hang up.
 
+import { askToConfirm } from "./confirm.js";
 import { endedByAck, finish, leaveQuietly, practitionerEnded } from "./endings.js";
 import { reasonOf } from "./messages.js";
 import * as screens from "./screens.js";
@@ -38,8 +39,14 @@ export function renderToggles() {
   screens.renderCameraOff(isOff("video"));
 }
 
-/** A patient leaves the consultation; the practitioner ends it for everyone. */
+/** A patient leaves the consultation; the practitioner ends it for everyone (after a confirmation). */
 export async function hangUp() {
+  const practitioner = app.role === "practitioner";
+  const confirmed = await askToConfirm({
+    message: { key: practitioner ? "confirm.end" : "confirm.leave" },
+    confirmLabel: { key: practitioner ? "confirm.end_button" : "confirm.leave_button" },
+  });
+  if (!confirmed || app.finished) return;
   const button = byTestId("hang-up");
   button.disabled = true;
   screens.setInline("hang-up-error", null);

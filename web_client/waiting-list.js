@@ -2,6 +2,7 @@
 // keyed by entry id, so a re-render never steals keyboard focus from an
 // Admit or Decline button.
 
+import { askToConfirm } from "./confirm.js";
 import { formatTime, formatWaited, parseInstant } from "./format.js";
 import { bindAttr, bindText, onLocaleChange, t } from "./i18n.js";
 import { byTestId, setInline } from "./screens.js";
@@ -129,7 +130,13 @@ export class WaitingList {
       }
     };
     admit.addEventListener("click", () => run(this.actions.admit));
-    deny.addEventListener("click", () => run(this.actions.deny));
+    deny.addEventListener("click", async () => {
+      const confirmed = await askToConfirm({
+        message: { key: "confirm.deny", params: { name } },
+        confirmLabel: { key: "confirm.deny_button", params: { name } },
+      });
+      if (confirmed && element.isConnected) run(this.actions.deny);
+    });
     return item;
   }
 
