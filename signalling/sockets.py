@@ -116,6 +116,21 @@ def ice_servers_payload(settings: Settings, entry_id: str, now: datetime) -> lis
     return servers
 
 
+def practice_payload(room: Room) -> dict[str, Any] | None:
+    practice = room.appointment.practice
+    return None if practice is None else {"name": practice.name, "phone": practice.phone}
+
+
+def appointment_details(room: Room) -> dict[str, Any]:
+    """What a refused page shows beside the refusal (too early, closed): for a genuine link."""
+    return {
+        "starts_at": room.appointment.starts_at.isoformat(),
+        "practitioner_name": room.appointment.practitioner.name,
+        "locale": room.appointment.locale,
+        "practice": practice_payload(room),
+    }
+
+
 def session_payload(
     room: Room, actor: Actor, settings: Settings, now: datetime, entry_id: str
 ) -> dict[str, Any]:
@@ -141,9 +156,7 @@ def session_payload(
         "e2ee": settings.e2ee,
         # The booking system's language for this appointment (null: the page chooses).
         "locale": room.appointment.locale,
-        "practice": None
-        if room.appointment.practice is None
-        else {"name": room.appointment.practice.name, "phone": room.appointment.practice.phone},
+        "practice": practice_payload(room),
     }
 
 
@@ -203,6 +216,13 @@ class SignallingNamespace:
 
         return run
 
+    async def _details_of(self, room_id: str) -> dict[str, Any]:
+        try:
+            room = await self.hub.store.get(room_id)
+        except StoreUnavailable:
+            return {}
+        return {} if room is None else appointment_details(room)
+
     async def connect(self, sid: str, environ: dict[str, Any], auth: Any) -> None:
         auth = auth if isinstance(auth, dict) else {}
         room_id = auth.get("room_id")
@@ -213,6 +233,9 @@ class SignallingNamespace:
             claims = tokens.verify(self.settings.token_secret, auth.get("token"), room_id, now)
         except tokens.TokenError as exc:
             extra = {"opens_at": exc.opens_at.isoformat()} if exc.opens_at else {}
+            if exc.problem in (tokens.TokenProblem.NOT_YET_VALID, tokens.TokenProblem.EXPIRED):
+                # A genuine link for this room, early or late: say for which appointment.
+                extra.update(await self._details_of(room_id))
             raise _refuse(exc.problem.value, TOKEN_MESSAGES[exc.problem], **extra) from None
         try:
             room = await self.hub.store.get(room_id)
@@ -233,7 +256,9 @@ class SignallingNamespace:
                 if exc.code is ErrorCode.ROOM_NOT_YET_OPEN
                 else {}
             )
-            raise _refuse(exc.code.value, exc.message, **extra) from None
+            raise _refuse(
+                exc.code.value, exc.message, **extra, **appointment_details(room)
+            ) from None
         resume_secret = auth.get("resume")
         if resume_secret is not None and (
             not isinstance(resume_secret, str) or not RESUME_SECRET.match(resume_secret)

@@ -22,6 +22,7 @@ import { onCheckInClick } from "./device-check.js";
 import { finish, onReplaced, onRoomEnded, pageFailed } from "./endings.js";
 import {
   chooseLocale,
+  currentLocale,
   deploymentLocale,
   loadCatalogues,
   onLocaleChange,
@@ -37,6 +38,7 @@ import { byTestId } from "./screens.js";
 import { onSession } from "./session.js";
 import { Signalling } from "./signalling.js";
 import { app, metrics, show } from "./state.js";
+import { testDevicesEarly } from "./too-early.js";
 import {
   leaveWaitingRoom,
   onAdmitted,
@@ -56,9 +58,11 @@ function wireControls() {
   byTestId("hang-up").addEventListener("click", hangUp);
   byTestId("start-audio").addEventListener("click", startAudio);
   byTestId("retry").addEventListener("click", () => location.reload());
+  byTestId("early-device-test").addEventListener("click", () => testDevicesEarly().catch(pageFailed));
   byTestId("invite-guest-form").addEventListener("submit", inviteGuest);
   byTestId("copy-guest-link").addEventListener("click", copyGuestLink);
   const switcher = byTestId("language-switcher");
+  switcher.value = currentLocale();
   switcher.addEventListener("change", () => {
     rememberLocale(switcher.value);
     setLocale(switcher.value);

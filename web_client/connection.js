@@ -8,6 +8,7 @@ import * as text from "./messages.js";
 import * as screens from "./screens.js";
 import { app, show } from "./state.js";
 import { releaseMedia } from "./teardown.js";
+import { renderTooEarly } from "./too-early.js";
 
 // Before a first successful connection a few failures mean "unreachable";
 // once connected, socket.io keeps retrying for a while before we give up.
@@ -79,19 +80,22 @@ export function onDisconnect(reason) {
 
 function refused(data) {
   if (data.code === "room_not_yet_open") {
-    notYetOpen(parseInstant(data.opens_at));
+    notYetOpen(parseInstant(data.opens_at), data);
     return;
   }
+  // A genuine but late link also says whom to contact.
+  screens.renderPractice(data.practice);
   finish(text.outcomeForCode(data.code));
 }
 
-function notYetOpen(opensAt) {
-  // Nothing to show a camera for yet; the next `session` starts afresh.
-  releaseMedia(); // Also disarms the session watchdog: waiting here is expected.
+function notYetOpen(opensAt, details) {
+  // The next `session` starts afresh; a camera test begun here is kept for it.
+  if (app.screen === "not-yet-open") clearTimeout(app.watchdog);
+  else releaseMedia(); // Also disarms the session watchdog: waiting here is expected.
   app.session = null;
   app.opensAt = opensAt;
   screens.showNotice("connection-notice", null);
-  screens.setText("not-yet-open-message", text.notYetOpenMessage(opensAt));
+  renderTooEarly(opensAt, details);
   show("not-yet-open");
   scheduleOpenRetry();
 }

@@ -10,6 +10,8 @@ import * as text from "./messages.js";
 import { ensureWaitingList } from "./practitioner-tools.js";
 import * as screens from "./screens.js";
 import { app, show } from "./state.js";
+import { stopMicLevel } from "./teardown.js";
+import { leaveTooEarly } from "./too-early.js";
 import { enterWaiting, showPosition } from "./waiting-screen.js";
 
 const { byTestId } = screens;
@@ -19,29 +21,34 @@ export async function startPrecall() {
   show("precall");
   screens.renderPrecall({ role: app.role, ...text.appointmentTexts(app.session) });
   ensureWaitingList();
-  if (app.stream || app.startingDevices) return;
-  app.startingDevices = true;
-  screens.setText("device-status", "precall.starting_devices");
-  let stream;
-  try {
-    stream = await openCameraAndMicrophone();
-  } catch (error) {
-    if (!(error instanceof DeviceError)) throw error;
-    finish({
-      state: "error",
-      title: "error.devices_title",
-      message: error.message,
-      retry: true,
-    });
-    return;
-  } finally {
-    app.startingDevices = false;
-  }
-  if (app.finished || app.screen !== "precall") {
-    stopStream(stream);
-    return;
+  leaveTooEarly();
+  if (app.startingDevices) return;
+  // Tested already on the too-early screen: the same camera and microphone go on.
+  let stream = app.stream;
+  if (!stream) {
+    app.startingDevices = true;
+    screens.setText("device-status", "precall.starting_devices");
+    try {
+      stream = await openCameraAndMicrophone();
+    } catch (error) {
+      if (!(error instanceof DeviceError)) throw error;
+      finish({
+        state: "error",
+        title: "error.devices_title",
+        message: error.message,
+        retry: true,
+      });
+      return;
+    } finally {
+      app.startingDevices = false;
+    }
+    if (app.finished || app.screen !== "precall") {
+      stopStream(stream);
+      return;
+    }
   }
   app.stream = stream;
+  stopMicLevel();
   screens.attachStream("device-preview", stream);
   try {
     app.micLevel = new MicLevel(stream, byTestId("mic-level"));
