@@ -26,10 +26,7 @@ def join_link(settings: Settings, room: Room, role: Role, guest: Person | None =
         not_before=room.window.opens_at,
         expires_at=room.window.closes_at,
     )
-    # The appointment's language rides in the query: not a secret, and the page
-    # needs it before it connects (a room not open yet, a closed one).
-    query = f"?lang={room.appointment.locale}" if room.appointment.locale else ""
-    return f"{settings.public_url}/c/{room.id}{query}#{token}"
+    return f"{settings.public_url}/c/{room.id}#{token}"
 
 
 def room_document(settings: Settings, room: Room, now_status: str) -> dict[str, object]:

@@ -101,7 +101,6 @@ async function startLanguage(linkLocale) {
   } catch {
     // Without catalogues the keys show; the page still works.
   }
-  app.linkLocale = linkLocale;
   setLocale(
     chooseLocale({
       stored: storedLocale(),

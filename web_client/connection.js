@@ -4,6 +4,7 @@
 
 import { finish } from "./endings.js";
 import { parseInstant } from "./format.js";
+import { applyAppointmentLocale } from "./i18n.js";
 import * as text from "./messages.js";
 import * as screens from "./screens.js";
 import { app, show } from "./state.js";
@@ -79,6 +80,8 @@ export function onDisconnect(reason) {
 }
 
 function refused(data) {
+  // A genuine link refused (too early, closed) still carries its appointment's language.
+  applyAppointmentLocale(data.locale);
   if (data.code === "room_not_yet_open") {
     notYetOpen(parseInstant(data.opens_at), data);
     return;

@@ -49,6 +49,12 @@ export function rememberLocale(locale) {
   }
 }
 
+/** The appointment's language (session or refusal), unless the person chose one on the page. */
+export function applyAppointmentLocale(locale) {
+  const forced = supportedLocale(locale);
+  if (forced && !supportedLocale(storedLocale()) && forced !== current) setLocale(forced);
+}
+
 /** Fetches both catalogues (same origin: the CSP allows it). */
 export async function loadCatalogues(base = "/static/locales/") {
   const entries = await Promise.all(

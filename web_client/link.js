@@ -4,8 +4,9 @@
 const ROOM_PATH = /^\/c\/([^/]+)\/?$/;
 
 /**
- * `?lang=fr|en` is the language the booking system chose for this appointment
- * (not a secret: it may reach logs).
+ * `?lang=fr|en`, optional: a language a booking system may add to the link so
+ * that even the first "Connecting…" is in it (the appointment's own `locale`
+ * arrives with `session` or a refusal anyway). Not a secret: it may reach logs.
  * @returns {{roomId: string | null, token: string | null, locale: string | null}}
  */
 export function parseJoinLink(location) {

@@ -5,18 +5,14 @@ import { comeBack } from "./coming-back.js";
 import { checkIn, startPrecall } from "./device-check.js";
 import { transformSupport } from "./e2ee.js";
 import { finish, pageFailed } from "./endings.js";
-import { setLocale, storedLocale, supportedLocale } from "./i18n.js";
+import { applyAppointmentLocale } from "./i18n.js";
 import * as text from "./messages.js";
 import * as screens from "./screens.js";
 import { app, e2eeRequired } from "./state.js";
 
 /** The appointment's language (unless the person chose one here) and the practice. */
 function applyAppointment(session) {
-  const forced = supportedLocale(session.locale);
-  if (forced && !storedLocale() && forced !== app.linkLocale) {
-    app.linkLocale = forced;
-    setLocale(forced);
-  }
+  applyAppointmentLocale(session.locale);
   screens.renderPractice(session.practice);
 }
 

@@ -27,9 +27,6 @@ export const app = {
   // When the connection dropped (Date.now()), while reconnecting.
   disconnectedAt: 0,
   resumeSecret: null,
-  // The language the booking system set for this appointment (`?lang=` or
-  // `session.locale`), or null: it applies unless the person chose one here.
-  linkLocale: null,
   // Where the server put us back after a reload or reconnection: "waiting",
   // "in_call", or null (a fresh start).
   resumed: null,
