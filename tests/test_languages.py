@@ -118,6 +118,7 @@ async def walk_every_screen(live_server: LiveServer, locale: str) -> None:
         # A guest, invited from the call, waits then joins.
         await doctor.get_by_test_id("invite-guest").fill("Ines Interprete")
         await doctor.get_by_test_id("invite-guest-submit").click()
+        await expect(doctor.get_by_test_id("guest-link")).to_have_value(re.compile("/c/"))
         guest_link = await doctor.get_by_test_id("guest-link").input_value()
         guest = await page_in(browser, local_link(live_server, guest_link), locale)
         await expect(guest.get_by_test_id("check-in")).to_be_enabled()
