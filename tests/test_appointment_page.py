@@ -9,14 +9,17 @@ and moves to the device check by itself when the room opens.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
 from aiohttp import ClientSession
+from aiohttp.test_utils import TestServer
 from playwright.async_api import expect
 
+from signalling.app import make_app
 from tests.conftest import LiveServer
-from tests.support import appointment_data, booking_body, signed_headers
+from tests.support import appointment_data, booking_body, make_settings, signed_headers
 from tests.support.browser import chromium
 from tests.test_e2e_browser import STEP, expect_state, local_link, open_page
 
@@ -118,3 +121,23 @@ async def test_too_early_shows_the_appointment_and_moves_on_by_itself(
             "() => document.querySelector('[data-testid=device-preview]').videoWidth > 0"
         )
         assert page.errors == [], page.errors  # type: ignore[attr-defined]
+
+
+async def test_the_deployment_default_can_be_english(
+    aiohttp_server: Callable[..., Awaitable[TestServer]],
+) -> None:
+    server = LiveServer(
+        await aiohttp_server(make_app(make_settings(default_locale="en")), host="127.0.0.1")
+    )
+    room = await book(server)
+    async with chromium() as browser:
+        _, page = await open_page(
+            browser, local_link(server, room["links"]["patient"]), locale="de-DE"
+        )
+        await expect(page.get_by_test_id("check-in")).to_have_text("Check in")
+        assert await page.evaluate("() => document.documentElement.lang") == "en"
+        # A French browser still gets French.
+        _, french = await open_page(
+            browser, local_link(server, room["links"]["patient"]), locale="fr-FR"
+        )
+        await expect(french.get_by_test_id("check-in")).to_have_text("Signaler mon arrivée")
