@@ -10,6 +10,12 @@ function part(dialog, testId) {
   return dialog.querySelector(`[data-testid="${testId}"]`);
 }
 
+/** Closes an open confirmation as a Cancel (the page ended meanwhile). */
+export function dismissConfirm() {
+  const dialog = document.querySelector('[data-testid="confirm-dialog"]');
+  if (dialog && dialog.open) dialog.close();
+}
+
 /**
  * Asks before doing it. `message` and `confirmLabel` are `{key, params}`.
  * @returns {Promise<boolean>} true when the person confirmed
@@ -18,6 +24,8 @@ export function askToConfirm({ message, confirmLabel }) {
   const dialog = document.querySelector('[data-testid="confirm-dialog"]');
   if (!dialog || typeof dialog.showModal !== "function") return Promise.resolve(true);
   const opener = document.activeElement;
+  // The desk rebuilds its rows on live updates: find the same control again by its key.
+  const openerKey = opener && opener.dataset ? opener.dataset.key : "";
   bindText(part(dialog, "confirm-message"), message.key, message.params);
   bindText(part(dialog, "confirm"), confirmLabel.key, confirmLabel.params);
   if (dialog.open) dialog.close("cancel");
@@ -29,7 +37,11 @@ export function askToConfirm({ message, confirmLabel }) {
       cancel.removeEventListener("click", onCancel);
       dialog.removeEventListener("close", onClose);
       if (dialog.open) dialog.close();
-      if (opener && opener.isConnected && typeof opener.focus === "function") opener.focus();
+      const back =
+        opener && opener.isConnected
+          ? opener
+          : openerKey && document.querySelector(`[data-key="${CSS.escape(openerKey)}"]`);
+      if (back && typeof back.focus === "function") back.focus();
       resolve(answer);
     };
     const onConfirm = () => done(true);

@@ -1,6 +1,7 @@
 // How the page ends (docs/web_client.md, terminal states): one screen that
 // says what happened, with everything released, and late events ignored.
 
+import { dismissConfirm } from "./confirm.js";
 import * as text from "./messages.js";
 import * as screens from "./screens.js";
 import { app, show } from "./state.js";
@@ -13,6 +14,7 @@ const ENDING_CODES = new Set(["room_ended", "room_closed", "room_cancelled"]);
 export function finish(outcome) {
   if (app.finished) return;
   app.finished = true;
+  dismissConfirm();
   // Over for good: a reload must not try to take a place back. After an
   // error it may (Rejoin reloads the page).
   if (outcome.state !== "error" && app.resumeSecret) app.resumeSecret.clear();
