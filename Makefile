@@ -26,7 +26,7 @@ define apt_install
 	fi
 endef
 
-.PHONY: install run test check lint typecheck pytest system-deps node-deps bench clean
+.PHONY: install run test check lint typecheck pytest system-deps node-deps bench compose-smoke clean
 
 $(STAMP): pyproject.toml
 	@$(PYTHON) -c 'import sys; assert sys.version_info[:2] == (3, 11), "teleconsult needs Python 3.11, found " + sys.version' 
@@ -71,6 +71,15 @@ BENCH_SECONDS ?= 20
 bench: install
 	$(BIN)/teleconsult bench relay --consultations $(BENCH_CONSULTATIONS) --seconds $(BENCH_SECONDS) --baseline frames
 	$(BIN)/teleconsult bench relay --consultations 2 --seconds $(BENCH_SECONDS) --baseline frames --baseline mediarelay
+
+# docker-compose.yml for real: a private Docker engine in its own network namespace
+# (no route out), images built from Debian packages, the smoke test of
+# tests/compose_smoke.py, then everything torn down (docs/deployment.md).
+# Needs root and the Debian packages docker.io, docker-compose and debootstrap.
+# Not part of `make test`: the first run builds images (several minutes).
+COMPOSE_SMOKE_TIMEOUT ?= 2700
+compose-smoke: install
+	timeout --kill-after=60 $(COMPOSE_SMOKE_TIMEOUT) deploy/compose-smoke.sh
 
 clean:
 	rm -rf $(VENV) node_modules .pytest_cache .mypy_cache .ruff_cache *.egg-info

@@ -31,11 +31,11 @@ from aiortc import RTCPeerConnection, RTCSessionDescription
 from aiortc.rtp import RTCP_PSFB_FIR, RTCP_PSFB_PLI, RtcpPsfbPacket
 
 from bench.clip import VIDEO_FPS, Clip, load_clip
+from media import aiortc_internals as internals
 from media.latency import LatencyHistogram
 from media.rtp_header import ONE_BYTE_PROFILE, relay_extension_ids
-from media.rtp_hooks import take_over_sender
 from media.srtp_path import SrtpEgress, SrtpIngress
-from media.worker_relay import WorkerConnection
+from media.worker_connection import WorkerConnection
 
 ABS_SEND_TIME_URI = "http://www.webrtc.org/experiments/rtp-hdrext/abs-send-time"
 MID_URI = "urn:ietf:params:rtp-hdrext:sdes:mid"
@@ -66,7 +66,7 @@ class SendStream:
         )
         self.interval = 1 / VIDEO_FPS if kind == "video" else 0.02
         self.ts_step = 90000 // VIDEO_FPS if kind == "video" else 960
-        self.ssrc = sender._ssrc
+        self.ssrc = internals.sender_ssrc(sender)
         self.egress = SrtpEgress(lambda: sender.transport)
         self.mid = mid.encode()[:1] or b"0"
         self.payload_type = payload_type
@@ -184,11 +184,15 @@ class LoadParticipant:
         for transceiver in transceivers:
             # Installed before the answer starts the senders.
             stream = SendStream(transceiver.kind, self.clip, transceiver.sender, "", 0)
-            take_over_sender(transceiver.sender, stream.handle_rtcp)
+            internals.take_over_sender(transceiver.sender, stream.handle_rtcp)
             self.streams.append(stream)
         await pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
         for transceiver, stream in zip(transceivers, self.streams, strict=True):
-            codec = next(c for c in transceiver._codecs if not c.mimeType.lower().endswith("/rtx"))
+            codec = next(
+                c
+                for c in internals.negotiated_codecs(transceiver)
+                if not c.mimeType.lower().endswith("/rtx")
+            )
             assert codec.payloadType is not None
             stream.payload_type = codec.payloadType
             stream.mid = (transceiver.mid or "0").encode()[:1]
@@ -298,6 +302,7 @@ class LoadGenerator:
 
 
 async def run(sockets: list[str], first: int, count: int, drain: float) -> None:
+    internals.check_internals()
     workers = [await WorkerConnection.open(path) for path in sockets]
     generator = LoadGenerator(workers, first, count)
     loop = asyncio.get_running_loop()

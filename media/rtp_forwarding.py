@@ -13,42 +13,35 @@ from __future__ import annotations
 
 import asyncio
 import itertools
+import logging
 import struct
 import time
 from typing import Any, Protocol
 
-from aiortc.rtp import (
-    RTCP_PSFB_APP,
-    RTCP_PSFB_FIR,
-    RTCP_PSFB_PLI,
-    RTCP_RTPFB_NACK,
-    RtcpPsfbPacket,
-    RtcpRtpfbPacket,
-    RtcpSenderInfo,
-    RtcpSrPacket,
-    unpack_remb_fci,
-)
-from aiortc.utils import random16, random32
-
+from media.down_track import DownTrack
 from media.latency import LatencyHistogram
+from media.malformed import MalformedCounter
 from media.rtp_header import (
-    RELAY_IDENTITY,
+    MALFORMED,
+    RTP_HEADER_LENGTH,
     is_vp8_keyframe_start,
     payload_offset,
     rewrite_extensions,
     unwrap_rtx,
-    write_mid,
 )
-from media.srtp_path import MAX_PROTECTED_INPUT, SrtpEgress
+from media.srtp_path import MAX_PROTECTED_INPUT
 
-CLOCK_RATES = {"audio": 48000, "video": 90000}
+# DownTrack is re-exported: the forwarding path's three classes, importable from here.
+__all__ = ["DownTrack", "PublicationRouter", "PublishedTrack", "Upstream"]
+
+logger = logging.getLogger(__name__)
+
 # Power of two: ~3 s of 1.5 Mbit/s video, what a NACK can still usefully ask for.
 RETRANSMIT_CACHE = 1024
 KEYFRAME_REQUEST_INTERVAL = 0.3
 REMB_INTERVAL = 0.5
 
 _SEQ_TS = struct.Struct("!HI")
-_SEQ_TS_U32 = struct.Struct("!HII")
 _U32 = struct.Struct("!I")
 _epochs = itertools.count(1)
 
@@ -61,143 +54,6 @@ class Upstream(Protocol):
     def nack(self, ssrc: int, lost: list[int]) -> None: ...
 
     def remb(self, bitrate: int, ssrcs: list[int]) -> None: ...
-
-
-class DownTrack:
-    """One subscriber's copy of one published track."""
-
-    def __init__(self, kind: str, ssrc: int, egress: SrtpEgress) -> None:
-        self.kind = kind
-        self.ssrc = ssrc
-        self.egress = egress
-        self.clock_rate = CLOCK_RATES[kind]
-        self.payload_type = -1
-        self.mid = b""
-        self.source: PublishedTrack | None = None
-        self.synced_epoch = 0
-        self.seq_offset = 0
-        self.ts_offset = 0
-        # Chosen in the lower half so that no wrap happens early (as aiortc does).
-        self.last_seq = random16() % 32768
-        self.last_ts = random32()
-        self.last_at = 0.0
-        self.first_seq = 0
-        self.started = False
-        self.packets = 0
-        self.octets = 0
-        self.retransmitted = 0
-        self.waiting_for_keyframe = 0
-        self.remb: int | None = None
-
-    def configure(self, payload_type: int, mid: str) -> None:
-        self.payload_type = payload_type
-        self.mid = mid.encode()
-
-    def forward(
-        self,
-        src: memoryview,
-        length: int,
-        mid_at: int,
-        seq: int,
-        ts: int,
-        keyframe: bool,
-        epoch: int,
-        now: float,
-    ) -> None:
-        if self.payload_type < 0 or (self.egress.buffer is None and not self.egress.ready()):
-            return
-        if self.synced_epoch != epoch:
-            if not keyframe and self.kind == "video":
-                self.waiting_for_keyframe += 1
-                if self.source is not None:
-                    # Rate-limited by the source; repeated in case a key frame
-                    # came while this subscriber was not connected yet.
-                    self.source.request_keyframe()
-                return
-            self._resync(seq, ts, epoch, now)
-        out_seq = (seq + self.seq_offset) & 0xFFFF
-        out_ts = (ts + self.ts_offset) & 0xFFFFFFFF
-        self._emit(src, length, mid_at, out_seq, out_ts)
-        if (out_seq - self.last_seq) & 0xFFFF < 0x8000:
-            self.last_seq = out_seq
-            self.last_ts = out_ts
-            self.last_at = now
-
-    def _resync(self, seq: int, ts: int, epoch: int, now: float) -> None:
-        if self.started:
-            next_seq = (self.last_seq + 1) & 0xFFFF
-            # Keep the clock moving at wall-clock pace across the gap.
-            elapsed = max(1, int((now - self.last_at) * self.clock_rate))
-            next_ts = (self.last_ts + elapsed) & 0xFFFFFFFF
-        else:
-            next_seq = self.last_seq
-            next_ts = self.last_ts
-        self.seq_offset = (next_seq - seq) & 0xFFFF
-        self.ts_offset = (next_ts - ts) & 0xFFFFFFFF
-        self.first_seq = next_seq
-        self.last_seq = (next_seq - 1) & 0xFFFF
-        self.synced_epoch = epoch
-        self.started = True
-
-    def _emit(
-        self, src: Any, length: int, mid_at: int, out_seq: int, out_ts: int, find_mid: bool = False
-    ) -> None:
-        egress = self.egress
-        buf = egress.buffer
-        assert buf is not None
-        egress.write(src, length)
-        buf[1] = (buf[1] & 0x80) | self.payload_type
-        _SEQ_TS_U32.pack_into(buf, 2, out_seq, out_ts, self.ssrc)
-        if find_mid:
-            mid_at = rewrite_extensions(buf, length, RELAY_IDENTITY)
-        if mid_at >= 0:
-            write_mid(buf, mid_at, self.mid)
-        egress.send(length)
-        self.packets += 1
-        self.octets += length
-
-    def retransmit(self, data: bytes, seq: int, ts: int) -> None:
-        if self.egress.buffer is None:
-            return
-        out_seq = (seq + self.seq_offset) & 0xFFFF
-        out_ts = (ts + self.ts_offset) & 0xFFFFFFFF
-        self._emit(data, len(data), -1, out_seq, out_ts, find_mid=True)
-        self.retransmitted += 1
-
-    def in_current_mapping(self, out_seq: int) -> bool:
-        return (out_seq - self.first_seq) & 0xFFFF <= (self.last_seq - self.first_seq) & 0xFFFF
-
-    async def handle_rtcp(self, packet: Any) -> None:
-        """What the subscriber says about this track (installed as the sender's RTCP handler)."""
-        source = self.source
-        if source is None:
-            return
-        if isinstance(packet, RtcpRtpfbPacket) and packet.fmt == RTCP_RTPFB_NACK:
-            source.retransmit(self, packet.lost)
-        elif isinstance(packet, RtcpPsfbPacket) and packet.fmt in (RTCP_PSFB_PLI, RTCP_PSFB_FIR):
-            source.request_keyframe()
-        elif isinstance(packet, RtcpPsfbPacket) and packet.fmt == RTCP_PSFB_APP:
-            try:
-                bitrate, ssrcs = unpack_remb_fci(packet.fci)
-            except ValueError:
-                return
-            if self.ssrc in ssrcs:
-                self.remb = bitrate
-                source.remb_changed()
-
-    def sender_report(self, ntp: int, rtp_timestamp: int) -> None:
-        if not self.started or self.egress.buffer is None:
-            return
-        report = RtcpSrPacket(
-            ssrc=self.ssrc,
-            sender_info=RtcpSenderInfo(
-                ntp_timestamp=ntp,
-                rtp_timestamp=(rtp_timestamp + self.ts_offset) & 0xFFFFFFFF,
-                packet_count=self.packets & 0xFFFFFFFF,
-                octet_count=self.octets & 0xFFFFFFFF,
-            ),
-        )
-        self.egress.send_rtcp(bytes(report))
 
 
 class PublishedTrack:
@@ -218,6 +74,7 @@ class PublishedTrack:
         self.keyframes = 0
         self.keyframe_requests = 0
         self.upstream_nacks = 0
+        self.malformed = MalformedCounter(logger, f"{kind} published track")
 
     def switch_source(self, ssrc: int) -> None:
         """A new SSRC: the publisher restarted its stream; subscribers resync on it."""
@@ -228,11 +85,15 @@ class PublishedTrack:
             self.request_keyframe()
 
     def on_packet(self, view: memoryview, length: int, now: float) -> None:
-        if length > MAX_PROTECTED_INPUT:
+        if not RTP_HEADER_LENGTH <= length <= MAX_PROTECTED_INPUT:
+            self.malformed.drop()
             return
         self.packets += 1
         seq, ts = _SEQ_TS.unpack_from(view, 2)
         mid_at = rewrite_extensions(view, length, self.extension_ids) if view[0] & 0x10 else -1
+        if mid_at == MALFORMED:
+            self.malformed.drop()
+            return
         keyframe = False
         if self.kind == "video":
             keyframe = is_vp8_keyframe_start(view, payload_offset(view, length), length)
@@ -331,6 +192,7 @@ class PublicationRouter:
         # SSRCs a track moved away from: their stragglers must not switch it back.
         self.retired: set[int] = set()
         self.unrouted = 0
+        self.malformed = MalformedCounter(logger, "publication router")
         self._latency = latency
         self._count = 0
 
@@ -340,7 +202,15 @@ class PublicationRouter:
         for rtx_type, apt in rtx.items():
             self.rtx_payload_types[rtx_type] = (track, apt)
 
+    @property
+    def malformed_packets(self) -> int:
+        """Malformed packets dropped by this router and its tracks."""
+        return self.malformed.count + sum(t.malformed.count for t in self.tracks())
+
     def on_rtp(self, view: memoryview, length: int, now: float) -> None:
+        if length < RTP_HEADER_LENGTH or length > len(view):
+            self.malformed.drop()
+            return
         track = self.by_ssrc.get(_U32.unpack_from(view, 8)[0])
         if track is None:
             self._route_unknown(view, length, now)
@@ -353,8 +223,6 @@ class PublicationRouter:
                 latency.record(time.monotonic() - now)
 
     def _route_unknown(self, view: memoryview, length: int, now: float) -> None:
-        if length < 12:
-            return
         ssrc = _U32.unpack_from(view, 8)[0]
         if ssrc in self.retired:
             self.unrouted += 1
@@ -377,7 +245,9 @@ class PublicationRouter:
         if track.ssrc is None:
             return
         original = unwrap_rtx(view[:length].tobytes(), apt, track.ssrc)
-        if original is not None:
+        if original is None:
+            self.malformed.drop()
+        else:
             track.on_packet(memoryview(bytearray(original)), len(original), now)
 
     def sender_report(self, ssrc: int, ntp: int, rtp_timestamp: int) -> None:

@@ -12,6 +12,8 @@ import struct
 from aiortc.codecs import HEADER_EXTENSIONS
 
 RTP_HEADER_LENGTH = 12
+# What `rewrite_extensions` returns for a header whose extensions run past the packet.
+MALFORMED = -2
 ONE_BYTE_PROFILE = 0xBEDE
 TWO_BYTE_PROFILE = 0x1000
 MID_URI = "urn:ietf:params:rtp-hdrext:sdes:mid"
@@ -58,6 +60,8 @@ def write_header(buf: bytearray | memoryview, seq: int, timestamp: int, ssrc: in
 
 def payload_offset(data: Buffer, length: int) -> int:
     """Where the payload starts; -1 when the header runs past `length`."""
+    if length < RTP_HEADER_LENGTH:
+        return -1
     pos = RTP_HEADER_LENGTH + 4 * (data[0] & 0x0F)
     if data[0] & 0x10:
         if pos + 4 > length:
@@ -71,16 +75,20 @@ def rewrite_extensions(buf: bytearray | memoryview, length: int, id_map: bytes) 
 
     A dropped element becomes padding (zero bytes, RFC 8285 4.2), so the
     packet keeps its length and nothing is copied. Returns the offset of the
-    mid element's header byte (to be overwritten per subscriber), or -1.
+    mid element's header byte (to be overwritten per subscriber), -1 when
+    there is none, or `MALFORMED` when the header or an element runs past
+    the extension block or the packet (the packet may then be half rewritten).
     """
     if not buf[0] & 0x10:
         return -1
     start = RTP_HEADER_LENGTH + 4 * (buf[0] & 0x0F)
     if start + 4 > length:
-        return -1
+        return MALFORMED
     profile, words = _PROFILE_LENGTH.unpack_from(buf, start)
     pos = start + 4
-    end = min(pos + 4 * words, length)
+    end = pos + 4 * words
+    if end > length:
+        return MALFORMED
     mid_at = -1
     if profile == ONE_BYTE_PROFILE:
         while pos < end:
@@ -92,6 +100,8 @@ def rewrite_extensions(buf: bytearray | memoryview, length: int, id_map: bytes) 
             if ext_id == 15:
                 break
             size = (head & 0x0F) + 1
+            if pos + 1 + size > end:
+                return MALFORMED
             new_id = id_map[ext_id]
             if new_id:
                 buf[pos] = (new_id << 4) | (head & 0x0F)
@@ -107,6 +117,8 @@ def rewrite_extensions(buf: bytearray | memoryview, length: int, id_map: bytes) 
                 pos += 1
                 continue
             size = buf[pos + 1]
+            if pos + 2 + size > end:
+                return MALFORMED
             new_id = id_map[ext_id]
             if new_id:
                 buf[pos] = new_id

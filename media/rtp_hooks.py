@@ -5,49 +5,51 @@ and takes over the media path:
 
 - on a publish connection, `PublisherTap` receives decrypted RTP before
   aiortc parses it, and sender reports for lip-sync;
-- on a subscription, `take_over_sender` stops the sender's own RTP and RTCP
-  loops (which would encode, and send sender reports of a stream it never
-  sent) and routes the subscriber's RTCP to a handler (the down track's).
+- on a subscription, `take_over_sender` (in `media.aiortc_internals`) stops
+  the sender's own RTP and RTCP loops and routes the subscriber's RTCP to
+  the down track;
+- `ReceiverUpstream` sends the relay's feedback (PLI, NACK, REMB) to a
+  publisher through its aiortc receiver.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 from aiortc.rtp import RTCP_PSFB_APP, RtcpPacket, RtcpPsfbPacket, RtcpSrPacket, pack_remb_fci
 
+from media import aiortc_internals as internals
+from media.aiortc_internals import take_over_sender
+from media.malformed import MalformedCounter
 from media.rtp_forwarding import PublicationRouter
-from media.srtp_path import SrtpIngress, check_internals
+from media.srtp_path import SrtpIngress
+
+__all__ = ["PublisherTap", "ReceiverUpstream", "take_over_sender"]
 
 logger = logging.getLogger(__name__)
-
-_SENDER_EVENTS = (
-    "_RTCRtpSender__rtp_started",
-    "_RTCRtpSender__rtp_exited",
-    "_RTCRtpSender__rtcp_started",
-    "_RTCRtpSender__rtcp_exited",
-)
-_RECEIVER_RTCP_SSRC = "_RTCRtpReceiver__rtcp_ssrc"
 
 
 class PublisherTap:
     """Feeds a publish connection's RTP and sender reports to a router."""
 
     def __init__(self, dtls: Any, router: PublicationRouter) -> None:
-        check_internals(dtls)
-        self._dtls = dtls
         self._router = router
         self.ingress = SrtpIngress(dtls, router.on_rtp)
-        self._original_rtcp = dtls._handle_rtcp_data
-        dtls._handle_rtcp_data = self._handle_rtcp_data
+        self.malformed = MalformedCounter(logger, "publisher rtcp")
+        self._original_rtcp = internals.intercept_rtcp(dtls, self._handle_rtcp_data)
+
+    @property
+    def malformed_packets(self) -> int:
+        return self.malformed.count + self.ingress.malformed_packets
 
     async def _handle_rtcp_data(self, data: bytes) -> None:
         try:
             packets = RtcpPacket.parse(data)
-        except ValueError:
+        except Exception:
+            # aiortc's parser raises ValueError, struct.error or IndexError on garbage.
+            self.malformed.drop()
             return
         for packet in packets:
             if isinstance(packet, RtcpSrPacket):
@@ -63,57 +65,26 @@ class ReceiverUpstream:
     """Sends the relay's feedback to a publisher through its aiortc receiver."""
 
     def __init__(self, receiver: Any) -> None:
-        if not hasattr(receiver, _RECEIVER_RTCP_SSRC):
-            raise RuntimeError("this aiortc version has no receiver RTCP SSRC")
         self._receiver = receiver
 
     def pli(self, ssrc: int) -> None:
-        self._spawn(self._receiver._send_rtcp_pli(ssrc))
+        self._spawn(internals.send_pli(self._receiver, ssrc))
 
     def nack(self, ssrc: int, lost: list[int]) -> None:
-        self._spawn(self._receiver._send_rtcp_nack(ssrc, sorted(lost)))
+        self._spawn(internals.send_nack(self._receiver, ssrc, sorted(lost)))
 
     def remb(self, bitrate: int, ssrcs: list[int]) -> None:
-        rtcp_ssrc = getattr(self._receiver, _RECEIVER_RTCP_SSRC)
+        rtcp_ssrc = internals.receiver_rtcp_ssrc(self._receiver)
         if rtcp_ssrc is None:
             return
         packet = RtcpPsfbPacket(
             fmt=RTCP_PSFB_APP, ssrc=rtcp_ssrc, media_ssrc=0, fci=pack_remb_fci(bitrate, ssrcs)
         )
-        self._spawn(self._receiver._send_rtcp(packet))
+        self._spawn(internals.send_rtcp(self._receiver, packet))
 
     def _spawn(self, coro: Any) -> None:
         task = asyncio.ensure_future(coro)
         task.add_done_callback(_log_failure)
-
-
-def take_over_sender(sender: Any, handle_rtcp: Callable[[Any], Awaitable[None]]) -> None:
-    """Must run before the sender starts (aiortc starts it once DTLS is up)."""
-    for name in (*_SENDER_EVENTS, "_run_rtp", "_run_rtcp", "_handle_rtcp_packet"):
-        if not hasattr(sender, name):
-            raise RuntimeError(f"this aiortc version has no RTCRtpSender.{name}")
-    rtp_started, rtp_exited, rtcp_started, rtcp_exited = (
-        getattr(sender, name) for name in _SENDER_EVENTS
-    )
-
-    async def idle(started: asyncio.Event, exited: asyncio.Event) -> None:
-        started.set()
-        try:
-            await asyncio.Event().wait()
-        except asyncio.CancelledError:
-            pass
-        finally:
-            exited.set()
-
-    async def run_rtp(codec: Any) -> None:
-        await idle(rtp_started, rtp_exited)
-
-    async def run_rtcp() -> None:
-        await idle(rtcp_started, rtcp_exited)
-
-    sender._run_rtp = run_rtp
-    sender._run_rtcp = run_rtcp
-    sender._handle_rtcp_packet = handle_rtcp
 
 
 def _log_failure(task: asyncio.Future[Any]) -> None:

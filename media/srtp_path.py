@@ -12,8 +12,8 @@ SRTP unprotect, a header rewrite and SRTP protect, so:
   hands it to the nominated pair's datagram transport: no await, no copy
   beyond the one the kernel needs.
 
-Both use pylibsrtp, aiortc and aioice internals; `check_internals` fails
-loudly when an upgrade moves them.
+Both reach into pylibsrtp, aiortc and aioice through `media.aiortc_internals`,
+which checks at start-up that what they need is there.
 """
 
 from __future__ import annotations
@@ -26,9 +26,8 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-from aioice.ice import StunProtocol
-from pylibsrtp import Session
-from pylibsrtp._binding import ffi, lib  # type: ignore[import-not-found]
+from media import aiortc_internals as internals
+from media.malformed import MalformedCounter
 
 logger = logging.getLogger(__name__)
 
@@ -37,24 +36,20 @@ logger = logging.getLogger(__name__)
 RECEIVE_BUFFER = 4 * 1024 * 1024
 # libsrtp appends up to 16 bytes of authentication tag (SRTP_MAX_TRAILER_LEN).
 MAX_PROTECTED_INPUT = 1500 - 16
+MAX_DATAGRAM = 1500
+# The fixed RTP header; an SRTP packet is at least that (RTCP, 8 bytes, is not taken here).
+MIN_RTP_LENGTH = 12
 
 PacketSink = Callable[[memoryview, int, float], None]
 
 
-def check_internals(dtls: Any) -> None:
-    for name in ("_rx_srtp", "_tx_srtp", "transport", "_handle_rtcp_data"):
-        if not hasattr(dtls, name):
-            raise RuntimeError(f"this aiortc version has no RTCDtlsTransport.{name}")
-    connection = dtls.transport._connection
-    for name in ("data_received", "_nominated"):
-        if not hasattr(connection, name):
-            raise RuntimeError(f"this aioice version has no Connection.{name}")
+def is_srtp(data: bytes) -> bool:
+    """For the fast path: SRTP that fits the session buffer (at least 2 bytes long).
 
-
-def _check_session(session: Session) -> None:
-    for name in ("_srtp", "_cdata", "_buffer"):
-        if not hasattr(session, name):
-            raise RuntimeError(f"this pylibsrtp version has no Session.{name}")
+    RFC 7983: first byte 128-191 is RTP or RTCP; RTCP (RFC 5761: PT 192-223)
+    keeps aiortc's path, and so does anything longer than a datagram we send.
+    """
+    return 128 <= data[0] <= 191 and not 192 <= data[1] <= 223 and len(data) <= MAX_DATAGRAM
 
 
 def enlarge_receive_buffer(protocol: Any) -> int:
@@ -71,7 +66,7 @@ def enlarge_receive_buffer(protocol: Any) -> int:
 def enlarge_receive_buffers(pc: Any) -> None:
     """For every socket a peer connection gathered (all relay modes, for a fair comparison)."""
     for transceiver in pc.getTransceivers():
-        for protocol in transceiver.receiver.transport.transport._connection._protocols:
+        for protocol in internals.gathered_protocols(transceiver.receiver.transport):
             enlarge_receive_buffer(protocol)
 
 
@@ -79,64 +74,64 @@ class SrtpIngress:
     """Feeds decrypted RTP from one DTLS transport to `sink(buffer, length)`.
 
     `buffer` is only valid during the call: it is the session's scratch area.
+    Datagrams too short to be anything are dropped and counted
+    (`malformed_packets`); those libsrtp refuses are counted in `rejected`.
     """
 
     def __init__(self, dtls: Any, sink: PacketSink) -> None:
-        check_internals(dtls)
         self._dtls = dtls
         self._sink = sink
-        self._connection = dtls.transport._connection
-        self._fallback = self._connection.data_received
-        self._session: Any = None
-        self._srtp: Any = None
-        self._cdata: Any = None
-        self._view: memoryview | None = None
-        self._length = ffi.new("int *")
+        self._connection = internals.ice_connection(dtls)
+        self._srtp: internals.SrtpBuffer | None = None
         self._protocol: Any = None
         self.receive_buffer = 0
         self.received = 0
         self.rejected = 0
-        self._connection.data_received = self._data_received
+        self.malformed = MalformedCounter(logger, "srtp ingress")
+        self._fallback = internals.intercept_datagrams(self._connection, self._data_received)
+
+    @property
+    def malformed_packets(self) -> int:
+        return self.malformed.count
 
     def _bind(self) -> bool:
-        session = self._dtls._rx_srtp
+        session = internals.receive_session(self._dtls)
         if session is None:
             return False
-        _check_session(session)
-        self._session = session
-        self._srtp = session._srtp[0]
-        self._cdata = session._cdata
-        self._view = memoryview(session._buffer)
+        self._srtp = internals.SrtpBuffer(session)
         self._take_socket()
         return True
 
     def _take_socket(self) -> None:
         # Straight from the socket of the nominated pair: skips aioice's attempt
         # to parse every datagram as STUN (an exception per media packet).
-        pair = self._connection._nominated.get(1)
-        if pair is None or not isinstance(pair.protocol, StunProtocol):
+        pair = internals.nominated_pair(self._connection)
+        if pair is None or not internals.is_direct(pair.protocol):
             return
         protocol = pair.protocol
-        fallback = protocol.datagram_received
+        fallback: Callable[[bytes, Any], None]
 
         def datagram_received(data: bytes, addr: Any) -> None:
-            first = data[0]
-            if first < 128 or first > 191 or 192 <= data[1] <= 223 or len(data) > 1500:
-                fallback(data, addr)
-            else:
+            if len(data) < 2:
+                self.malformed.drop()
+            elif is_srtp(data):
                 self._forward(data)
+            else:
+                fallback(data, addr)
 
-        protocol.datagram_received = datagram_received  # type: ignore[method-assign,assignment]
+        fallback = internals.intercept_socket(protocol, datagram_received)
         self._protocol = protocol
         self.receive_buffer = enlarge_receive_buffer(protocol)
 
     def _data_received(self, data: bytes, component: int) -> None:
-        first = data[0]
-        # RFC 7983: 128-191 is RTP or RTCP; RTCP (PT 192-223) keeps aiortc's path.
-        if first < 128 or first > 191 or 192 <= data[1] <= 223 or len(data) > 1500:
+        if len(data) < 2:
+            # Shorter than any STUN, DTLS, SRTP or SRTCP packet: nobody can use it.
+            self.malformed.drop()
+            return
+        if not is_srtp(data):
             self._fallback(data, component)
             return
-        if self._view is None and not self._bind():
+        if self._srtp is None and not self._bind():
             self._fallback(data, component)
             return
         self._forward(data)
@@ -144,20 +139,23 @@ class SrtpIngress:
     def _forward(self, data: bytes) -> None:
         now = time.monotonic()
         length = len(data)
-        ffi.memmove(self._cdata, data, length)
-        self._length[0] = length
-        if lib.srtp_unprotect(self._srtp, self._cdata, self._length) != 0:
+        srtp = self._srtp
+        if srtp is None or length < MIN_RTP_LENGTH:
+            self.malformed.drop()
+            return
+        srtp.load(data, length)
+        clear = srtp.unprotect(length)
+        if clear < 0:
             self.rejected += 1
             return
         self.received += 1
-        self._sink(self._view, self._length[0], now)  # type: ignore[arg-type]
+        self._sink(srtp.view, clear, now)
 
     def close(self) -> None:
-        if self._connection.data_received == self._data_received:
-            del self._connection.data_received
-        if self._protocol is not None and "datagram_received" in vars(self._protocol):
-            del self._protocol.datagram_received
-        self._view = None
+        internals.release_datagrams(self._connection, self._data_received)
+        if self._protocol is not None:
+            internals.release_socket(self._protocol)
+        self._srtp = None
 
 
 class SrtpEgress:
@@ -170,12 +168,7 @@ class SrtpEgress:
     def __init__(self, dtls_of: Callable[[], Any]) -> None:
         self._dtls_of = dtls_of
         self.buffer: memoryview | None = None
-        self._srtp: Any = None
-        self._cdata: Any = None
-        self.cdata: Any = None
-        self._session: Any = None
-        self._length = ffi.new("int *")
-        self._packed: Any = None
+        self._srtp: internals.SrtpBuffer | None = None
         self._sendto: Callable[[Any, Any], None] | None = None
         self._addr: Any = None
         self._slow_send: Callable[[bytes, Any], Any] | None = None
@@ -189,44 +182,51 @@ class SrtpEgress:
         if self.closed:
             return False
         dtls = self._dtls_of()
-        if dtls is None or dtls.state != "connected" or dtls._tx_srtp is None:
+        if dtls is None or dtls.state != "connected":
             return False
-        pair = dtls.transport._connection._nominated.get(1)
+        session = internals.send_session(dtls)
+        if session is None:
+            return False
+        pair = internals.nominated_pair(internals.ice_connection(dtls))
         if pair is None:
             return False
-        session = dtls._tx_srtp
-        _check_session(session)
-        self._session = session
-        self._srtp = session._srtp[0]
-        self._cdata = session._cdata
-        self.cdata = session._cdata
-        self._addr = pair.remote_addr
-        if isinstance(pair.protocol, StunProtocol) and pair.protocol.transport is not None:
-            self._sendto = pair.protocol.transport.sendto
+        if internals.is_direct(pair.protocol) and pair.protocol.transport is not None:
+            self.attach(session, pair.protocol.transport.sendto, pair.remote_addr)
         else:
             # A TURN-relayed pair wraps data itself; rare for a relay, kept correct.
             self._slow_send = pair.protocol.send_data
-        self._packed = session._buffer
-        self.buffer = memoryview(session._buffer)
+            self.attach(session, None, pair.remote_addr)
         return True
+
+    def attach(self, session: Any, sendto: Callable[[Any, Any], None] | None, addr: Any) -> None:
+        """Protect with `session` and send with `sendto(data, addr)` (what `ready` sets up)."""
+        self._srtp = internals.SrtpBuffer(session)
+        self._sendto = sendto
+        self._addr = addr
+        self.buffer = self._srtp.view
 
     def write(self, src: Any, length: int) -> None:
         """Copy `length` clear bytes from `src` (bytes or buffer) into `buffer`."""
-        ffi.memmove(self.cdata, src, length)
+        assert self._srtp is not None
+        self._srtp.load(src, length)
 
     def send(self, length: int) -> None:
-        self._length[0] = length
-        if lib.srtp_protect(self._srtp, self._cdata, self._length) != 0:
+        srtp = self._srtp
+        if srtp is None:
+            return
+        protected = srtp.protect(length)
+        if protected < 0:
             return
         # A bytes copy, not a view: a loop may queue the datagram while the
         # session buffer is reused for the next packet.
-        self._emit(self._packed[0 : self._length[0]])
+        self._emit(srtp.packed[0:protected])
 
     def send_rtcp(self, packet: bytes) -> None:
         """For rare control packets; allocation here does not matter."""
         if not self.ready():
             return
-        self._emit(self._session.protect_rtcp(packet))
+        assert self._srtp is not None
+        self._emit(self._srtp.protect_rtcp(packet))
 
     def _emit(self, data: bytes) -> None:
         self.sent += 1

@@ -33,7 +33,7 @@ import json
 import secrets
 from typing import Any
 
-# SDP is at most 32 KiB (media.relay.MAX_SDP_LENGTH); leave room for the envelope.
+# SDP is at most 32 KiB (media.peer_connections.MAX_SDP_LENGTH); leave room for the envelope.
 MAX_LINE = 256 * 1024
 OPERATIONS = (
     "join",

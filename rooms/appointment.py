@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
 
 from rooms.errors import DomainError, ErrorCode
 
@@ -63,10 +63,25 @@ class Appointment:
         check_slot(self.starts_at, self.ends_at)
 
 
+# Appointments outside these years are a sender's mistake, and their join window,
+# retention and link expiry would not fit in a datetime.
+EARLIEST = datetime(1970, 1, 1, tzinfo=UTC)
+LATEST = datetime(9000, 1, 1, tzinfo=UTC)
+
+
 def check_slot(starts_at: datetime, ends_at: datetime) -> None:
     if starts_at.tzinfo is None or ends_at.tzinfo is None:
         raise DomainError(
             ErrorCode.INVALID_APPOINTMENT, "Times must carry a UTC offset (RFC 3339)."
+        )
+    try:
+        in_range = starts_at >= EARLIEST and ends_at <= LATEST
+    except OverflowError:
+        # An offset that pushes year 1 or 9999 past what a datetime holds.
+        in_range = False
+    if not in_range:
+        raise DomainError(
+            ErrorCode.INVALID_APPOINTMENT, "The appointment's times are out of range."
         )
     if ends_at <= starts_at:
         raise DomainError(ErrorCode.INVALID_APPOINTMENT, "The appointment ends before it starts.")

@@ -19,15 +19,17 @@ from typing import Any, Literal, TypeVar
 from aiohttp import web
 from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
+from rooms.admission import invite_guest
 from rooms.appointment import Person
 from rooms.errors import DomainError, ErrorCode
+from rooms.lifecycle import end_by_integration
 from rooms.roles import Role
-from rooms.room import Room, end_by_integration, invite_guest
+from rooms.room import Room
 from signalling import tokens
 from signalling.booking_hook import create_appointment_room, read_body, validation_message
 from signalling.booking_payloads import ID_PATTERN, CreatedData, Text
 from signalling.config import Settings
-from signalling.http_errors import ApiError
+from signalling.errors import RequestError
 from signalling.links import join_link, room_document
 from signalling.room_hub import RoomHub
 from store.event_log import InvalidCursor
@@ -95,8 +97,8 @@ async def _json_body(request: web.Request, adapter: TypeAdapter[T]) -> T:
         return adapter.validate_json(body)
     except ValidationError as exc:
         if any(error["type"] == "json_invalid" for error in exc.errors()):
-            raise ApiError(400, "malformed_json", "The body is not valid JSON.") from None
-        raise ApiError(400, "invalid_payload", validation_message(exc)) from None
+            raise RequestError("malformed_json", "The body is not valid JSON.") from None
+        raise RequestError("invalid_payload", validation_message(exc)) from None
 
 
 class IntegrationApi:
@@ -123,12 +125,15 @@ class IntegrationApi:
     def _authenticated(self, handler: Handler) -> Handler:
         async def guarded(request: web.Request) -> web.StreamResponse:
             if self._key is None:
-                raise ApiError(503, "api_disabled", "The API is disabled: set TELECONSULT_API_KEY.")
+                raise RequestError("api_disabled", "The API is disabled: set TELECONSULT_API_KEY.")
             scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
-            if scheme.lower() != "bearer" or not hmac.compare_digest(
-                presented.strip().encode(), self._key
+            # A key is ASCII: anything else (raw bytes included) cannot match.
+            if (
+                scheme.lower() != "bearer"
+                or not presented.isascii()
+                or not hmac.compare_digest(presented.strip().encode(), self._key)
             ):
-                raise ApiError(401, "unauthorized", "A valid Bearer API key is required.")
+                raise RequestError("unauthorized", "A valid Bearer API key is required.")
             return await handler(request)
 
         return guarded
@@ -137,7 +142,7 @@ class IntegrationApi:
         return web.json_response(openapi_document())
 
     async def _room(self, room_id: str) -> Room:
-        room = await self.hub.store.get(room_id)
+        room = await self.hub.room(room_id)
         if room is None:
             raise DomainError(ErrorCode.ROOM_NOT_FOUND)
         return room
@@ -150,7 +155,7 @@ class IntegrationApi:
         return web.json_response(document, status=201 if created else 200)
 
     async def get_appointment(self, request: web.Request) -> web.Response:
-        room = await self.hub.store.find_by_appointment(request.match_info["appointment_id"])
+        room = await self.hub.room_of_appointment(request.match_info["appointment_id"])
         if room is None:
             raise DomainError(ErrorCode.APPOINTMENT_NOT_FOUND)
         return web.json_response(room_state(room, self.hub.clock()))
@@ -200,7 +205,7 @@ class IntegrationApi:
     async def desk_link(self, request: web.Request) -> web.Response:
         practitioner_id = request.match_info["practitioner_id"]
         if not re.match(ID_PATTERN, practitioner_id):
-            raise ApiError(400, "invalid_practitioner", "The practitioner id is not valid.")
+            raise RequestError("invalid_practitioner", "The practitioner id is not valid.")
         now = self.hub.clock()
         expires_at = now + DESK_LINK_LIFETIME
         token = tokens.mint_desk(
@@ -226,13 +231,13 @@ class IntegrationApi:
     async def list_events(self, request: web.Request) -> web.Response:
         raw_limit = request.query.get("limit", "100")
         if not raw_limit.isdigit() or not 1 <= int(raw_limit) <= MAX_EVENTS_PAGE:
-            raise ApiError(
-                400, "invalid_limit", f"limit must be a whole number from 1 to {MAX_EVENTS_PAGE}."
+            raise RequestError(
+                "invalid_limit", f"limit must be a whole number from 1 to {MAX_EVENTS_PAGE}."
             )
         try:
             events = await self.hub.event_log.after(request.query.get("after"), int(raw_limit))
         except InvalidCursor as exc:
-            raise ApiError(400, "invalid_cursor", str(exc)) from None
+            raise RequestError("invalid_cursor", str(exc)) from None
         return web.json_response(
             {
                 "events": [event.public() for event in events],

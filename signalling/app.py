@@ -1,4 +1,8 @@
-"""Assembles the aiohttp application: routes, Socket.IO, relay, store, background sweeper."""
+"""Assembles the aiohttp application: routes, Socket.IO, relay, store, background sweeper.
+
+The room store is handed to the hub alone: every transport gets the hub
+(signalling/room_hub.py), the one write path.
+"""
 
 from __future__ import annotations
 
@@ -10,8 +14,9 @@ from collections.abc import AsyncIterator
 import socketio
 from aiohttp import web
 
-from media.node_relay import NodeRelay
-from media.relay import IceServerConfig, Relay, RelayService
+from media.relay import Relay
+from media.relay_node_client import NodeRelay
+from media.relay_service import IceServerConfig, RelayService
 from media.worker_relay import WorkerRelay
 from signalling.api import IntegrationApi
 from signalling.booking_hook import BookingHook
@@ -27,15 +32,19 @@ from signalling.socket_fanout import redis_lifetime, redis_manager
 from signalling.sockets import SignallingNamespace
 from store.event_log import EventLog
 from store.redis_event_log import RedisEventLog
+from store.redis_relay_directory import RedisRelayDirectory
 from store.redis_room_store import RedisRoomStore
-from store.relay_directory import RelayDirectory
+from store.redis_webhook_receipts import RedisWebhookReceipts
 from store.room_store import InMemoryRoomStore, RoomStore
+from store.webhook_receipts import InMemoryWebhookReceipts, WebhookReceipts
 
 logger = logging.getLogger(__name__)
 
 SETTINGS = web.AppKey("settings", Settings)
 HUB = web.AppKey("hub", RoomHub)
 SOCKETS = web.AppKey("sockets", SignallingNamespace)
+# For wiring and tests only: transports never see it (tests/test_one_write_path.py).
+ROOM_STORE = web.AppKey("room_store", RoomStore)
 EVENT_DELIVERY = web.AppKey("event_delivery", EventDelivery)
 
 SWEEP_INTERVAL = 30.0
@@ -64,7 +73,7 @@ def make_app(
     sio.attach(app)
     if relay is None and settings.relay_secret and settings.redis_url:
         relay = NodeRelay(
-            RelayDirectory.from_url(settings.redis_url, settings.redis_prefix),
+            RedisRelayDirectory.from_url(settings.redis_url, settings.redis_prefix),
             settings.relay_secret,
         )
     if relay is None:
@@ -79,11 +88,17 @@ def make_app(
     if event_log is None and isinstance(store, RedisRoomStore):
         # Every node lists and delivers the same events; they share the store's client.
         event_log = RedisEventLog(store.client, prefix=settings.redis_prefix)
+    receipts: WebhookReceipts = (
+        RedisWebhookReceipts(store.client, prefix=settings.redis_prefix)
+        if isinstance(store, RedisRoomStore)
+        else InMemoryWebhookReceipts()
+    )
     if manager is not None or owned_store is not None:
         # Appended first so it closes last, after everything that uses Redis.
         app.cleanup_ctx.append(redis_lifetime(owned_store, manager))
+    store = store or InMemoryRoomStore()
     hub = RoomHub(
-        store or InMemoryRoomStore(),
+        store,
         sio,
         relay,
         clock,
@@ -96,9 +111,10 @@ def make_app(
         relay.in_call = hub.still_in_call
     app[SETTINGS] = settings
     app[HUB] = hub
+    app[ROOM_STORE] = store
     app[SOCKETS] = SignallingNamespace(sio, hub, settings)
 
-    hook = BookingHook(settings, hub)
+    hook = BookingHook(settings, hub, receipts)
     app.router.add_post("/hooks/booking", hook.handle)
     DeskNamespace(sio, hub, settings)
     IntegrationApi(settings, hub).add_routes(app)
@@ -106,7 +122,7 @@ def make_app(
         delivery = EventDelivery(
             hub.event_log,
             settings.events_url,
-            settings.events_key,
+            settings.events_keys,
             clock,
             RetryPolicy(first_delay=settings.events_first_retry),
         )
@@ -114,7 +130,7 @@ def make_app(
         app[EVENT_DELIVERY] = delivery
         app.cleanup_ctx.append(_event_delivery)
     add_page_routes(app, settings.web_root, settings.default_locale)
-    add_readiness_route(app, hub.store.ping if isinstance(hub.store, RedisRoomStore) else None)
+    add_readiness_route(app, store.ping if isinstance(store, RedisRoomStore) else None)
     app.cleanup_ctx.append(_relay_lifetime)
     app.cleanup_ctx.append(_sweeper)
     return app

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import logging
-import secrets
 from datetime import datetime, timedelta
 
 from aiohttp import web
@@ -11,8 +10,9 @@ from pydantic import ValidationError
 
 from rooms.appointment import Appointment, Person, Practice
 from rooms.errors import DomainError, ErrorCode
-from rooms.room import Room, cancel, create_room, reschedule
-from signalling import webhook_signature
+from rooms.lifecycle import cancel, create_room, reschedule
+from rooms.room import Room
+from signalling import tokens, webhook_signature
 from signalling.booking_payloads import (
     AppointmentCancelled,
     AppointmentCreated,
@@ -21,10 +21,10 @@ from signalling.booking_payloads import (
     booking_message,
 )
 from signalling.config import Settings, webhook_key
-from signalling.http_errors import ApiError
+from signalling.errors import RequestError
 from signalling.links import room_document
 from signalling.room_hub import RoomHub
-from store.room_store import WebhookReceipt
+from store.webhook_receipts import WebhookReceipt, WebhookReceipts
 
 logger = logging.getLogger(__name__)
 
@@ -37,13 +37,13 @@ RECEIPT_LIFETIME = timedelta(days=1)
 
 async def read_body(request: web.Request, limit: int) -> bytes:
     if request.content_length is not None and request.content_length > limit:
-        raise ApiError(413, "payload_too_large", f"The body must not exceed {limit} bytes.")
+        raise RequestError("payload_too_large", f"The body must not exceed {limit} bytes.")
     chunks: list[bytes] = []
     size = 0
     async for chunk in request.content.iter_chunked(16 * 1024):
         size += len(chunk)
         if size > limit:
-            raise ApiError(413, "payload_too_large", f"The body must not exceed {limit} bytes.")
+            raise RequestError("payload_too_large", f"The body must not exceed {limit} bytes.")
         chunks.append(chunk)
     return b"".join(chunks)
 
@@ -68,28 +68,28 @@ async def create_appointment_room(
     settings: Settings, hub: RoomHub, data: CreatedData
 ) -> tuple[Room, bool]:
     """The room of an appointment, created unless it exists; shared by the hook and the API."""
-    try:
-        appointment = Appointment(
-            id=data.appointment_id,
-            practitioner=Person(data.practitioner.id, data.practitioner.name),
-            patient=Person(data.patient.id, data.patient.name),
-            starts_at=data.starts_at,
-            ends_at=data.ends_at,
-            locale=data.locale,
-            practice=None
-            if data.practice is None
-            else Practice(data.practice.name, data.practice.phone),
-        )
-    except DomainError as exc:
-        raise ApiError(400, exc.code.value, exc.message) from None
-    transition = create_room(secrets.token_urlsafe(16), appointment, settings.join_window)
-    return await hub.store.create(transition)
+    appointment = Appointment(
+        id=data.appointment_id,
+        practitioner=Person(data.practitioner.id, data.practitioner.name),
+        patient=Person(data.patient.id, data.patient.name),
+        starts_at=data.starts_at,
+        ends_at=data.ends_at,
+        locale=data.locale,
+        practice=None
+        if data.practice is None
+        else Practice(data.practice.name, data.practice.phone),
+    )
+    room_id = tokens.room_id_for(settings.token_secret, appointment.id)
+    transition = create_room(room_id, appointment, settings.join_window)
+    # Announced: an open desk of this practitioner lists it at once.
+    return await hub.create(transition)
 
 
 class BookingHook:
-    def __init__(self, settings: Settings, hub: RoomHub) -> None:
+    def __init__(self, settings: Settings, hub: RoomHub, receipts: WebhookReceipts) -> None:
         self.settings = settings
         self.hub = hub
+        self.receipts = receipts
         self.key = webhook_key(settings.webhook_secret)
 
     async def handle(self, request: web.Request) -> web.Response:
@@ -108,25 +108,22 @@ class BookingHook:
             )
         except webhook_signature.SignatureError as exc:
             logger.info("booking webhook refused: %s", exc.problem)
-            raise ApiError(401, exc.problem.value, "The webhook signature is not valid.") from None
+            raise
         assert webhook_id is not None
         if len(webhook_id) > 200:
-            raise ApiError(400, "invalid_webhook_id", "The webhook-id header is too long.")
+            raise RequestError("invalid_webhook_id", "The webhook-id header is too long.")
 
-        receipt = await self.hub.store.recall_webhook(webhook_id, now)
+        receipt = await self.receipts.recall(webhook_id, now)
         if receipt is not None:
             # A redelivery: answer with the room as it is, apply nothing again.
-            room = await self.hub.store.find_by_appointment(receipt.appointment_id)
-            if room is None:
-                raise ApiError(404, "appointment_not_found", "No such appointment.")
-            return self._room_response(room, now, 200)
+            return self._room_response(await self._existing(receipt.appointment_id), now, 200)
 
         try:
             message = booking_message.validate_json(body)
         except ValidationError as exc:
             if any(error["type"] == "json_invalid" for error in exc.errors()):
-                raise ApiError(400, "malformed_json", "The body is not valid JSON.") from None
-            raise ApiError(400, "invalid_payload", validation_message(exc)) from None
+                raise RequestError("malformed_json", "The body is not valid JSON.") from None
+            raise RequestError("invalid_payload", validation_message(exc)) from None
 
         match message:
             case AppointmentCreated():
@@ -135,7 +132,7 @@ class BookingHook:
                 room, status = await self._rescheduled(message, now)
             case AppointmentCancelled():
                 room, status = await self._cancelled(message, now)
-        await self.hub.store.remember_webhook(
+        await self.receipts.remember(
             WebhookReceipt(webhook_id, room.appointment.id, now + RECEIPT_LIFETIME)
         )
         logger.info("booking webhook type=%s room=%s status=%d", message.type, room.id, status)
@@ -150,9 +147,9 @@ class BookingHook:
         return room, 201 if created else 200
 
     async def _existing(self, appointment_id: str) -> Room:
-        room = await self.hub.store.find_by_appointment(appointment_id)
+        room = await self.hub.room_of_appointment(appointment_id)
         if room is None:
-            raise ApiError(404, ErrorCode.APPOINTMENT_NOT_FOUND.value, "No such appointment.")
+            raise DomainError(ErrorCode.APPOINTMENT_NOT_FOUND)
         return room
 
     async def _rescheduled(
@@ -161,14 +158,9 @@ class BookingHook:
         data = message.data
         room = await self._existing(data.appointment_id)
         policy = self.settings.join_window
-        try:
-            transition = await self.hub.apply(
-                room.id, lambda r: reschedule(r, data.starts_at, data.ends_at, policy)
-            )
-        except DomainError as exc:
-            if exc.code is ErrorCode.INVALID_APPOINTMENT:
-                raise ApiError(400, exc.code.value, exc.message) from None
-            raise
+        transition = await self.hub.apply(
+            room.id, lambda r: reschedule(r, data.starts_at, data.ends_at, policy)
+        )
         return transition.room, 200
 
     async def _cancelled(self, message: AppointmentCancelled, now: datetime) -> tuple[Room, int]:

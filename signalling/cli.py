@@ -12,18 +12,19 @@ import uvloop
 from aiohttp import web
 from redis.exceptions import RedisError
 
-from bench.relay_bench import add_bench_arguments, run_bench
-from media.relay import IceServerConfig
-from media.relay_node import RelayNode, advertised_address, check_secret, parse_address
-from media.relay_node import run as run_relay
+from media.relay_node_server import RelayNode, advertised_address, check_secret, parse_address
+from media.relay_node_server import run as run_relay
+from media.relay_service import IceServerConfig
 from media.worker_relay import WorkerRelay
 from signalling.app import HUB, ice_server_configs, make_app
-from signalling.config import REDIS_SCHEMES, ConfigError, settings_from_env
+from signalling.config import REDIS_SCHEMES, ConfigError, relay_workers, settings_from_env
 from signalling.demo import create_demo_room, demo_banner
-from store.relay_directory import RelayDirectory
+from signalling.log_format import JsonFormatter, log_format_from_env
+from signalling.request_log_filter import BadRequestLogFilter
+from store.redis_relay_directory import RedisRelayDirectory
 
 
-def _parser() -> argparse.ArgumentParser:
+def _parser(*, bench_arguments: bool = False) -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(prog="teleconsult", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     serve = commands.add_parser("serve", help="run signalling and the media relay in one process")
@@ -42,11 +43,10 @@ def _parser() -> argparse.ArgumentParser:
     serve.add_argument(
         "--relay-workers",
         type=int,
-        default=_env_int("TELECONSULT_RELAY_WORKERS"),
         help="relay worker processes (TELECONSULT_RELAY_WORKERS; default one per core, "
         "0 = relay inside this process)",
     )
-    serve.add_argument("--log-level", default="INFO")
+    _log_level_argument(serve)
     relay = commands.add_parser(
         "relay",
         help="run a relay node: forwards media for rooms that signalling nodes place on it",
@@ -65,54 +65,69 @@ def _parser() -> argparse.ArgumentParser:
         help="HOST:PORT signalling nodes connect to (TELECONSULT_RELAY_ADVERTISE; "
         "default: --listen, which must then not be a wildcard address)",
     )
-    relay.add_argument("--log-level", default="INFO")
+    _log_level_argument(relay)
     bench = commands.add_parser("bench", help="measure the media relay")
-    add_bench_arguments(bench)
+    if bench_arguments:
+        # Imported only for `bench`: the server never loads the benchmark or its extras.
+        try:
+            from bench.relay_bench import add_bench_arguments
+        except ImportError as exc:
+            sys.exit(
+                f"teleconsult bench: {exc}; install the extra: pip install 'teleconsult[bench]'"
+            )
+        add_bench_arguments(bench)
     return parser
 
 
-class ClientAddressFilter(logging.Filter):
-    """Drops the client's IP address (personal data) from aiohttp's malformed-request errors."""
-
-    def filter(self, record: logging.LogRecord) -> bool:
-        if record.msg == "Error handling request from %s":
-            record.msg, record.args = "Error handling request", ()
-        return True
+LOG_LEVELS = ("DEBUG", "INFO", "WARNING", "ERROR", "CRITICAL")
 
 
-def configure_logging(level: str) -> None:
-    logging.basicConfig(
-        level=level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
+def _log_level_argument(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "--log-level", default="INFO", type=str.upper, choices=LOG_LEVELS, metavar="LEVEL"
     )
+
+
+def configure_logging(level: str, log_format: str = "text") -> None:
+    handler = logging.StreamHandler()
+    handler.setFormatter(
+        JsonFormatter()
+        if log_format == "json"
+        else logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s")
+    )
+    logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
     # aiortc and aioice log peer IP addresses below WARNING: personal data.
     for noisy in ("aiortc", "aioice"):
         logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
-    # aiohttp logs a bad request at ERROR with the client's address (access logs are off).
+    # aiohttp logs a bad request at ERROR with the client's bytes (access logs are off).
     server = logging.getLogger("aiohttp.server")
-    if not any(isinstance(f, ClientAddressFilter) for f in server.filters):
-        server.addFilter(ClientAddressFilter())
-
-
-def _env_int(name: str) -> int | None:
-    value = os.environ.get(name, "").strip()
-    return int(value) if value else None
+    if not any(isinstance(f, BadRequestLogFilter) for f in server.filters):
+        server.addFilter(BadRequestLogFilter())
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = _parser().parse_args(argv)
+    given = sys.argv[1:] if argv is None else list(argv)
+    args = _parser(bench_arguments=given[:1] == ["bench"]).parse_args(given)
     if args.command == "bench":
+        from bench.relay_bench import run_bench
+
         return run_bench(args)
-    configure_logging(args.log_level)
+    try:
+        log_format = log_format_from_env(os.environ)
+    except ConfigError as exc:
+        print(f"teleconsult: configuration error: {exc}", file=sys.stderr)
+        return 2
+    configure_logging(args.log_level, log_format)
     if args.command == "relay":
         return run_relay_node(args)
     try:
         settings = settings_from_env(
             host=args.host, port=args.port, public_url=args.public_url, redis_url=args.redis_url
         )
+        workers = relay_workers(os.environ, args.relay_workers)
     except ConfigError as exc:
         print(f"teleconsult: configuration error: {exc}", file=sys.stderr)
         return 2
-    workers = (os.cpu_count() or 1) if args.relay_workers is None else args.relay_workers
     if settings.relay_secret:
         workers = 0  # Media goes to relay nodes (`teleconsult relay`), placed through Redis.
     relay = WorkerRelay(workers, ice_server_configs(settings)) if workers > 0 else None
@@ -140,7 +155,16 @@ def main(argv: Sequence[str] | None = None) -> int:
         for text in banner:
             print(text, flush=True)
 
-    web.run_app(app, host=settings.host, port=settings.port, print=listening, access_log=None)
+    try:
+        web.run_app(app, host=settings.host, port=settings.port, print=listening, access_log=None)
+    except OSError as exc:
+        # Raised when binding; aiohttp has already stopped what it started.
+        print(
+            f"teleconsult: configuration error: cannot listen on {settings.host}:{settings.port} "
+            f"(--host/--port, TELECONSULT_HOST/TELECONSULT_PORT): {exc.strerror or exc}",
+            file=sys.stderr,
+        )
+        return 2
     return 0
 
 
@@ -159,7 +183,7 @@ def run_relay_node(args: argparse.Namespace) -> int:
         advertise = parse_address(args.advertise, "--advertise") if args.advertise else None
         secret = check_secret(os.environ.get("TELECONSULT_RELAY_SECRET"))
         node = RelayNode(
-            RelayDirectory.from_url(
+            RedisRelayDirectory.from_url(
                 redis_url, os.environ.get("TELECONSULT_REDIS_PREFIX") or "teleconsult:"
             ),
             secret,
@@ -172,10 +196,17 @@ def run_relay_node(args: argparse.Namespace) -> int:
         return 2
     try:
         uvloop.run(run_relay(node))
-    except (RedisError, OSError) as exc:
-        # Not registered, or not listening: nothing can place a room here.
+    except RedisError as exc:
+        # Not registered: nothing can place a room here.
         print(f"teleconsult relay: cannot start: {type(exc).__name__}: {exc}", file=sys.stderr)
         return 1
+    except OSError as exc:
+        print(
+            f"teleconsult relay: configuration error: cannot listen on {args.listen} "
+            f"(--listen, TELECONSULT_RELAY_LISTEN): {exc.strerror or exc}",
+            file=sys.stderr,
+        )
+        return 2
     return 0
 
 

@@ -97,7 +97,11 @@ class Settings:
         if self.events_url is not None and not self.events_url.startswith(("http://", "https://")):
             raise ConfigError("TELECONSULT_EVENTS_URL must be an http(s) URL")
         if self.events_secret is not None:
-            webhook_key(self.events_secret)
+            webhook_keys(self.events_secret, "TELECONSULT_EVENTS_SECRET")
+        if self.turn_secret is not None and len(self.turn_secret.encode()) < 16:
+            raise ConfigError("TELECONSULT_TURN_SECRET must be at least 16 bytes")
+        if not 0 <= self.port <= 65535:
+            raise ConfigError("TELECONSULT_PORT must be a port number (0-65535)")
         if self.relay_secret is not None:
             if len(self.relay_secret.encode()) < 32:
                 raise ConfigError("TELECONSULT_RELAY_SECRET must be at least 32 bytes")
@@ -109,20 +113,37 @@ class Settings:
 
     @property
     def events_key(self) -> bytes:
-        return webhook_key(self.events_secret or self.webhook_secret)
+        return self.events_keys[0]
+
+    @property
+    def events_keys(self) -> tuple[bytes, ...]:
+        """Every key outgoing events are signed with (several while a secret rotates)."""
+        if self.events_secret is None:
+            return (webhook_key(self.webhook_secret),)
+        return webhook_keys(self.events_secret, "TELECONSULT_EVENTS_SECRET")
 
 
-def webhook_key(secret: str) -> bytes:
+def webhook_key(secret: str, setting: str = "TELECONSULT_WEBHOOK_SECRET") -> bytes:
     """The HMAC key of a Standard Webhooks secret `whsec_<base64>`."""
     if not secret.startswith("whsec_"):
-        raise ConfigError("TELECONSULT_WEBHOOK_SECRET must look like whsec_<base64>")
+        raise ConfigError(f"{setting} must look like whsec_<base64>")
+    encoded = secret.removeprefix("whsec_")
     try:
-        key = base64.b64decode(secret.removeprefix("whsec_"), validate=True)
+        # Padding is optional, as in the Standard Webhooks reference libraries.
+        key = base64.b64decode(encoded + "=" * (-len(encoded) % 4), validate=True)
     except ValueError as exc:
-        raise ConfigError("TELECONSULT_WEBHOOK_SECRET is not valid base64") from exc
+        raise ConfigError(f"{setting} is not valid base64 after whsec_") from exc
     if len(key) < 24:
-        raise ConfigError("TELECONSULT_WEBHOOK_SECRET must hold at least 24 bytes")
+        raise ConfigError(f"{setting} must hold at least 24 bytes (whsec_ + base64 of 24+)")
     return key
+
+
+def webhook_keys(secrets_text: str, setting: str) -> tuple[bytes, ...]:
+    """Several space-separated secrets (rotation): each one signs, any one verifies."""
+    keys = tuple(webhook_key(secret, setting) for secret in secrets_text.split())
+    if not keys:
+        raise ConfigError(f"{setting} is empty")
+    return keys
 
 
 def new_webhook_secret() -> str:
@@ -146,6 +167,36 @@ def _minutes(env: Mapping[str, str], name: str, default: timedelta) -> timedelta
     return timedelta(minutes=value)
 
 
+def _hours(env: Mapping[str, str], name: str, default: timedelta) -> timedelta:
+    raw = env.get(name)
+    if raw is None or raw == "":
+        return default
+    try:
+        value = int(raw)
+    except ValueError as exc:
+        raise ConfigError(f"{name} must be a whole number of hours") from exc
+    if value < 0:
+        raise ConfigError(f"{name} cannot be negative")
+    return timedelta(hours=value)
+
+
+def relay_workers(env: Mapping[str, str], given: int | None) -> int:
+    """Relay worker processes: the flag, else TELECONSULT_RELAY_WORKERS, else one per core."""
+    if given is None:
+        raw = env.get("TELECONSULT_RELAY_WORKERS", "").strip()
+        if not raw:
+            return os.cpu_count() or 1
+        try:
+            given = int(raw)
+        except ValueError as exc:
+            raise ConfigError(
+                "TELECONSULT_RELAY_WORKERS must be a whole number (0 = relay in this process)"
+            ) from exc
+    if given < 0:
+        raise ConfigError("TELECONSULT_RELAY_WORKERS cannot be negative")
+    return given
+
+
 def _urls(env: Mapping[str, str], name: str) -> tuple[str, ...]:
     return tuple(url.strip() for url in env.get(name, "").split(",") if url.strip())
 
@@ -167,16 +218,26 @@ def settings_from_env(
     env = os.environ if env is None else env
     token_secret = env.get("TELECONSULT_TOKEN_SECRET") or ""
     webhook_secret = env.get("TELECONSULT_WEBHOOK_SECRET") or ""
-    generated = False
-    if not token_secret:
-        token_secret, generated = new_token_secret(), True
-    if not webhook_secret:
-        webhook_secret, generated = new_webhook_secret(), True
+    # Throwaway secrets only for a demo (neither set): with one of them set this is a
+    # deployment, and a generated webhook secret would refuse every booking.
+    if bool(token_secret) != bool(webhook_secret):
+        missing, present = (
+            ("TELECONSULT_WEBHOOK_SECRET", "TELECONSULT_TOKEN_SECRET")
+            if token_secret
+            else ("TELECONSULT_TOKEN_SECRET", "TELECONSULT_WEBHOOK_SECRET")
+        )
+        raise ConfigError(
+            f"{missing} is not set while {present} is: set both (or neither, for a demo "
+            "with throwaway secrets)"
+        )
+    generated = not token_secret
+    if generated:
+        token_secret, webhook_secret = new_token_secret(), new_webhook_secret()
     host = host or env.get("TELECONSULT_HOST") or "127.0.0.1"
     try:
         port = port if port is not None else int(env.get("TELECONSULT_PORT") or 8080)
     except ValueError as exc:
-        raise ConfigError("TELECONSULT_PORT must be a number") from exc
+        raise ConfigError("TELECONSULT_PORT must be a port number (0-65535)") from exc
     public_url = public_url or env.get("TELECONSULT_PUBLIC_URL") or f"http://{host}:{port}"
     window = JoinWindowPolicy(
         opens_before=_minutes(env, "TELECONSULT_OPENS_BEFORE_MINUTES", timedelta(minutes=15)),
@@ -203,5 +264,6 @@ def settings_from_env(
         no_show_after=_minutes(env, "TELECONSULT_NO_SHOW_AFTER_MINUTES", timedelta(minutes=10)),
         resume_grace=_minutes(env, "TELECONSULT_RESUME_GRACE_MINUTES", timedelta(minutes=2)),
         relay_secret=env.get("TELECONSULT_RELAY_SECRET") or None,
+        retention_after_close=_hours(env, "TELECONSULT_RETENTION_HOURS", timedelta(hours=24)),
         default_locale=env.get("TELECONSULT_DEFAULT_LOCALE") or "fr",
     )

@@ -6,8 +6,10 @@ import secrets
 from datetime import datetime, timedelta
 
 from rooms.appointment import Appointment, Person
+from rooms.lifecycle import create_room
 from rooms.roles import Role
-from rooms.room import Room, create_room
+from rooms.room import Room
+from signalling import tokens
 from signalling.config import Settings
 from signalling.links import join_link
 from signalling.room_hub import RoomHub
@@ -21,8 +23,12 @@ async def create_demo_room(hub: RoomHub, settings: Settings, now: datetime) -> R
         starts_at=now + timedelta(minutes=5),
         ends_at=now + timedelta(minutes=35),
     )
-    room, _ = await hub.store.create(
-        create_room(secrets.token_urlsafe(16), appointment, settings.join_window)
+    room, _ = await hub.create(
+        create_room(
+            tokens.room_id_for(settings.token_secret, appointment.id),
+            appointment,
+            settings.join_window,
+        )
     )
     return room
 

@@ -11,49 +11,33 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Awaitable, Callable
 from datetime import datetime
 from typing import Any
 
 import socketio
 
+from rooms.admission import admit, deny, return_to_waiting
 from rooms.errors import DomainError, ErrorCode
+from rooms.lifecycle import end
 from rooms.roles import Actor, Role
-from rooms.room import Room, admit, deny, end, return_to_waiting
-from signalling import tokens
+from rooms.room import Room
+from signalling import errors, tokens
+from signalling.ack_namespace import Ack, AckNamespace, Handler, ok, refusal
 from signalling.config import Settings
 from signalling.links import join_link
 from signalling.room_hub import RoomHub, entry_channel
-from store.errors import StoreUnavailable
+from signalling.socket_payloads import DeskDenial, DeskEntryAction, DeskMessage, DeskRoom, parse
 from waiting_room.practitioner_day import days_rooms, desk_rows
 
 logger = logging.getLogger(__name__)
 
 NAMESPACE = "/desk"
-EXPIRED_MESSAGE = "This desk link has expired: ask for a new one."
-MAX_MESSAGE = 500
-Ack = dict[str, Any]
+# How often open desks are checked against their links' expiry.
+EXPIRY_CHECK_INTERVAL = 1.0
 
 
 def desk_channel(practitioner_id: str) -> str:
     return f"desk:{practitioner_id}"
-
-
-def _ok(**fields: Any) -> Ack:
-    return {"ok": True, **fields}
-
-
-def _error(code: str, message: str) -> Ack:
-    return {"ok": False, "error": {"code": code, "message": message}}
-
-
-def _text(data: Any, key: str, limit: int, *, required: bool = True) -> str | None:
-    value = data.get(key) if isinstance(data, dict) else None
-    if value is None and not required:
-        return None
-    if not isinstance(value, str) or not value.strip() or len(value) > limit:
-        raise DomainError(ErrorCode.INVALID_REQUEST, f"`{key}` must be 1 to {limit} characters.")
-    return value.strip()
 
 
 def desk_document(
@@ -100,17 +84,13 @@ def desk_document(
     return {"now": now.isoformat(), "rows": rows}
 
 
-class DeskNamespace:
+class DeskNamespace(AckNamespace[str]):
+    """Registers itself on `sio` as `/desk`; a connection's session is its practitioner's id."""
+
+    label = "desk"
+
     def __init__(self, sio: socketio.AsyncServer, hub: RoomHub, settings: Settings) -> None:
-        self.sio = sio
-        self.hub = hub
-        self.settings = settings
-        self.sessions: dict[str, str] = {}  # sid -> practitioner id
-        self.expires: dict[str, datetime] = {}  # sid -> when its desk link expires
-        self._timers: dict[str, Any] = {}  # sid -> the task that ends it at expiry
-        sio.on("connect", self.connect, namespace=NAMESPACE)
-        sio.on("disconnect", self.disconnect, namespace=NAMESPACE)
-        handlers: dict[str, Callable[[str, Any], Awaitable[Ack]]] = {
+        handlers: dict[str, Handler[str]] = {
             "admit": self.admit,
             "deny": self.deny,
             "message": self.message,
@@ -118,83 +98,77 @@ class DeskNamespace:
             "end": self.end,
             "refresh": self.refresh,
         }
-        for event, handler in handlers.items():
-            sio.on(event, self._guarded(event, handler), namespace=NAMESPACE)
+        super().__init__(NAMESPACE, hub.clock, handlers)
+        self.sio = sio
+        self.hub = hub
+        self.settings = settings
+        self.sessions: dict[str, str] = {}  # sid -> practitioner id
+        self.expires: dict[str, datetime] = {}  # sid -> when its desk link expires
+        # One watch for every open desk, on the hub's clock (so a test can move time).
+        self._watch: asyncio.Task[None] | None = None
+        self._expiring = False
+        sio.register_namespace(self)
         hub.listeners.append(self.room_changed)
 
-    def _guarded(
-        self, event: str, handler: Callable[[str, Any], Awaitable[Ack]]
-    ) -> Callable[..., Awaitable[Ack]]:
-        async def run(sid: str, data: Any = None) -> Ack:
-            practitioner_id = self.sessions.get(sid)
-            if practitioner_id is None:
-                return _error("not_connected", "This connection is not authenticated.")
-            if self.hub.clock() >= self.expires[sid]:
-                await self._forget(sid)
-                return _error(tokens.TokenProblem.EXPIRED.value, EXPIRED_MESSAGE)
-            try:
-                return await handler(practitioner_id, data)
-            except DomainError as exc:
-                return _error(exc.code.value, exc.message)
-            except StoreUnavailable:
-                return _error(
-                    "store_unavailable",
-                    "The service is temporarily unavailable; try again shortly.",
-                )
-            except Exception:
-                logger.exception("desk event=%s failed", event)
-                return _error("internal_error", "Something went wrong on our side.")
+    def failure_of(self, exc: Exception) -> errors.Failure | None:
+        if isinstance(exc, tokens.TokenError):
+            return errors.desk_token_failure(exc)
+        return super().failure_of(exc)
 
-        return run
+    async def session_of(self, sid: str) -> str | None:
+        practitioner_id = self.sessions.get(sid)
+        if practitioner_id is not None and self.hub.clock() >= self.expires[sid]:
+            await self._forget(sid)
+            raise tokens.TokenError(tokens.TokenProblem.EXPIRED)
+        return practitioner_id
 
-    async def connect(self, sid: str, environ: dict[str, Any], auth: Any) -> None:
+    async def on_connect(self, sid: str, environ: dict[str, Any], auth: Any = None) -> None:
         token = auth.get("token") if isinstance(auth, dict) else None
         try:
             claims = tokens.verify_desk(self.settings.token_secret, token, self.hub.clock())
         except tokens.TokenError as exc:
-            message = {
-                tokens.TokenProblem.MISSING: "This desk link is incomplete.",
-                tokens.TokenProblem.EXPIRED: EXPIRED_MESSAGE,
-                tokens.TokenProblem.NOT_YET_VALID: "This desk link is not valid yet.",
-            }.get(exc.problem, "This desk link is not valid.")
-            raise socketio.exceptions.ConnectionRefusedError(
-                message, {"code": exc.problem.value, "message": message}
-            ) from None
+            raise refusal(errors.desk_token_failure(exc)) from None
         self.sessions[sid] = claims.practitioner_id
         self.expires[sid] = claims.expires_at
         await self.sio.enter_room(sid, desk_channel(claims.practitioner_id), namespace=NAMESPACE)
         self.sio.start_background_task(self._send, sid, claims.practitioner_id)
         # The link is good for one working day: a desk left open stops receiving names then.
-        lifetime = (claims.expires_at - self.hub.clock()).total_seconds()
-        self._timers[sid] = self.sio.start_background_task(self._expire_later, sid, lifetime)
+        if self._watch is None or self._watch.done():
+            self._watch = asyncio.ensure_future(self._expire_links())
 
-    async def _expire_later(self, sid: str, delay: float) -> None:
-        await self.sio.sleep(max(delay, 0.0))
-        if await self._forget(sid):
-            await self.sio.disconnect(sid, namespace=NAMESPACE)
+    async def _expire_links(self) -> None:
+        # Ends when no desk is open (connect starts it again): nothing runs for nobody.
+        while self.expires:
+            await asyncio.sleep(EXPIRY_CHECK_INTERVAL)
+            now = self.hub.clock()
+            self._expiring = True
+            try:
+                for sid in [sid for sid, at in self.expires.items() if now >= at]:
+                    if await self._forget(sid):
+                        await self.sio.disconnect(sid, namespace=NAMESPACE)
+            finally:
+                self._expiring = False
 
     async def _forget(self, sid: str) -> bool:
         """Stop acting for and pushing to `sid`; False when it was not (or no longer) known."""
         practitioner_id = self.sessions.pop(sid, None)
         self.expires.pop(sid, None)
-        timer = self._timers.pop(sid, None)
-        if timer is not None and timer is not asyncio.current_task():
-            timer.cancel()
         if practitioner_id is None:
             return False
         await self.sio.leave_room(sid, desk_channel(practitioner_id), namespace=NAMESPACE)
         return True
 
-    async def disconnect(self, sid: str) -> None:
+    async def on_disconnect(self, sid: str, reason: Any = None) -> None:
         self.sessions.pop(sid, None)
         self.expires.pop(sid, None)
-        timer = self._timers.pop(sid, None)
-        if timer is not None and timer is not asyncio.current_task():
-            timer.cancel()
+        # The last desk gone: stop the watch, unless it is the one disconnecting desks.
+        if not self.expires and self._watch is not None and not self._expiring:
+            self._watch.cancel()
 
     async def _document(self, practitioner_id: str) -> dict[str, Any]:
-        rooms = await self.hub.store.rooms()
-        return desk_document(self.settings, rooms, practitioner_id, self.hub.clock())
+        now = self.hub.clock()
+        rooms = await self.hub.practitioner_rooms(practitioner_id, now)
+        return desk_document(self.settings, rooms, practitioner_id, now)
 
     async def _send(self, sid: str, practitioner_id: str) -> None:
         await self.sio.emit(
@@ -211,8 +185,7 @@ class DeskNamespace:
         )
 
     async def _room_of(self, practitioner_id: str, data: Any) -> Room:
-        room_id = data.get("room_id") if isinstance(data, dict) else None
-        room = await self.hub.store.get(room_id) if isinstance(room_id, str) else None
+        room = await self.hub.room(parse(DeskRoom, data).room_id)
         if room is None or room.appointment.practitioner.id != practitioner_id:
             # Someone else's room looks exactly like no room.
             raise DomainError(ErrorCode.ROOM_NOT_FOUND)
@@ -220,31 +193,27 @@ class DeskNamespace:
 
     async def admit(self, practitioner_id: str, data: Any) -> Ack:
         room = await self._room_of(practitioner_id, data)
-        entry_id = _text(data, "entry_id", 100)
-        assert entry_id is not None
+        entry_id = parse(DeskEntryAction, data).entry_id
         actor = Actor(practitioner_id, Role.PRACTITIONER)
         now = self.hub.clock()
         await self.hub.apply(room.id, lambda r: admit(r, actor, entry_id, now))
-        return _ok(link=join_link(self.settings, room, Role.PRACTITIONER))
+        return ok(link=join_link(self.settings, room, Role.PRACTITIONER))
 
     async def deny(self, practitioner_id: str, data: Any) -> Ack:
         room = await self._room_of(practitioner_id, data)
-        entry_id = _text(data, "entry_id", 100)
-        assert entry_id is not None
-        reason = _text(data, "reason", 300, required=False)
+        denial = parse(DeskDenial, data)
         actor = Actor(practitioner_id, Role.PRACTITIONER)
         now = self.hub.clock()
-        await self.hub.apply(room.id, lambda r: deny(r, actor, entry_id, now, reason))
-        return _ok()
+        await self.hub.apply(room.id, lambda r: deny(r, actor, denial.entry_id, now, denial.reason))
+        return ok()
 
     async def return_to_waiting(self, practitioner_id: str, data: Any) -> Ack:
         room = await self._room_of(practitioner_id, data)
-        entry_id = _text(data, "entry_id", 100)
-        assert entry_id is not None
+        entry_id = parse(DeskEntryAction, data).entry_id
         actor = Actor(practitioner_id, Role.PRACTITIONER)
         now = self.hub.clock()
         await self.hub.apply(room.id, lambda r: return_to_waiting(r, actor, entry_id, now))
-        return _ok()
+        return ok()
 
     async def end(self, practitioner_id: str, data: Any) -> Ack:
         """End a consultation for everyone in it, from the desk."""
@@ -252,21 +221,22 @@ class DeskNamespace:
         actor = Actor(practitioner_id, Role.PRACTITIONER)
         now = self.hub.clock()
         await self.hub.apply(room.id, lambda r: end(r, actor, now))
-        return _ok()
+        return ok()
 
     async def message(self, practitioner_id: str, data: Any) -> Ack:
         """Tell one room's waiting people, or everyone waiting for this practitioner."""
-        text = _text(data, "text", MAX_MESSAGE)
+        message = parse(DeskMessage, data)
         now = self.hub.clock()
-        if isinstance(data, dict) and data.get("room_id") is not None:
+        if message.room_id is not None:
             rooms = [await self._room_of(practitioner_id, data)]
         else:
-            rooms = days_rooms(await self.hub.store.rooms(), practitioner_id, now)
+            rooms = await self.hub.practitioner_rooms(practitioner_id, now)
         recipients = [entry.entry_id for room in rooms for entry in room.waiting.entries]
-        payload = {"text": text, "sent_at": now.isoformat()}
+        payload = {"text": message.text, "sent_at": now.isoformat()}
         for entry_id in recipients:
+            # To their pages, on the default namespace.
             await self.sio.emit("practitioner_message", payload, room=entry_channel(entry_id))
-        return _ok(recipients=len(recipients))
+        return ok(recipients=len(recipients))
 
     async def refresh(self, practitioner_id: str, data: Any) -> Ack:
-        return _ok(desk=await self._document(practitioner_id))
+        return ok(desk=await self._document(practitioner_id))

@@ -17,13 +17,14 @@ import asyncio
 import contextlib
 import logging
 import random
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 
 import aiohttp
 
 from signalling.clock import Clock
-from signalling.webhook_signature import sign
+from signalling.webhook_signature import sign_all
 from store.event_log import EventLog, LoggedEvent
 
 logger = logging.getLogger(__name__)
@@ -59,14 +60,14 @@ class EventDelivery:
         self,
         log: EventLog,
         url: str,
-        key: bytes,
+        keys: Sequence[bytes],
         clock: Clock,
         policy: RetryPolicy | None = None,
         concurrency: int = 4,
     ) -> None:
         self.log = log
         self.url = url
-        self.key = key
+        self.keys = tuple(keys)
         self.clock = clock
         self.policy = policy or RetryPolicy()
         self._wake = asyncio.Event()
@@ -142,7 +143,7 @@ class EventDelivery:
                 "content-type": "application/json",
                 "webhook-id": event.id,
                 "webhook-timestamp": str(timestamp),
-                "webhook-signature": sign(self.key, event.id, timestamp, body),
+                "webhook-signature": sign_all(self.keys, event.id, timestamp, body),
             }
             error: str | None = None
             try:

@@ -14,8 +14,8 @@ from collections.abc import Awaitable, Callable
 
 from aiohttp import web
 
+from signalling import errors
 from signalling.http_errors import error_response
-from store.errors import StoreUnavailable
 
 logger = logging.getLogger(__name__)
 
@@ -33,17 +33,10 @@ def add_readiness_route(app: web.Application, probe: Probe | None) -> None:
     async def readyz(request: web.Request) -> web.Response:
         try:
             await asyncio.wait_for(check(), PROBE_TIMEOUT)
-        except StoreUnavailable:
-            return error_response(
-                503,
-                "store_unavailable",
-                "The service is temporarily unavailable; try again shortly.",
-            )
         except TimeoutError:
             logger.warning("readiness probe timed out")
-            return error_response(
-                503, "store_unavailable", "The shared store did not answer in time."
-            )
+            return error_response(errors.STORE_TIMEOUT)
+        # StoreUnavailable goes on to the error middleware: 503 `store_unavailable`.
         return web.json_response({"status": "ready"}, headers={"Cache-Control": "no-store"})
 
     app.router.add_get("/readyz", readyz)

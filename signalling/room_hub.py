@@ -1,21 +1,23 @@
-"""Applies domain transitions and tells everyone concerned.
+"""Applies domain transitions and tells everyone concerned: the one write path.
 
-Transports (the booking webhook, Socket.IO handlers, the sweeper) change a
-room only through `RoomHub.apply`; the hub then fans the resulting events out
-to browsers and the relay. Socket.IO rooms are used only to address people:
-`entry:<id>` is one connection, `practitioners:<room>` the practitioner side
-of a room, `room:<room>` everyone inside it.
+The hub is the only holder of the room store. Transports (the booking
+webhook, the API, Socket.IO handlers, the desk, the demo) and the sweeper
+are given the hub, never the store: they create a room with `RoomHub.create`
+and change one with `RoomHub.apply`, and the hub then fans the resulting
+events out to browsers, the desk and the relay. Socket.IO rooms are used only
+to address people: `entry:<id>` is one connection, `practitioners:<room>` the
+practitioner side of a room, `room:<room>` everyone inside it.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable, Mapping
-from datetime import timedelta
+from datetime import datetime, timedelta
 
 import socketio
 
-from media.relay import RelayService
+from media.relay_service import RelayService
 from rooms.consultation_events import consultation_events
 from rooms.events import (
     ParticipantAway,
@@ -29,26 +31,17 @@ from rooms.events import (
     RoomEnded,
     RoomEvent,
 )
-from rooms.room import (
-    Lifecycle,
-    Room,
-    Transition,
-    close_if_over,
-    expire_away,
-    mark_no_show,
-    next_expiry,
-)
+from rooms.lifecycle import close_if_over, mark_no_show
+from rooms.presence import expire_away, next_expiry
+from rooms.room import Lifecycle, Room, Transition
 from signalling.clock import Clock
-from store.event_log import EventLog, InMemoryEventLog
+from store.event_log import EVENT_RETENTION, EventLog, InMemoryEventLog
 from store.room_store import RoomStore
 from waiting_room.practitioner_day import WaitingPlace, days_rooms, waiting_places
 
 logger = logging.getLogger(__name__)
 
 OPEN_LIFECYCLES = (Lifecycle.SCHEDULED, Lifecycle.IN_CONSULTATION)
-# Long enough for an integrator to catch up after a week-long outage, no longer:
-# events name no one, but they still say who had a consultation when.
-EVENT_RETENTION = timedelta(days=7)
 # How long a disconnected patient's or guest's place is kept for them (docs/protocol.md).
 AWAY_GRACE = timedelta(minutes=2)
 
@@ -115,6 +108,20 @@ class EntryListener:
         )
 
 
+class PendingAnnouncement:
+    """A change already stored whose announcement waits for its transport (`RoomHub.stage`)."""
+
+    def __init__(self, hub: RoomHub, transition: Transition) -> None:
+        self.transition = transition
+        self._hub: RoomHub | None = hub
+
+    async def announce(self) -> None:
+        """Tell everyone concerned; once only."""
+        hub, self._hub = self._hub, None
+        if hub is not None:
+            await hub._announce(self.transition)
+
+
 class RoomHub:
     def __init__(
         self,
@@ -127,7 +134,7 @@ class RoomHub:
         no_show_after: timedelta | None = None,
         away_grace: timedelta = AWAY_GRACE,
     ) -> None:
-        self.store = store
+        self._store = store
         self.sio = sio
         self.relay = relay
         self.clock = clock
@@ -139,20 +146,55 @@ class RoomHub:
         # Told of every changed room after the people concerned (the desk).
         self.listeners: list[Callable[[Room], Awaitable[None]]] = []
 
+    async def create(self, transition: Transition) -> tuple[Room, bool]:
+        """Store a new room unless its appointment has one, and announce it if created.
+
+        Returns the stored room and whether this call created it.
+        """
+        room, created = await self._store.create(transition)
+        if created:
+            await self._announce(transition)
+        return room, created
+
     async def apply(self, room_id: str, change: Callable[[Room], Transition]) -> Transition:
-        transition = await self.store.update(room_id, change)
-        await self.announce(transition)
+        """Change a room atomically (`change` is a domain transition), then announce it."""
+        transition = await self._store.update(room_id, change)
+        await self._announce(transition)
         return transition
 
-    async def announce(self, transition: Transition) -> None:
+    async def stage(
+        self, room_id: str, change: Callable[[Room], Transition]
+    ) -> PendingAnnouncement:
+        """Store a change now and announce it when the transport says (`announce()`).
+
+        For a connection taking its entry back: it must get its `session` before
+        what the change sends it (its place, subscription offers).
+        """
+        return PendingAnnouncement(self, await self._store.update(room_id, change))
+
+    async def room(self, room_id: str) -> Room | None:
+        return await self._store.get(room_id)
+
+    async def room_of_appointment(self, appointment_id: str) -> Room | None:
+        return await self._store.find_by_appointment(appointment_id)
+
+    async def rooms(self) -> list[Room]:
+        """Every room held (until purged after its window)."""
+        return await self._store.rooms()
+
+    async def practitioner_rooms(self, practitioner_id: str, now: datetime) -> list[Room]:
+        """The practitioner's rooms of the day around `now` (waiting_room.practitioner_day)."""
+        return days_rooms(await self._store.rooms(), practitioner_id, now)
+
+    async def _announce(self, transition: Transition) -> None:
         """Log and tell everyone concerned about a transition already stored."""
         outbound = consultation_events(transition, self.clock())
         if outbound:
             await self.event_log.append(outbound)
             self.on_logged()
-        await self.dispatch(transition)
+        await self._dispatch(transition)
 
-    async def dispatch(self, transition: Transition) -> None:
+    async def _dispatch(self, transition: Transition) -> None:
         room = transition.room
         waiting_changed = False
         for event in transition.events:
@@ -172,7 +214,7 @@ class RoomHub:
         practitioner_id = room.appointment.practitioner.id
         others = [
             other
-            for other in days_rooms(await self.store.rooms(), practitioner_id, self.clock())
+            for other in await self.practitioner_rooms(practitioner_id, self.clock())
             if other.id != room.id
         ]
         return waiting_places([room, *others], self.clock())
@@ -259,7 +301,7 @@ class RoomHub:
             await self.sio.emit("media_restart", {}, room=entry_channel(entry_id))
 
     async def still_in_call(self, room_id: str, entry_ids: list[str]) -> list[str]:
-        room = await self.store.get(room_id)
+        room = await self._store.get(room_id)
         if room is None:
             return []
         return [entry_id for entry_id in entry_ids if room.participant(entry_id) is not None]
@@ -268,7 +310,7 @@ class RoomHub:
         """End rooms whose window closed, expire the long away, forget those past retention."""
         now = self.clock()
         no_show_after = self.no_show_after
-        for room in await self.store.rooms():
+        for room in await self._store.rooms():
             if room.lifecycle in OPEN_LIFECYCLES and now >= room.window.closes_at:
                 await self.apply(room.id, lambda r: close_if_over(r, now))
             elif (
@@ -284,4 +326,4 @@ class RoomHub:
                 # Away too long: removed with the same events as a leave.
                 await self.apply(room.id, lambda r: expire_away(r, now, self.away_grace))
         await self.event_log.purge(now - EVENT_RETENTION)
-        return await self.store.purge(now - retention)
+        return await self._store.purge(now - retention)

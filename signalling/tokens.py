@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import base64
+import hashlib
+import hmac
 import secrets
 from dataclasses import dataclass
 from datetime import datetime
@@ -131,3 +134,16 @@ def verify(
     if now >= expires_at:
         raise TokenError(TokenProblem.EXPIRED)
     return JoinClaims(room, sub, Role(role), not_before, expires_at)
+
+
+def room_id_for(secret: str, appointment_id: str) -> str:
+    """The room id of an appointment: a keyed function of it, the same on every node.
+
+    A room re-created after its store was lost (a Redis restart without
+    persistence) gets its old id back, so the links already sent work again;
+    without the secret nobody can tell which appointment a room id belongs to.
+    """
+    digest = hmac.new(
+        secret.encode(), b"teleconsult room id\x00" + appointment_id.encode(), hashlib.sha256
+    ).digest()
+    return base64.urlsafe_b64encode(digest[:16]).rstrip(b"=").decode()

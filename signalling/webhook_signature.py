@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import hmac
+from collections.abc import Sequence
 from datetime import datetime, timedelta
 from enum import StrEnum
 
@@ -29,6 +30,12 @@ def sign(key: bytes, webhook_id: str, timestamp: int | str, body: bytes) -> str:
     return "v1," + base64.b64encode(digest).decode()
 
 
+def sign_all(keys: Sequence[bytes], webhook_id: str, timestamp: int | str, body: bytes) -> str:
+    """One `v1` signature per key, space-separated: receivers accept any that matches,
+    so a secret rotates without a moment where events are refused."""
+    return " ".join(sign(key, webhook_id, timestamp, body) for key in keys)
+
+
 def verify(
     key: bytes,
     *,
@@ -42,6 +49,9 @@ def verify(
     """Raise SignatureError unless one `v1` signature matches and the timestamp is fresh."""
     if not webhook_id or not timestamp or not signature:
         raise SignatureError(SignatureProblem.MISSING_HEADERS)
+    if not (webhook_id.isascii() and signature.isascii()):
+        # Bytes that are not text (aiohttp keeps them as surrogates) sign nothing.
+        raise SignatureError(SignatureProblem.MISMATCH)
     if not timestamp.isascii() or not timestamp.isdigit() or len(timestamp) > 12:
         raise SignatureError(SignatureProblem.BAD_TIMESTAMP)
     sent = int(timestamp)

@@ -29,6 +29,9 @@ from typing import Any, Protocol
 from rooms.consultation_events import ConsultationEvent
 
 EVENT_ID = re.compile(r"^evt_([0-9]{1,20})$")
+# Long enough for an integrator to catch up after a week-long outage, no longer:
+# events name no one, but they still say who had a consultation when.
+EVENT_RETENTION = timedelta(days=7)
 # Longer than an attempt can take (its HTTP timeout), or a second node would retry mid-flight.
 DEFAULT_LEASE = timedelta(minutes=1)
 

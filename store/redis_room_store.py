@@ -5,8 +5,9 @@ Keys, under a configurable prefix (default `teleconsult:`):
 - `room:<room id>`: the room as versioned JSON (`store.room_codec`);
 - `appointment:<appointment id>`: the id of that appointment's room;
 - `rooms`: a sorted set of room ids scored by when their window closes
-  (microseconds since the epoch), for listing and purging;
-- `webhook:<webhook id>`: a processed booking message (JSON).
+  (microseconds since the epoch), for listing and purging.
+
+Webhook receipts share the prefix but not this store (`store.redis_webhook_receipts`).
 
 Every write that depends on what was read runs under WATCH/MULTI and is
 retried when another node got there first, so concurrent transitions on two
@@ -18,62 +19,36 @@ closes, so personal data is gone even if no node ever runs the sweeper.
 from __future__ import annotations
 
 import asyncio
-import json
 import logging
 import random
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
-from contextlib import asynccontextmanager
+from collections.abc import Awaitable, Callable
+from contextlib import AbstractAsyncContextManager
 from datetime import datetime, timedelta
 from typing import Any, TypeVar
 
 import redis.asyncio as redis
-from redis.exceptions import RedisError, WatchError
+from redis.exceptions import WatchError
 
 from rooms.errors import DomainError, ErrorCode
 from rooms.room import Room, Transition
 from store.errors import StoreUnavailable
+from store.redis_client import DEFAULT_PREFIX, redis_client, reply_text, unavailable_on_failure
 from store.room_codec import decode_room, encode_room
-from store.room_store import WebhookReceipt
 
 logger = logging.getLogger(__name__)
 
 T = TypeVar("T")
 
-DEFAULT_PREFIX = "teleconsult:"
 # A floor on key lifetimes: rooms whose window already closed (by the app's
 # clock) still live long enough for the sweeper to end them cleanly.
 MIN_KEY_LIFETIME = timedelta(minutes=10)
 MAX_ATTEMPTS = 200
 
 
-def _text(value: object) -> str:
-    # Clients made by `from_url` decode replies; a client passed in may not.
-    if isinstance(value, bytes):
-        return value.decode()
-    if isinstance(value, str):
-        return value
-    raise TypeError(f"unexpected Redis reply {type(value).__name__}")
-
-
 def _micros(moment: datetime) -> int:
     # Whole microseconds are exact in a sorted-set score (a double) until year 2255.
     return int(moment.timestamp() * 1_000_000)
-
-
-def redis_client(url: str, timeout: float = 2.0) -> redis.Redis:
-    """A client for the shared store and event log.
-
-    Redis answers in well under a millisecond: a stalled one is unavailable,
-    not slow, so calls time out quickly and surface as `StoreUnavailable`.
-    """
-    return redis.Redis.from_url(
-        url,
-        decode_responses=True,
-        socket_timeout=timeout,
-        socket_connect_timeout=timeout,
-        health_check_interval=30,
-    )
 
 
 class RedisRoomStore:
@@ -122,9 +97,6 @@ class RedisRoomStore:
     def _appointment_key(self, appointment_id: str) -> str:
         return f"{self._prefix}appointment:{appointment_id}"
 
-    def _webhook_key(self, webhook_id: str) -> str:
-        return f"{self._prefix}webhook:{webhook_id}"
-
     def _expires_at_ms(self, room: Room) -> int:
         deadline = room.window.closes_at + self._retention
         floor = time.time() + MIN_KEY_LIFETIME.total_seconds()
@@ -132,16 +104,8 @@ class RedisRoomStore:
 
     # --- plumbing ----------------------------------------------------------------------------
 
-    @asynccontextmanager
-    async def _available(self) -> AsyncIterator[None]:
-        try:
-            yield
-        except (RedisError, OSError) as exc:
-            if isinstance(exc, WatchError):
-                raise
-            # The exception text may carry the Redis URL (and its password): name the type only.
-            logger.warning("redis store unavailable: %s", type(exc).__name__)
-            raise StoreUnavailable() from None
+    def _available(self) -> AbstractAsyncContextManager[None]:
+        return unavailable_on_failure("store")
 
     async def _optimistic(self, attempt: Callable[[Any], Awaitable[T]], watch: str) -> T:
         """Run `attempt(pipe)` under WATCH `watch`, again and again until no one raced it."""
@@ -195,7 +159,7 @@ class RedisRoomStore:
     async def find_by_appointment(self, appointment_id: str) -> Room | None:
         async with self._available():
             room_id = await self._redis.get(self._appointment_key(appointment_id))
-        return None if room_id is None else await self.get(_text(room_id))
+        return None if room_id is None else await self.get(reply_text(room_id))
 
     async def update(self, room_id: str, change: Callable[[Room], Transition]) -> Transition:
         key = self._room_key(room_id)
@@ -216,7 +180,7 @@ class RedisRoomStore:
 
     async def rooms(self) -> list[Room]:
         async with self._available():
-            room_ids = [_text(id_) for id_ in await self._redis.zrange(self._rooms_key, 0, -1)]
+            room_ids = [reply_text(id_) for id_ in await self._redis.zrange(self._rooms_key, 0, -1)]
             if not room_ids:
                 return []
             raws = await self._redis.mget([self._room_key(room_id) for room_id in room_ids])
@@ -226,45 +190,17 @@ class RedisRoomStore:
                 await self._redis.zrem(self._rooms_key, *expired)
         return [decode_room(raw) for raw in raws if raw is not None]
 
-    async def recall_webhook(self, webhook_id: str, now: datetime) -> WebhookReceipt | None:
-        async with self._available():
-            raw = await self._redis.get(self._webhook_key(webhook_id))
-        if raw is None:
-            return None
-        data = json.loads(raw)
-        receipt = WebhookReceipt(
-            webhook_id=webhook_id,
-            appointment_id=data["appointment_id"],
-            expires_at=datetime.fromisoformat(data["expires_at"]),
-        )
-        return None if receipt.expires_at <= now else receipt
-
-    async def remember_webhook(self, receipt: WebhookReceipt) -> None:
-        value = json.dumps(
-            {"appointment_id": receipt.appointment_id, "expires_at": receipt.expires_at.isoformat()}
-        )
-        expires_at_ms = int(
-            max(receipt.expires_at.timestamp(), time.time() + MIN_KEY_LIFETIME.total_seconds())
-            * 1000
-        )
-        async with self._available():
-            # NX: the first delivery's receipt stands; a racing duplicate does not overwrite it.
-            await self._redis.set(
-                self._webhook_key(receipt.webhook_id), value, nx=True, pxat=expires_at_ms
-            )
-
     async def purge(self, before: datetime) -> int:
         cutoff = _micros(before)
         async with self._available():
             candidates = [
-                _text(id_)
+                reply_text(id_)
                 for id_ in await self._redis.zrangebyscore(self._rooms_key, "-inf", f"({cutoff}")
             ]
         purged = 0
         for room_id in candidates:
             if await self._purge_one(room_id, cutoff):
                 purged += 1
-        # Receipts expire by TTL alone: Redis forgets them without our help.
         return purged
 
     async def _purge_one(self, room_id: str, cutoff: int) -> bool:

@@ -1,15 +1,13 @@
-"""Relay nodes and room placement in Redis.
+"""Relay nodes and room placement: the port, the rules of placement, the in-memory directory.
 
-Keys, under the deployment's prefix (default `teleconsult:`):
-
-- `relay:node:<node id>`: a live relay node's JSON record (address, load),
-  rewritten every `HEARTBEAT_INTERVAL` with a `NODE_TTL` expiry: a node that
-  stops beating disappears on its own.
-- `relay:nodes`: the set of node ids ever announced; ids whose record expired
-  are pruned by whoever reads it.
-- `relay:room:<room id>`: the id of the node that hosts the room. Written with
-  SET NX, and moved off a dead node by a compare-and-set script, so every
-  signalling node sends a room's participants to the same relay node.
+Relay nodes announce themselves with a heartbeat (`announce`, every
+`HEARTBEAT_INTERVAL`); a node that stops beating for `NODE_TTL_MS` is dead.
+Each room is placed on one live node, the least loaded, and every signalling
+node sends the room's participants there: the first placement wins (like
+Redis SET NX), and a room is moved off a dead node by compare-and-set, so of
+two signalling nodes failing a room over at once, the second adopts the
+first's choice. `store.redis_relay_directory` shares this between processes;
+`InMemoryRelayDirectory` is the same within one (tests, a single node).
 """
 
 from __future__ import annotations
@@ -18,10 +16,10 @@ import json
 import logging
 import random
 import time
+from abc import ABC, abstractmethod
+from collections.abc import Callable
 from dataclasses import asdict, dataclass
-from typing import Any
-
-import redis.asyncio as redis
+from typing import Any, Protocol
 
 logger = logging.getLogger(__name__)
 
@@ -29,23 +27,6 @@ HEARTBEAT_INTERVAL = 2.0
 NODE_TTL_MS = 6000
 # A placement outlives any room window; close_room deletes it earlier.
 PLACEMENT_TTL_S = 24 * 3600
-
-# Replace the placement only if it still names the node we found dead (or none):
-# of two signalling nodes failing a room over at once, the second adopts the first's choice.
-MOVE_SCRIPT = """
-local current = redis.call('GET', KEYS[1])
-if current == false or current == ARGV[1] then
-  redis.call('SET', KEYS[1], ARGV[2], 'EX', ARGV[3])
-  return ARGV[2]
-end
-return current
-"""
-FORGET_SCRIPT = """
-if redis.call('GET', KEYS[1]) == ARGV[1] then
-  return redis.call('DEL', KEYS[1])
-end
-return 0
-"""
 
 
 class NoRelayAvailable(Exception):
@@ -79,63 +60,58 @@ class RelayNodeInfo:
         )
 
 
-class RelayDirectory:
+class RelayDirectory(Protocol):
     """Who the live relay nodes are, and which one hosts each room."""
-
-    def __init__(self, client: redis.Redis, prefix: str = "teleconsult:") -> None:
-        self.client = client
-        self.prefix = prefix
-
-    @classmethod
-    def from_url(cls, url: str, prefix: str = "teleconsult:") -> RelayDirectory:
-        return cls(redis.Redis.from_url(url), prefix)
-
-    def _node_key(self, node_id: str) -> str:
-        return f"{self.prefix}relay:node:{node_id}"
-
-    def _room_key(self, room_id: str) -> str:
-        return f"{self.prefix}relay:room:{room_id}"
-
-    @property
-    def _nodes_key(self) -> str:
-        return f"{self.prefix}relay:nodes"
 
     async def announce(self, node: RelayNodeInfo) -> None:
         """A relay node's heartbeat: its record, alive for `NODE_TTL_MS` more."""
-        async with self.client.pipeline(transaction=True) as pipe:
-            pipe.set(self._node_key(node.id), node.to_json(), px=NODE_TTL_MS)
-            pipe.sadd(self._nodes_key, node.id)
-            await pipe.execute()
 
     async def withdraw(self, node_id: str) -> None:
         """A relay node stopping cleanly: its rooms move at once, not after the TTL."""
-        async with self.client.pipeline(transaction=True) as pipe:
-            pipe.delete(self._node_key(node_id))
-            pipe.srem(self._nodes_key, node_id)
-            await pipe.execute()
 
-    async def live_nodes(self) -> dict[str, RelayNodeInfo]:
-        ids = sorted(_text(m) for m in await self.client.smembers(self._nodes_key))
-        if not ids:
-            return {}
-        records = await self.client.mget([self._node_key(i) for i in ids])
-        live: dict[str, RelayNodeInfo] = {}
-        gone: list[str] = []
-        for node_id, raw in zip(ids, records, strict=True):
-            if raw is None:
-                gone.append(node_id)
-                continue
-            try:
-                live[node_id] = RelayNodeInfo.from_json(raw)
-            except (ValueError, KeyError, TypeError):
-                logger.warning("relay directory: unreadable record for node=%s", node_id)
-        if gone:
-            await self.client.srem(self._nodes_key, *gone)
-        return live
+    async def live_nodes(self) -> dict[str, RelayNodeInfo]: ...
 
     async def placement(self, room_id: str) -> str | None:
-        raw = await self.client.get(self._room_key(room_id))
-        return None if raw is None else _text(raw)
+        """The id of the node the room is placed on, alive or not."""
+
+    async def place(self, room_id: str) -> RelayNodeInfo:
+        """The node hosting `room_id`: the current one if alive, else the least loaded."""
+
+    async def move(
+        self,
+        room_id: str,
+        dead_node: str,
+        *,
+        exclude: set[str],
+        live: dict[str, RelayNodeInfo] | None = None,
+    ) -> RelayNodeInfo:
+        """Moves a room off `dead_node` to a live node not in `exclude`.
+
+        Or adopts the move another signalling node made first.
+        """
+
+    async def forget(self, room_id: str, node_id: str) -> None:
+        """Drop the room's placement if it still names `node_id`."""
+
+    async def close(self) -> None: ...
+
+
+class PlacingDirectory(ABC):
+    """`place` and `move` over three primitives a backend makes atomic."""
+
+    @abstractmethod
+    async def live_nodes(self) -> dict[str, RelayNodeInfo]: ...
+
+    @abstractmethod
+    async def placement(self, room_id: str) -> str | None: ...
+
+    @abstractmethod
+    async def _place_if_unplaced(self, room_id: str, node_id: str) -> bool:
+        """Place the room on `node_id` unless it is placed already (SET NX)."""
+
+    @abstractmethod
+    async def _replace_placement(self, room_id: str, expected: str, node_id: str) -> str:
+        """Place the room on `node_id` if it is on `expected` or nowhere; the node it is on."""
 
     async def place(self, room_id: str) -> RelayNodeInfo:
         """The node hosting `room_id`: the current one if alive, else the least loaded."""
@@ -145,8 +121,8 @@ class RelayDirectory:
             return live[current]
         if current is not None:
             return await self.move(room_id, current, exclude={current}, live=live)
-        chosen = _least_loaded(live, exclude=set())
-        if await self.client.set(self._room_key(room_id), chosen.id, nx=True, ex=PLACEMENT_TTL_S):
+        chosen = least_loaded(live, exclude=set())
+        if await self._place_if_unplaced(room_id, chosen.id):
             logger.info("relay room=%s placed on node=%s", room_id, chosen.id)
             return chosen
         # Another signalling node placed it first: use its choice.
@@ -165,11 +141,8 @@ class RelayDirectory:
         Or adopts the move another signalling node made first.
         """
         live = await self.live_nodes() if live is None else live
-        chosen = _least_loaded(live, exclude=exclude)
-        result = await self.client.eval(
-            MOVE_SCRIPT, 1, self._room_key(room_id), dead_node, chosen.id, PLACEMENT_TTL_S
-        )
-        placed = _text(result)
+        chosen = least_loaded(live, exclude=exclude)
+        placed = await self._replace_placement(room_id, dead_node, chosen.id)
         if placed == chosen.id:
             logger.info("relay room=%s moved from node=%s to node=%s", room_id, dead_node, placed)
             return chosen
@@ -178,14 +151,8 @@ class RelayDirectory:
         # The winner's choice is dead too (or unknown here): move it off that one.
         return await self.move(room_id, placed, exclude=exclude | {dead_node}, live=live)
 
-    async def forget(self, room_id: str, node_id: str) -> None:
-        await self.client.eval(FORGET_SCRIPT, 1, self._room_key(room_id), node_id)
 
-    async def close(self) -> None:
-        await self.client.aclose()
-
-
-def _least_loaded(live: dict[str, RelayNodeInfo], exclude: set[str]) -> RelayNodeInfo:
+def least_loaded(live: dict[str, RelayNodeInfo], exclude: set[str]) -> RelayNodeInfo:
     candidates = [node for node_id, node in live.items() if node_id not in exclude]
     if not candidates:
         raise NoRelayAvailable("no live relay node")
@@ -194,6 +161,53 @@ def _least_loaded(live: dict[str, RelayNodeInfo], exclude: set[str]) -> RelayNod
     return random.choice([n for n in candidates if (n.rooms, n.participants) == lowest])
 
 
-def _text(value: object) -> str:
-    # Works with clients made with or without decode_responses.
-    return value.decode() if isinstance(value, bytes) else str(value)
+class InMemoryRelayDirectory(PlacingDirectory):
+    """The directory of one process; `clock` (seconds, monotonic) decides what has expired."""
+
+    def __init__(self, clock: Callable[[], float] = time.monotonic) -> None:
+        self._clock = clock
+        # Records and placements with the time they lapse, like keys with a TTL.
+        self._nodes: dict[str, tuple[RelayNodeInfo, float]] = {}
+        self._placements: dict[str, tuple[str, float]] = {}
+
+    async def announce(self, node: RelayNodeInfo) -> None:
+        self._nodes[node.id] = (node, self._clock() + NODE_TTL_MS / 1000)
+
+    async def withdraw(self, node_id: str) -> None:
+        self._nodes.pop(node_id, None)
+
+    async def live_nodes(self) -> dict[str, RelayNodeInfo]:
+        now = self._clock()
+        for node_id in [i for i, (_, lapses_at) in self._nodes.items() if lapses_at <= now]:
+            del self._nodes[node_id]
+        return {node_id: self._nodes[node_id][0] for node_id in sorted(self._nodes)}
+
+    async def placement(self, room_id: str) -> str | None:
+        placed = self._placements.get(room_id)
+        if placed is None:
+            return None
+        node_id, lapses_at = placed
+        if lapses_at <= self._clock():
+            del self._placements[room_id]
+            return None
+        return node_id
+
+    async def _place_if_unplaced(self, room_id: str, node_id: str) -> bool:
+        if await self.placement(room_id) is not None:
+            return False
+        self._placements[room_id] = (node_id, self._clock() + PLACEMENT_TTL_S)
+        return True
+
+    async def _replace_placement(self, room_id: str, expected: str, node_id: str) -> str:
+        current = await self.placement(room_id)
+        if current is not None and current != expected:
+            return current
+        self._placements[room_id] = (node_id, self._clock() + PLACEMENT_TTL_S)
+        return node_id
+
+    async def forget(self, room_id: str, node_id: str) -> None:
+        if await self.placement(room_id) == node_id:
+            del self._placements[room_id]
+
+    async def close(self) -> None:
+        pass

@@ -15,7 +15,7 @@ from rooms.appointment import Appointment, JoinWindow, Person, Practice
 from rooms.events import EndReason
 from rooms.roles import Role
 from rooms.room import Lifecycle, Participant, Room
-from waiting_room.queue import WaitingEntry, WaitingQueue
+from rooms.waiting_queue import WaitingEntry, WaitingQueue
 
 FORMAT_VERSION = 1
 

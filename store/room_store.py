@@ -9,21 +9,11 @@ from __future__ import annotations
 
 import asyncio
 from collections.abc import Callable
-from dataclasses import dataclass
 from datetime import datetime
 from typing import Protocol
 
 from rooms.errors import DomainError, ErrorCode
 from rooms.room import Room, Transition
-
-
-@dataclass(frozen=True, slots=True)
-class WebhookReceipt:
-    """A processed booking message, remembered so a redelivery is not applied twice."""
-
-    webhook_id: str
-    appointment_id: str
-    expires_at: datetime
 
 
 class RoomStore(Protocol):
@@ -42,10 +32,6 @@ class RoomStore(Protocol):
 
     async def rooms(self) -> list[Room]: ...
 
-    async def recall_webhook(self, webhook_id: str, now: datetime) -> WebhookReceipt | None: ...
-
-    async def remember_webhook(self, receipt: WebhookReceipt) -> None: ...
-
     async def purge(self, before: datetime) -> int:
         """Forget rooms whose window closed before `before`; personal data goes with them."""
 
@@ -56,7 +42,6 @@ class InMemoryRoomStore:
     def __init__(self) -> None:
         self._rooms: dict[str, Room] = {}
         self._by_appointment: dict[str, str] = {}
-        self._webhooks: dict[str, WebhookReceipt] = {}
         self._lock = asyncio.Lock()
 
     async def create(self, transition: Transition) -> tuple[Room, bool]:
@@ -92,22 +77,10 @@ class InMemoryRoomStore:
     async def rooms(self) -> list[Room]:
         return list(self._rooms.values())
 
-    async def recall_webhook(self, webhook_id: str, now: datetime) -> WebhookReceipt | None:
-        receipt = self._webhooks.get(webhook_id)
-        if receipt is None or receipt.expires_at <= now:
-            return None
-        return receipt
-
-    async def remember_webhook(self, receipt: WebhookReceipt) -> None:
-        self._webhooks[receipt.webhook_id] = receipt
-
     async def purge(self, before: datetime) -> int:
         async with self._lock:
             gone = [room for room in self._rooms.values() if room.window.closes_at < before]
             for room in gone:
                 del self._rooms[room.id]
                 self._by_appointment.pop(room.appointment.id, None)
-            for webhook_id, receipt in list(self._webhooks.items()):
-                if receipt.expires_at < before:
-                    del self._webhooks[webhook_id]
             return len(gone)

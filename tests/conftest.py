@@ -10,14 +10,22 @@ from aiohttp.test_utils import TestClient, TestServer
 
 from signalling.app import make_app
 from signalling.config import Settings
-from tests.support import appointment_data, booking_body, make_settings, signed_headers
+from tests.support import appointment_data, booking_body, browser, make_settings, signed_headers
 from tests.support.coturn_server import CoturnServer
 from tests.support.redis_server import RedisServer
 
 
+@pytest.fixture(autouse=True)
+def _browser_only_when_marked(request: pytest.FixtureRequest) -> Iterator[None]:
+    """A test that launches Chromium without the `browser` marker fails, naming the marker."""
+    browser.launch_allowed = request.node.get_closest_marker("browser") is not None
+    yield
+    browser.launch_allowed = True
+
+
 @pytest.fixture(scope="session")
 def redis_server() -> Iterator[RedisServer]:
-    """One real redis-server for the whole run (no persistence); see tests/redis_server.py."""
+    """One real redis-server for the whole run (no persistence): tests/support/redis_server.py."""
     server = RedisServer()
     server.start()
     yield server
@@ -65,7 +73,7 @@ class LiveServer:
 
     @property
     def app(self) -> web.Application:
-        return self.server.app  # type: ignore[return-value]
+        return self.server.app
 
     async def book(self, **kwargs: Any) -> dict[str, Any]:
         body = booking_body("appointment.created", appointment_data(**kwargs))

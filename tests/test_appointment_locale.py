@@ -17,11 +17,11 @@ from aiohttp.test_utils import TestClient
 
 from rooms.appointment import Appointment, Person, Practice
 from rooms.errors import DomainError
+from rooms.lifecycle import create_room
 from rooms.roles import Actor, Role
-from rooms.room import create_room
 from signalling.app import HUB, make_app
 from signalling.config import ConfigError, settings_from_env
-from signalling.sockets import session_payload
+from signalling.socket_session import session_payload
 from store.room_codec import room_from_dict, room_to_dict
 from tests.support import appointment_data, booking_body, make_settings, signed_headers
 
@@ -69,7 +69,7 @@ async def test_the_webhook_takes_a_locale_and_a_practice_and_keeps_them(
     data = appointment_data() | {"locale": "en", "practice": PRACTICE}
     status, document = await hook(app_client, "appointment.created", data)
     assert status == 201, document
-    room = await app_client.app[HUB].store.get(document["room_id"])
+    room = await app_client.app[HUB].room(document["room_id"])
     assert room is not None
     assert room.appointment.locale == "en"
     assert room.appointment.practice == Practice(PRACTICE["name"], PRACTICE["phone"])
@@ -84,7 +84,7 @@ async def test_the_webhook_takes_a_locale_and_a_practice_and_keeps_them(
         },
     )
     assert status == 200
-    moved = await app_client.app[HUB].store.get(document["room_id"])
+    moved = await app_client.app[HUB].room(document["room_id"])
     assert moved is not None
     assert moved.appointment.locale == "en"
     assert moved.appointment.practice == room.appointment.practice
@@ -95,13 +95,13 @@ async def test_the_api_takes_them_too_and_both_are_optional(app_client: Client) 
         app_client, appointment_data() | {"locale": "fr", "practice": {"name": "Dr Lune"}}
     )
     assert status == 201, document
-    room = await app_client.app[HUB].store.get(document["room_id"])
+    room = await app_client.app[HUB].room(document["room_id"])
     assert room is not None
     assert room.appointment.locale == "fr"
     assert room.appointment.practice == Practice("Dr Lune", None)
     status, document = await api_create(app_client, appointment_data())
     assert status == 201, document
-    plain = await app_client.app[HUB].store.get(document["room_id"])
+    plain = await app_client.app[HUB].room(document["room_id"])
     assert plain is not None
     assert plain.appointment.locale is None
     assert plain.appointment.practice is None
@@ -129,7 +129,7 @@ async def test_invalid_locale_or_practice_is_400_invalid_payload(
     status, document = await hook(app_client, "appointment.created", appointment_data() | extra)
     assert status == 400, document
     assert document["error"]["code"] == "invalid_payload"
-    assert await app_client.app[HUB].store.rooms() == []
+    assert await app_client.app[HUB].rooms() == []
 
 
 def test_the_domain_refuses_an_unknown_locale() -> None:

@@ -13,6 +13,7 @@ from collections.abc import Awaitable, Callable
 from datetime import timedelta
 from typing import Any
 
+import pytest
 from aiohttp import ClientSession
 from aiohttp.test_utils import TestServer
 from playwright.async_api import expect
@@ -22,6 +23,8 @@ from tests.conftest import LiveServer
 from tests.support import appointment_data, booking_body, make_settings, signed_headers
 from tests.support.browser import chromium
 from tests.test_e2e_browser import STEP, expect_state, local_link, open_page
+
+pytestmark = pytest.mark.browser
 
 PRACTICE = {"name": "Cabinet du Parc", "phone": "+33 1 23 45 67 89"}
 

@@ -7,9 +7,14 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow
+
 REPO = Path(__file__).resolve().parent.parent
 
 
+@pytest.mark.timeout(300)  # Beyond the run's own 240 s limit, which says more.
 async def test_bench_relay_forwards_every_packet_on_loopback() -> None:
     process = await asyncio.create_subprocess_exec(
         sys.executable,

@@ -18,7 +18,7 @@ from aiohttp.test_utils import TestClient
 from rooms.roles import Role
 from rooms.room import Room
 from signalling import tokens
-from signalling.app import HUB, make_app
+from signalling.app import ROOM_STORE, make_app
 from signalling.config import Settings
 from signalling.tokens import TokenError, TokenProblem
 from store.room_store import RoomStore
@@ -67,7 +67,7 @@ def booking(**kwargs: Any) -> dict[str, Any]:
 
 
 def store_of(client: Client) -> RoomStore:
-    store: RoomStore = client.app[HUB].store
+    store: RoomStore = client.app[ROOM_STORE]
     return store
 
 

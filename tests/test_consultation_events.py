@@ -19,16 +19,19 @@ import pytest
 from aiohttp import ClientSession, web
 from aiohttp.test_utils import TestServer
 
+from rooms.admission import admit, check_in, join_as_practitioner
 from rooms.appointment import Appointment, JoinWindowPolicy, Person
 from rooms.consultation_events import consultation_events
+from rooms.lifecycle import create_room, end
+from rooms.presence import leave
 from rooms.roles import Actor, Role
-from rooms.room import admit, check_in, create_room, end, join_as_practitioner, leave
 from signalling import webhook_signature
 from signalling.app import HUB, make_app
 from signalling.event_delivery import RetryPolicy
 from store.event_log import InMemoryEventLog
 from tests.conftest import LiveServer
 from tests.support import WEBHOOK_SECRET, make_settings
+from tests.support.polling import eventually
 from tests.support.synthetic import SyntheticParticipant
 
 EVENTS_SECRET = "whsec_" + base64.b64encode(b"e" * 32).decode()
@@ -96,14 +99,6 @@ async def start_server(
     return LiveServer(await aiohttp_server(make_app(settings), host="127.0.0.1"))
 
 
-async def wait_until(condition: Callable[[], bool], timeout: float = 15.0) -> None:
-    async def poll() -> None:
-        while not condition():  # noqa: ASYNC110 - state lives in another server's handler
-            await asyncio.sleep(0.02)
-
-    await asyncio.wait_for(poll(), timeout)
-
-
 async def full_consultation(server: LiveServer, room: dict[str, Any]) -> None:
     doctor = SyntheticParticipant(server.base_url, room["links"]["practitioner"], "doctor")
     patient = SyntheticParticipant(server.base_url, room["links"]["patient"], "patient")
@@ -139,7 +134,7 @@ async def test_a_full_consultation_is_reported_signed_and_in_order(
     room = await server.book(patient_name="Zephyrine Quatremain")
 
     await full_consultation(server, room)
-    await wait_until(lambda: len(sink.types_for(room["room_id"])) == len(EXPECTED))
+    await eventually(lambda: len(sink.types_for(room["room_id"])) == len(EXPECTED), timeout=15)
 
     assert sink.bad_signatures == 0
     assert sink.types_for(room["room_id"]) == EXPECTED
@@ -168,7 +163,7 @@ async def test_a_receiver_down_for_a_while_gets_every_event_once_in_order(
 
     await full_consultation(server, first)
     await full_consultation(server, second)
-    await wait_until(lambda: len(sink.accepted) == 2 * len(EXPECTED))
+    await eventually(lambda: len(sink.accepted) == 2 * len(EXPECTED), timeout=15)
 
     assert sink.failures_left == 0
     assert len(sink.attempts) > len(sink.accepted)  # it really was retried
@@ -201,13 +196,10 @@ async def test_a_refused_connection_is_retried_and_later_events_wait_their_turn(
     await full_consultation(server, room)
     log = server.app[HUB].event_log
 
-    async def head_attempts() -> int:
-        return (await log.after(None, 1))[0].attempts
+    async def retried() -> bool:
+        return (await log.after(None, 1))[0].attempts >= 3
 
-    deadline = asyncio.get_running_loop().time() + 15
-    while await head_attempts() < 3:
-        assert asyncio.get_running_loop().time() < deadline, "no retries"
-        await asyncio.sleep(0.05)
+    await eventually(retried, timeout=15, what="the head event was retried")
 
     events = await log.after(None, 100)
     assert [event.type for event in events] == EXPECTED
@@ -233,7 +225,7 @@ def a_room() -> Any:
 
 def test_events_name_nobody_and_end_carries_the_duration() -> None:
     room = a_room()
-    steps = [
+    steps: list[Callable[[Any], Any]] = [
         lambda r: check_in(r, PATIENT, "e-pat", NOW),
         lambda r: join_as_practitioner(r, DOCTOR, "e-doc", NOW),
         lambda r: admit(r, DOCTOR, "e-pat", NOW + timedelta(minutes=1)),

@@ -12,6 +12,7 @@ from aiohttp import ClientSession
 from playwright.async_api import expect
 
 from signalling import tokens
+from signalling.app import HUB
 from signalling.config import Settings
 from tests.conftest import LiveServer
 from tests.support import (
@@ -22,6 +23,7 @@ from tests.support import (
     signed_headers,
 )
 from tests.support.browser import chromium
+from tests.support.polling import eventually, stays_true
 from tests.support.synthetic import SignallingError, SyntheticParticipant
 
 API_KEY = "desk-test-api-key-0123456789"
@@ -154,6 +156,35 @@ async def test_the_desk_lists_only_this_practitioners_day_in_slot_order(
         await desk.close()
 
 
+async def test_a_new_appointment_reaches_an_open_desk_at_once(live_server: LiveServer) -> None:
+    await book_for(live_server, "prac-1", starts_in=timedelta(minutes=5))
+    desk = Desk(live_server, await desk_link(live_server, "prac-1"))
+    await desk.connect()
+    try:
+        await desk.until(lambda d: len(d["rows"]) == 1)
+        booked = await book_for(live_server, "prac-1", starts_in=timedelta(minutes=20))
+        # Pushed as the booking is stored, not at the next refresh.
+        document = await desk.until(lambda d: len(d["rows"]) == 2, timeout=1)
+        assert document["rows"][1]["room_id"] == booked["room_id"]
+
+        data = appointment_data(starts_in=timedelta(minutes=35))
+        data["practitioner"]["id"] = "prac-1"
+        async with (
+            ClientSession() as session,
+            session.post(
+                f"{live_server.base_url}/api/v1/appointments",
+                json=data,
+                headers={"Authorization": f"Bearer {API_KEY}"},
+            ) as response,
+        ):
+            assert response.status == 201, await response.text()
+            created = await response.json()
+        document = await desk.until(lambda d: len(d["rows"]) == 3, timeout=1)
+        assert document["rows"][2]["room_id"] == created["room_id"]
+    finally:
+        await desk.close()
+
+
 async def test_admit_deny_and_message_from_the_desk(live_server: LiveServer) -> None:
     first = await book_for(live_server, "prac-1", starts_in=timedelta(minutes=5))
     second = await book_for(live_server, "prac-1", starts_in=timedelta(minutes=10))
@@ -188,10 +219,10 @@ async def test_admit_deny_and_message_from_the_desk(live_server: LiveServer) -> 
 
         ack = await desk.call("message", {"text": "  Running 10 minutes late  "})
         assert ack == {"ok": True, "recipients": 2}
-        await asyncio.sleep(0.3)
-        assert [m["text"] for m in messages["first"]] == ["Running 10 minutes late"]
-        assert [m["text"] for m in messages["second"]] == ["Running 10 minutes late"]
-        assert messages["foreign"] == []
+        told = ["Running 10 minutes late"]
+        await eventually(lambda: [m["text"] for m in messages["first"]] == told)
+        await eventually(lambda: [m["text"] for m in messages["second"]] == told)
+        await stays_true(lambda: messages["foreign"] == [], for_seconds=0.3)
 
         refused = await desk.call(
             "admit", {"room_id": foreign["room_id"], "entry_id": entry["entry_id"]}
@@ -256,6 +287,7 @@ async def test_patient_cannot_use_the_desk_events(live_server: LiveServer) -> No
         await patient.close()
 
 
+@pytest.mark.browser
 async def test_the_desk_page_shows_arrivals_live_and_admits(live_server: LiveServer) -> None:
     first = await book_for(live_server, "prac-1", starts_in=timedelta(minutes=5))
     second = await book_for(
@@ -337,20 +369,27 @@ async def test_the_desk_page_shows_arrivals_live_and_admits(live_server: LiveSer
     assert first["room_id"] != second["room_id"]
 
 
-async def test_the_desk_page_clears_itself_when_its_link_expires(live_server: LiveServer) -> None:
+@pytest.mark.browser
+async def test_the_desk_page_clears_itself_when_its_link_expires(
+    live_server: LiveServer, monkeypatch: pytest.MonkeyPatch
+) -> None:
     await book_for(live_server, "prac-1")
     now = datetime.now(UTC)
     token = tokens.mint_desk(
         TOKEN_SECRET,
         practitioner_id="prac-1",
         not_before=now - timedelta(minutes=1),
-        expires_at=now + timedelta(seconds=3),
+        expires_at=now + timedelta(hours=1),
     )
     async with chromium() as browser:
         page = await (await browser.new_context(locale="en-US")).new_page()
         page.set_default_timeout(STEP)
         await page.goto(live_server.base_url + "/d#" + token)
         await expect(page.get_by_test_id("desk-row")).to_have_count(1)
+        hub = live_server.app[HUB]
+        real = hub.clock
+        # The link's working day ends on the app's clock, whatever the page's load time.
+        monkeypatch.setattr(hub, "clock", lambda: real() + timedelta(hours=1, minutes=1))
         await expect(page.locator("body")).to_have_attribute("data-state", "error")
         await expect(page.get_by_test_id("error-message")).to_contain_text("expired")
         await expect(page.get_by_test_id("desk-row")).to_have_count(0)

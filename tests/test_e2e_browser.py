@@ -13,10 +13,13 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any
 
+import pytest
 from playwright.async_api import Browser, BrowserContext, Page, expect
 
 from tests.conftest import LiveServer
 from tests.support.browser import chromium
+
+pytestmark = pytest.mark.browser
 
 REPO = Path(__file__).resolve().parent.parent
 ARTIFACTS = REPO / "test-artifacts"
@@ -74,6 +77,8 @@ async def wait_remote_frames(page: Page, minimum: int) -> list[int]:
     return frames
 
 
+# Marked here too: tests/test_rtp_workers.py runs it, and this module's pytestmark stays here.
+@pytest.mark.browser
 async def test_consultation_from_booking_to_hang_up(live_server: LiveServer) -> None:
     room = await live_server.book(patient_name="Alice Martin", practitioner_name="Dr Bernard")
     patient_url = local_link(live_server, room["links"]["patient"])

@@ -11,7 +11,6 @@ nothing here (2 cores: few browsers).
 
 from __future__ import annotations
 
-import asyncio
 import re
 from datetime import timedelta
 from typing import Any
@@ -25,6 +24,7 @@ from signalling.config import Settings
 from tests.conftest import LiveServer
 from tests.support import make_settings
 from tests.support.browser import chromium
+from tests.support.polling import eventually
 from tests.support.synthetic import SyntheticParticipant
 from tests.test_desk import API_KEY, book_for, desk_link
 from tests.test_e2e_browser import (
@@ -35,6 +35,8 @@ from tests.test_e2e_browser import (
     open_page,
     wait_remote_frames,
 )
+
+pytestmark = pytest.mark.browser
 
 PRACTITIONER = "prac-day"
 ABOUT_TIME = re.compile(r"about \d{1,2}:\d{2}")
@@ -70,13 +72,13 @@ async def api_post(server: LiveServer, path: str, body: dict[str, Any]) -> dict[
 
 async def same_safety_code(one: Page, other: Page) -> None:
     """Both pages show one code: each has the other's current key (no one in the middle)."""
-    codes: list[str] = []
-    for _ in range(STEP // 100):
+
+    async def same() -> None:
         codes = [(await p.get_by_test_id("safety-code").inner_text()).strip() for p in (one, other)]
-        if codes[0] and codes[0] == codes[1]:
-            return
-        await asyncio.sleep(0.1)
-    raise AssertionError(f"safety codes differ: {codes}")
+        assert codes[0], "no safety code shown"
+        assert codes[0] == codes[1], f"safety codes differ: {codes}"
+
+    await eventually(same, timeout=STEP / 1000, interval=0.1)
 
 
 async def drop_connection(server: LiveServer, entry_id: str) -> None:
@@ -237,11 +239,8 @@ async def test_the_practitioners_room_tools(live_server: LiveServer) -> None:
         await entries.nth(1).get_by_test_id("deny").click()
         await confirm(doctor)
         await expect(entries).to_have_count(1)
-        for _ in range(100):  # The page's ack comes before the guest's socket hears it.
-            if denial:
-                break
-            await asyncio.sleep(0.05)
-        assert denial == [{"reason": "Not needed today, thank you"}]
+        # The page's ack comes before the guest's socket hears it.
+        await eventually(lambda: denial == [{"reason": "Not needed today, thank you"}])
         await expect(entries).to_have_count(1)
 
         # A relative whose connection drops stays listed, marked away, until declined.

@@ -9,10 +9,13 @@ from __future__ import annotations
 
 from typing import Any
 
+import pytest
 from playwright.async_api import Page
 
 from tests.conftest import LiveServer
 from tests.support.browser import chromium
+
+pytestmark = pytest.mark.browser
 
 # Helpers every scenario below starts with; `page.evaluate` runs it as a function.
 PRELUDE = """

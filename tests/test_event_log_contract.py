@@ -32,6 +32,7 @@ from store.event_log import (
     LoggedEvent,
 )
 from store.redis_event_log import RedisEventLog
+from tests.support.polling import eventually
 
 T0 = datetime(2030, 3, 4, 10, 0, tzinfo=UTC)
 SECOND = timedelta(seconds=1)
@@ -396,7 +397,7 @@ async def test_two_delivery_workers_post_each_event_once_in_room_order(
     url = str(server.make_url("/events"))
     nodes = [CountingLog(open_node()), CountingLog(open_node())]
     workers = [
-        EventDelivery(node, url, b"k" * 32, utc_now, RetryPolicy(), concurrency=2)  # type: ignore[arg-type]
+        EventDelivery(node, url, (b"k" * 32,), utc_now, RetryPolicy(), concurrency=2)
         for node in nodes
     ]
     tasks = [asyncio.ensure_future(worker.run()) for worker in workers]
@@ -412,16 +413,13 @@ async def test_two_delivery_workers_post_each_event_once_in_room_order(
             await asyncio.sleep(random.uniform(0, 0.01))
         total = sum(len(v) for v in expected.values())
 
-        async def all_delivered() -> None:
-            while True:
-                events = await nodes[0].log.after(None, 1000)
-                if len(events) == total and all(
-                    e.status is DeliveryStatus.DELIVERED for e in events
-                ):
-                    return
-                await asyncio.sleep(0.02)
+        async def all_delivered() -> bool:
+            events = await nodes[0].log.after(None, 1000)
+            return len(events) == total and all(
+                e.status is DeliveryStatus.DELIVERED for e in events
+            )
 
-        await asyncio.wait_for(all_delivered(), 20)
+        await eventually(all_delivered, timeout=20)
     finally:
         for task in tasks:
             task.cancel()

@@ -68,7 +68,7 @@ async def test_a_redirect_is_a_failed_attempt_and_its_target_is_never_called(
     delivery = EventDelivery(
         log,
         str(server.make_url("/events")),
-        KEY,
+        (KEY,),
         lambda: datetime.now(UTC),
         RetryPolicy(first_delay=timedelta(hours=1)),
     )

@@ -6,12 +6,15 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from rooms.admission import admit, check_in, invite_guest
 from rooms.appointment import Appointment, JoinWindowPolicy, Person
 from rooms.consultation_events import consultation_events
 from rooms.errors import DomainError, ErrorCode
 from rooms.events import PatientAdmitted, PatientCheckedIn
+from rooms.lifecycle import cancel, create_room
+from rooms.presence import leave
 from rooms.roles import Actor, Role
-from rooms.room import Room, admit, cancel, check_in, create_room, invite_guest, leave
+from rooms.room import Room
 
 NOW = datetime(2030, 1, 1, 9, 0, tzinfo=UTC)
 DOCTOR = Actor("doc", Role.PRACTITIONER)

@@ -63,7 +63,7 @@ async def create(client: Client, **kwargs: Any) -> dict[str, Any]:
 
 
 async def room_count(client: Client) -> int:
-    return len(await client.app[HUB].store.rooms())
+    return len(await client.app[HUB].rooms())
 
 
 async def test_the_api_is_off_until_a_key_is_configured(aiohttp_client: MakeClient) -> None:
@@ -293,7 +293,7 @@ async def test_an_invited_guest_gets_a_guest_link_of_their_own(api: Client) -> N
         TOKEN_SECRET, token_of(invited["link"]), room["room_id"], datetime.now(UTC)
     )
     assert (claims.role, claims.person_id) == (Role.GUEST, invited["guest_id"])
-    stored = await api.app[HUB].store.get(room["room_id"])
+    stored = await api.app[HUB].room(room["room_id"])
     assert stored is not None
     assert [guest.name for guest in stored.guests] == ["Ines Interprete"]
 
@@ -306,7 +306,7 @@ async def test_a_guest_needs_a_name(api: Client, body: dict[str, Any]) -> None:
         400,
         "invalid_payload",
     )
-    stored = await api.app[HUB].store.get(room["room_id"])
+    stored = await api.app[HUB].room(room["room_id"])
     assert stored is not None
     assert stored.guests == ()
 

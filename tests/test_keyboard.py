@@ -20,6 +20,8 @@ from tests.support.browser import chromium
 from tests.test_desk import API_KEY, book_for, desk_link
 from tests.test_e2e_browser import expect_state, local_link, open_page
 
+pytestmark = pytest.mark.browser
+
 PRACTITIONER = "prac-keys"
 MAX_TABS = 80
 

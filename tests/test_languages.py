@@ -24,6 +24,8 @@ from tests.support.screens import check_screen
 from tests.test_desk import API_KEY, book_for, desk_link
 from tests.test_e2e_browser import confirm, expect_state, local_link, open_page
 
+pytestmark = pytest.mark.browser
+
 PRACTITIONER = "prac-lang"
 TWELVE_HOUR = re.compile(r"\d{1,2}:\d{2}\s?(AM|PM|am|pm)")
 TWENTY_FOUR_HOUR = re.compile(r"\b([01]\d|2[0-3]):[0-5]\d\b")

@@ -8,7 +8,6 @@ on (the default) throughout.
 
 from __future__ import annotations
 
-import asyncio
 import json
 import time
 from collections.abc import AsyncIterator
@@ -20,7 +19,10 @@ from playwright.async_api import Browser, Page, expect
 from tests.support import appointment_data, room_id_of
 from tests.support.browser import chromium
 from tests.support.multinode_cluster import Cluster
+from tests.support.polling import eventually
 from tests.test_e2e_browser import STEP, expect_state, open_page, wait_remote_frames
+
+pytestmark = [pytest.mark.browser, pytest.mark.slow]
 
 ARTIFACTS = Path(__file__).resolve().parent.parent / "test-artifacts"
 # The requirement: after the relay node of a call dies, both sides see
@@ -105,10 +107,12 @@ async def test_patient_and_practitioner_on_different_nodes_see_each_other(
         records = {r["port"]: r for r in (await cluster.relay_records()).values()}
         assert len(records) == 2
         other = next(r for r in cluster.relays if r is not hosting)
-        async with asyncio.timeout(10):
-            while records[hosting.port]["participants"] != 2:
-                await asyncio.sleep(0.5)
-                records = {r["port"]: r for r in (await cluster.relay_records()).values()}
+
+        async def both_on_the_hosting_node() -> bool:
+            records.update({r["port"]: r for r in (await cluster.relay_records()).values()})
+            return bool(records[hosting.port]["participants"] == 2)
+
+        await eventually(both_on_the_hosting_node, interval=0.5)
         assert records[hosting.port]["rooms"] == 1
         assert (records[other.port]["rooms"], records[other.port]["participants"]) == (0, 0)
 
@@ -137,12 +141,14 @@ async def test_relay_node_killed_mid_call_both_see_video_again_within_10_s(
         killed_at = time.monotonic()
         hosting.kill()
         recovered: dict[str, float] = {}
-        async with asyncio.timeout(FAILOVER_LIMIT_S + 20):
-            while len(recovered) < 2:
-                for name, page in (("patient", patient), ("practitioner", doctor)):
-                    if name not in recovered and await new_frames(page) >= 5:
-                        recovered[name] = time.monotonic() - killed_at
-                await asyncio.sleep(0.1)
+
+        async def both_see_video_again() -> bool:
+            for name, page in (("patient", patient), ("practitioner", doctor)):
+                if name not in recovered and await new_frames(page) >= 5:
+                    recovered[name] = time.monotonic() - killed_at
+            return len(recovered) == 2
+
+        await eventually(both_see_video_again, timeout=FAILOVER_LIMIT_S + 20, interval=0.1)
 
         ARTIFACTS.mkdir(exist_ok=True)
         (ARTIFACTS / "relay-failover.json").write_text(json.dumps(recovered, indent=2))
@@ -186,11 +192,8 @@ async def test_signalling_node_killed_during_wait_patient_keeps_place_on_the_oth
         doomed.kill()
         await doomed.process.wait()
         # Reconnected through the balancer to the surviving node, same entry, same place.
-        async with asyncio.timeout(STEP / 1000):
-            while True:
-                if cluster.balancer.socketio_backends() == [1 - carrier]:
-                    break
-                await asyncio.sleep(0.1)
+        balancer = cluster.balancer
+        await eventually(lambda: balancer.socketio_backends() == [1 - carrier], timeout=STEP / 1000)
         await expect(patient.get_by_test_id("connection-notice")).to_be_hidden(timeout=STEP)
         await expect_state(patient, "waiting")
         await expect(patient.get_by_test_id("waiting-position")).to_contain_text("1")

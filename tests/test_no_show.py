@@ -5,10 +5,12 @@ from __future__ import annotations
 from datetime import UTC, datetime, timedelta
 from typing import Any
 
+from rooms.admission import check_in
 from rooms.appointment import Appointment, JoinWindowPolicy, Person
 from rooms.events import PatientNoShow
+from rooms.lifecycle import cancel, create_room, mark_no_show
 from rooms.roles import Actor, Role
-from rooms.room import Room, cancel, check_in, create_room, mark_no_show
+from rooms.room import Room
 from signalling.app import HUB, make_app
 from tests.support import make_settings
 
@@ -63,7 +65,7 @@ async def test_the_sweeper_marks_no_shows_and_logs_the_event(aiohttp_client: Any
     await aiohttp_client(app)
     hub = app[HUB]
     room = a_room()
-    await hub.store.create(create_room(room.id, room.appointment, JoinWindowPolicy()))
+    await hub.create(create_room(room.id, room.appointment, JoinWindowPolicy()))
 
     now[0] = START + AFTER - timedelta(seconds=1)
     await hub.sweep(timedelta(hours=24))
@@ -74,6 +76,6 @@ async def test_the_sweeper_marks_no_shows_and_logs_the_event(aiohttp_client: Any
     await hub.sweep(timedelta(hours=24))
     events = await hub.event_log.after(None, 10)
     assert [event.type for event in events] == ["consultation.no_show"]
-    stored = await hub.store.get(room.id)
+    stored = await hub.room(room.id)
     assert stored is not None
     assert stored.no_show_at == START + AFTER

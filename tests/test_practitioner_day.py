@@ -6,22 +6,13 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from rooms.admission import admit, check_in, deny, join_as_practitioner, return_to_waiting
 from rooms.appointment import Appointment, JoinWindowPolicy, Person
 from rooms.errors import DomainError, ErrorCode
 from rooms.events import PatientDenied, PatientReturnedToWaiting
+from rooms.lifecycle import cancel, create_room, end, mark_no_show
 from rooms.roles import Actor, Role
-from rooms.room import (
-    Room,
-    admit,
-    cancel,
-    check_in,
-    create_room,
-    deny,
-    end,
-    join_as_practitioner,
-    mark_no_show,
-    return_to_waiting,
-)
+from rooms.room import Room
 from waiting_room.practitioner_day import (
     DeskState,
     desk_rows,

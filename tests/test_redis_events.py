@@ -18,11 +18,11 @@ from rooms.consultation_events import ConsultationEvent, ConsultationEventType
 from signalling.app import HUB, make_app
 from signalling.clock import utc_now
 from signalling.event_delivery import EventDelivery
-from signalling.room_hub import EVENT_RETENTION
 from store.errors import StoreUnavailable
-from store.event_log import DeliveryStatus
+from store.event_log import EVENT_RETENTION, DeliveryStatus
 from store.redis_event_log import RedisEventLog
 from tests.support import appointment_data, make_settings
+from tests.support.polling import stays_true
 from tests.support.redis_server import free_port
 
 API_KEY = "k" * 32
@@ -146,10 +146,9 @@ async def test_an_unreachable_redis_is_store_unavailable_and_the_url_stays_out_o
             await log.next_attempt_at()
 
         # The delivery worker outlives the outage instead of dying on its first look.
-        worker = EventDelivery(log, "http://127.0.0.1:1/events", b"k" * 32, utc_now)
+        worker = EventDelivery(log, "http://127.0.0.1:1/events", (b"k" * 32,), utc_now)
         task = asyncio.ensure_future(worker.run())
-        await asyncio.sleep(0.5)
-        assert not task.done()
+        await stays_true(lambda: not task.done(), for_seconds=0.5)
         task.cancel()
         await asyncio.gather(task, return_exceptions=True)
     finally:

@@ -21,8 +21,11 @@ from tests.support import (
     booking_body,
     signed_headers,
 )
+from tests.support.polling import eventually
 from tests.support.redis_server import free_port
 from tests.support.synthetic import SignallingError, SyntheticParticipant
+
+pytestmark = pytest.mark.slow
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -71,17 +74,19 @@ async def start_node(redis_url: str) -> Node:
         stderr=asyncio.subprocess.DEVNULL,
     )
     node = Node(process, port)
-    async with asyncio.timeout(30), ClientSession() as session:
-        while True:
+    async with ClientSession() as session:
+
+        async def ready() -> bool:
             if process.returncode is not None:
                 raise RuntimeError(f"node exited with {process.returncode} at start")
             try:
                 async with session.get(node.base_url + "/readyz") as response:
-                    if response.status == 200:
-                        return node
+                    return response.status == 200
             except ClientError:
-                pass
-            await asyncio.sleep(0.1)
+                return False
+
+        await eventually(ready, timeout=30, interval=0.1, what="the node answers /readyz")
+    return node
 
 
 @pytest.fixture

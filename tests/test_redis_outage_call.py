@@ -8,10 +8,11 @@ from collections.abc import Awaitable, Callable
 from aiohttp import ClientSession
 from aiohttp.test_utils import TestServer
 
-from signalling.app import HUB, make_app
+from signalling.app import HUB, ROOM_STORE, make_app
 from store.redis_room_store import RedisRoomStore
 from tests.conftest import LiveServer
 from tests.support import make_settings
+from tests.support.polling import eventually
 from tests.support.redis_server import RedisServer
 from tests.support.synthetic import SyntheticParticipant
 
@@ -23,14 +24,12 @@ def video_frames(participant: SyntheticParticipant) -> int:
 async def frames_grow(participants: list[SyntheticParticipant], timeout: float = 10) -> None:
     before = [video_frames(p) for p in participants]
 
-    async def grown() -> None:
-        # The counts change in aiortc track callbacks, not on an event we own.
-        while any(  # noqa: ASYNC110
-            video_frames(p) < b + 15 for p, b in zip(participants, before, strict=True)
-        ):
-            await asyncio.sleep(0.1)
-
-    await asyncio.wait_for(grown(), timeout)
+    # The counts change in aiortc track callbacks, not on an event we own.
+    await eventually(
+        lambda: all(video_frames(p) >= b + 15 for p, b in zip(participants, before, strict=True)),
+        timeout=timeout,
+        what="every participant received 15 more video frames",
+    )
 
 
 async def test_media_keeps_flowing_while_redis_is_down(
@@ -40,7 +39,7 @@ async def test_media_keeps_flowing_while_redis_is_down(
 ) -> None:
     app = make_app(make_settings(redis_url=redis_url))
     server = LiveServer(await aiohttp_server(app, host="127.0.0.1"))
-    assert isinstance(app[HUB].store, RedisRoomStore)
+    assert isinstance(app[ROOM_STORE], RedisRoomStore)
     room = await server.book()
     doctor = SyntheticParticipant(server.base_url, room["links"]["practitioner"], "doctor")
     patient = SyntheticParticipant(server.base_url, room["links"]["patient"], "patient")
@@ -69,7 +68,7 @@ async def test_media_keeps_flowing_while_redis_is_down(
 
         async with ClientSession() as session, session.get(server.base_url + "/readyz") as r:
             assert r.status == 200
-        stored = await app[HUB].store.get(room["room_id"])
+        stored = await app[HUB].room(room["room_id"])
         assert stored is not None
         assert {p.role.value for p in stored.in_call} == {"practitioner", "patient"}
         await frames_grow([doctor, patient])

@@ -8,7 +8,7 @@ from typing import Any
 from aiohttp import web
 from aiohttp.test_utils import TestClient
 
-from signalling.app import HUB, make_app
+from signalling.app import ROOM_STORE, make_app
 from store.redis_room_store import RedisRoomStore
 from tests.support import appointment_data, booking_body, make_settings, signed_headers
 from tests.support.redis_server import RedisServer
@@ -29,7 +29,7 @@ async def test_readyz_follows_redis_and_healthz_does_not(
 ) -> None:
     client = await aiohttp_client(make_app(make_settings(redis_url=redis_url)))
     assert client.app is not None
-    assert isinstance(client.app[HUB].store, RedisRoomStore)
+    assert isinstance(client.app[ROOM_STORE], RedisRoomStore)
 
     ready = await client.get("/readyz")
     assert (ready.status, await ready.json()) == (200, {"status": "ready"})

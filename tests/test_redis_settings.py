@@ -5,8 +5,9 @@ from __future__ import annotations
 import pytest
 
 from signalling.config import ConfigError, settings_from_env
+from tests.support import WEBHOOK_SECRET
 
-BASE = {"TELECONSULT_TOKEN_SECRET": "t" * 48}
+BASE = {"TELECONSULT_TOKEN_SECRET": "t" * 48, "TELECONSULT_WEBHOOK_SECRET": WEBHOOK_SECRET}
 
 
 def test_redis_is_off_unless_configured() -> None:

@@ -15,22 +15,17 @@ from datetime import UTC, datetime, timedelta
 import pytest
 import redis.asyncio as redis
 
+from rooms.admission import admit, check_in, join_as_practitioner
 from rooms.appointment import Appointment, JoinWindowPolicy, Person
 from rooms.errors import DomainError, ErrorCode
 from rooms.events import EndReason
+from rooms.lifecycle import create_room
 from rooms.roles import Actor, Role
-from rooms.room import (
-    Lifecycle,
-    Participant,
-    Room,
-    Transition,
-    admit,
-    check_in,
-    create_room,
-    join_as_practitioner,
-)
+from rooms.room import Lifecycle, Participant, Room, Transition
+from rooms.waiting_queue import WaitingEntry, WaitingQueue
 from store.errors import StoreUnavailable
 from store.redis_room_store import RedisRoomStore
+from store.redis_webhook_receipts import RedisWebhookReceipts
 from store.room_codec import (
     FORMAT_VERSION,
     RoomFormatError,
@@ -38,9 +33,8 @@ from store.room_codec import (
     encode_room,
     room_to_dict,
 )
-from store.room_store import WebhookReceipt
+from store.webhook_receipts import WebhookReceipt
 from tests.support.redis_server import RedisServer
-from waiting_room.queue import WaitingEntry, WaitingQueue
 
 START = datetime(2030, 3, 4, 10, 0, tzinfo=UTC)
 INSIDE = START + timedelta(minutes=5)
@@ -162,12 +156,14 @@ async def test_keys_live_under_the_prefix_and_prefixes_do_not_mix(redis_url: str
     green = RedisRoomStore.from_url(redis_url, prefix="green:")
     try:
         await blue.create(creation("room-1", "apt-1"))
-        await blue.remember_webhook(WebhookReceipt("msg_1", "apt-1", START))
+        blue_receipts = RedisWebhookReceipts(blue.client, prefix="blue:")
+        await blue_receipts.remember(WebhookReceipt("msg_1", "apt-1", START))
 
         assert await green.get("room-1") is None
         assert await green.find_by_appointment("apt-1") is None
         assert await green.rooms() == []
-        assert await green.recall_webhook("msg_1", START - timedelta(days=1)) is None
+        green_receipts = RedisWebhookReceipts(green.client, prefix="green:")
+        assert await green_receipts.recall("msg_1", START - timedelta(days=1)) is None
         _, created = await green.create(creation("room-2", "apt-1"))
         assert created is True
         keys = sorted(await blue.client.keys("*"))
@@ -219,13 +215,13 @@ async def test_room_and_index_keys_expire_after_the_window_plus_retention(
 async def test_webhook_receipts_expire_in_redis_and_the_first_one_stands(
     nodes: tuple[RedisRoomStore, RedisRoomStore],
 ) -> None:
-    one, two = nodes
+    one, two = (RedisWebhookReceipts(node.client) for node in nodes)
     first = WebhookReceipt("msg_1", "apt-1", START + timedelta(days=1))
-    await one.remember_webhook(first)
-    await two.remember_webhook(WebhookReceipt("msg_1", "apt-other", START + timedelta(days=2)))
+    await one.remember(first)
+    await two.remember(WebhookReceipt("msg_1", "apt-other", START + timedelta(days=2)))
 
-    assert await two.recall_webhook("msg_1", START) == first
-    expiry_ms = await one.client.pexpiretime("teleconsult:webhook:msg_1")
+    assert await two.recall("msg_1", START) == first
+    expiry_ms = await nodes[0].client.pexpiretime("teleconsult:webhook:msg_1")
     assert expiry_ms == int(first.expires_at.timestamp() * 1000)
 
 
@@ -291,6 +287,7 @@ async def test_an_unreachable_redis_is_a_store_unavailable_error(
     redis_server: RedisServer, redis_url: str
 ) -> None:
     store = RedisRoomStore.from_url(redis_url, timeout=1.0)
+    receipts = RedisWebhookReceipts(store.client)
     try:
         await store.create(creation("room-1", "apt-1"))
         redis_server.stop()
@@ -301,8 +298,8 @@ async def test_an_unreachable_redis_is_a_store_unavailable_error(
             lambda: store.create(creation("room-2", "apt-2")),
             lambda: store.rooms(),
             lambda: store.purge(START),
-            lambda: store.recall_webhook("msg", START),
-            lambda: store.remember_webhook(WebhookReceipt("msg", "apt-1", START)),
+            lambda: receipts.recall("msg", START),
+            lambda: receipts.remember(WebhookReceipt("msg", "apt-1", START)),
             lambda: store.ping(),
         ]
         for call in calls:

@@ -18,10 +18,12 @@ import pytest
 from aiohttp.test_utils import TestServer
 from aiortc import rtcrtpreceiver, rtcrtpsender
 
+from bench.baseline_modes import FrameForwarding
 from media.relay import Relay
 from signalling.app import HUB, make_app
 from signalling.config import Settings
 from tests.conftest import LiveServer
+from tests.support.polling import eventually
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -78,11 +80,14 @@ def only_reception(result: dict[str, Any], side: str) -> dict[str, Any]:
     return reception
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(180)  # Beyond run_synthetic_call's own 120 s limit.
 async def test_call_is_forwarded_without_any_codec_work(
     live_server: LiveServer, codec_tripwires: list[str]
 ) -> None:
     room = await live_server.book()
-    relay = live_server.app[HUB].relay
+    # The in-process relay's own counters: not part of the RelayService interface.
+    relay: Any = live_server.app[HUB].relay
     result = await run_synthetic_call(live_server, room, seconds=3)
 
     for side, publisher in (("patient", "practitioner"), ("practitioner", "patient")):
@@ -94,8 +99,7 @@ async def test_call_is_forwarded_without_any_codec_work(
         assert reception["audio_frames"] >= 75, reception
     assert codec_tripwires == []
     # Everything was torn down when the participants left.
-    await asyncio.sleep(0.5)
-    assert relay.stats()["subscriptions"] == 0
+    await eventually(lambda: relay.stats()["subscriptions"] == 0)
 
 
 async def test_tripwires_do_fire_on_codec_work(codec_tripwires: list[str]) -> None:
@@ -104,12 +108,14 @@ async def test_tripwires_do_fire_on_codec_work(codec_tripwires: list[str]) -> No
 
     vp8 = RTCRtpCodecParameters(mimeType="video/VP8", clockRate=90000, payloadType=96)
     with pytest.raises(AssertionError):
-        rtcrtpreceiver.get_decoder(vp8)
+        rtcrtpreceiver.get_decoder(vp8)  # type: ignore[attr-defined]
     with pytest.raises(AssertionError):
-        rtcrtpsender.get_encoder(vp8)
+        rtcrtpsender.get_encoder(vp8)  # type: ignore[attr-defined]
     assert codec_tripwires == ["decoder:video/VP8", "encoder:video/VP8"]
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(180)  # Beyond run_synthetic_call's own 120 s limit.
 async def test_late_subscriber_gets_a_keyframe_at_once(
     live_server: LiveServer, codec_tripwires: list[str]
 ) -> None:
@@ -130,13 +136,15 @@ async def test_late_subscriber_gets_a_keyframe_at_once(
     assert codec_tripwires == []
 
 
+@pytest.mark.slow
+@pytest.mark.timeout(180)  # Beyond run_synthetic_call's own 120 s limit.
 async def test_frames_mode_still_forwards_without_codec_work(
     aiohttp_server: Callable[..., Awaitable[TestServer]],
     settings: Settings,
     codec_tripwires: list[str],
 ) -> None:
     """The skeleton's frame pass-through stays usable: it is the benchmark's baseline."""
-    relay = Relay(mode="frames")
+    relay = Relay(forwarding=FrameForwarding())
     server = LiveServer(await aiohttp_server(make_app(settings, relay=relay), host="127.0.0.1"))
     room = await server.book()
     result = await run_synthetic_call(server, room, seconds=3)

@@ -6,27 +6,15 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from rooms.admission import admit, check_in, deny, join_as_practitioner, return_to_waiting
 from rooms.appointment import Appointment, JoinWindowPolicy, Person
 from rooms.errors import DomainError, ErrorCode
 from rooms.events import ParticipantAway, ParticipantLeft, ParticipantResumed
+from rooms.lifecycle import create_room, end
+from rooms.presence import expire_away, leave, leave_from, next_expiry, resume, step_away
+from rooms.resume_secret import hash_resume_secret
 from rooms.roles import Actor, Role
-from rooms.room import (
-    Room,
-    admit,
-    check_in,
-    create_room,
-    deny,
-    end,
-    expire_away,
-    hash_resume_secret,
-    join_as_practitioner,
-    leave,
-    leave_from,
-    next_expiry,
-    resume,
-    return_to_waiting,
-    step_away,
-)
+from rooms.room import Room
 from signalling.config import ConfigError, settings_from_env
 from store.room_codec import decode_room, encode_room
 

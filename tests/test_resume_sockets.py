@@ -11,6 +11,7 @@ import socketio
 
 from signalling.app import HUB, SETTINGS
 from tests.conftest import LiveServer
+from tests.support.polling import eventually, stays_true
 from tests.support.synthetic import SignallingError, SyntheticParticipant
 
 
@@ -51,14 +52,6 @@ class Device(SyntheticParticipant):
     def last_place(self) -> dict[str, Any] | None:
         places = self.events.get("waiting") or []
         return places[-1] if places else None
-
-
-async def eventually(check: Any, timeout: float = 10) -> None:
-    async def poll() -> None:
-        while not check():  # noqa: ASYNC110 - state changes in socket callbacks
-            await asyncio.sleep(0.02)
-
-    await asyncio.wait_for(poll(), timeout)
 
 
 async def device(server: LiveServer, link: str, label: str, resume: str | None = None) -> Device:
@@ -125,12 +118,12 @@ async def test_after_the_grace_the_place_is_gone(live_server: LiveServer) -> Non
         await doctor.wait_for_waiting(1)
         secret = await alice.secret()
         await alice.sio.disconnect()
-        await eventually(lambda: away_flags(doctor) and away_flags(doctor)[0][1])
+        await eventually(lambda: bool(away_flags(doctor)) and away_flags(doctor)[0][1])
 
         await hub.sweep(timedelta(hours=24))
         assert len(doctor.waiting_list) == 1  # Still within the two minutes.
-        hub.away_grace = timedelta(milliseconds=100)  # Rather than wait two minutes.
-        await asyncio.sleep(0.2)
+        real = hub.clock
+        hub.clock = lambda: real() + hub.away_grace + timedelta(seconds=1)  # Two minutes on.
         await hub.sweep(timedelta(hours=24))
 
         await eventually(lambda: doctor.waiting_list == [])
@@ -197,8 +190,10 @@ async def test_a_new_connection_takes_over_from_one_not_yet_seen_to_drop(
         assert (await new.session)["resumed"] == "waiting"
         await eventually(lambda: old.events.get("replaced") == [{}])
         await eventually(lambda: not old.sio.connected)
-        await asyncio.sleep(0.3)  # The old connection's disconnect has been handled by now.
-        assert away_flags(doctor) == [(entry["entry_id"], False)]
+        # Its disconnect is handled after this: it must not mark the patient away.
+        await stays_true(
+            lambda: away_flags(doctor) == [(entry["entry_id"], False)], for_seconds=0.3
+        )
         await doctor.admit(entry["entry_id"])
         await asyncio.wait_for(new.admitted.wait(), 10)
         assert not old.admitted.is_set()

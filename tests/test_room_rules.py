@@ -8,6 +8,7 @@ from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
+from rooms.admission import admit, check_in, deny, join_as_practitioner
 from rooms.appointment import Appointment, JoinWindow, JoinWindowPolicy, Person
 from rooms.errors import DomainError, ErrorCode
 from rooms.events import (
@@ -22,25 +23,11 @@ from rooms.events import (
     RoomEnded,
     RoomRescheduled,
 )
+from rooms.lifecycle import cancel, close_if_over, create_room, end, reschedule
+from rooms.presence import leave
 from rooms.roles import Actor, Role
-from rooms.room import (
-    Lifecycle,
-    Participant,
-    Room,
-    RoomStatus,
-    Transition,
-    admit,
-    cancel,
-    check_in,
-    close_if_over,
-    create_room,
-    deny,
-    end,
-    join_as_practitioner,
-    leave,
-    reschedule,
-)
-from waiting_room.queue import WaitingEntry
+from rooms.room import Lifecycle, Participant, Room, RoomStatus, Transition
+from rooms.waiting_queue import WaitingEntry
 
 ROOM_ID = "room-1"
 START = datetime(2030, 3, 4, 10, 0, tzinfo=UTC)

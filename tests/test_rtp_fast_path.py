@@ -23,8 +23,9 @@ from aiortc import MediaStreamTrack, RTCPeerConnection, RTCSessionDescription
 from aiortc.mediastreams import MediaStreamError
 from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, unpack_remb_fci
 
-from media.passthrough import install_tap
+from bench.passthrough import install_tap
 from media.relay import Relay
+from tests.support.polling import eventually, stays_true
 
 ROOM = "room-1"
 FPS = 30
@@ -54,7 +55,7 @@ class OpaqueVideoTrack(MediaStreamTrack):
         self.keyframe_requests += 1
         self._force_keyframe = True
 
-    async def recv(self) -> av.Packet:
+    async def recv(self) -> av.Packet[Any]:
         if self.readyState != "live":
             raise MediaStreamError
         index = len(self.sent)
@@ -77,7 +78,7 @@ class Publisher:
         self.track = OpaqueVideoTrack()
         transceiver = self.pc.addTransceiver(self.track, direction="sendonly")
         # The PLI/FIR handler of aiortc's sender: count what reaches the publisher.
-        transceiver.sender._send_keyframe = self.track.request_keyframe
+        transceiver.sender._send_keyframe = self.track.request_keyframe  # type: ignore[method-assign]
 
     async def publish(self, relay: Relay, participant: str) -> None:
         await self.pc.setLocalDescription(await self.pc.createOffer())
@@ -143,13 +144,6 @@ class Subscriber:
             await self.pc.close()
 
 
-async def until(condition: Callable[[], bool], timeout: float = 10.0) -> None:
-    deadline = time.monotonic() + timeout
-    while not condition():
-        assert time.monotonic() < deadline, "condition not met in time"
-        await asyncio.sleep(0.05)
-
-
 def assert_continuous(seqs: list[int]) -> None:
     """Each packet follows the previous one: no gap, no restart, no duplicate."""
     steps = [(b - a) & 0xFFFF for a, b in itertools.pairwise(seqs)]
@@ -182,12 +176,12 @@ async def peers() -> Any:
 Track = Callable[[Any], Any]
 
 
-async def start_call(relay: Relay, peers: Track, subscribe_after: float = 0.0) -> Any:
+async def start_call(relay: Relay, peers: Track, subscribe_after_frames: int = 0) -> Any:
     publisher: Publisher = peers(Publisher())
     subscriber: Subscriber = peers(Subscriber(relay, "sub"))
     await relay.join(ROOM, "pub", subscriber)  # the publisher receives nothing here
     await publisher.publish(relay, "pub")
-    await asyncio.sleep(subscribe_after)
+    await eventually(lambda: len(publisher.track.sent) >= subscribe_after_frames)
     await relay.join(ROOM, "sub", subscriber)
     return publisher, subscriber
 
@@ -195,8 +189,8 @@ async def start_call(relay: Relay, peers: Track, subscribe_after: float = 0.0) -
 async def test_late_subscriber_starts_on_a_keyframe_with_continuous_sequence_numbers(
     relay: Relay, peers: Track
 ) -> None:
-    publisher, subscriber = await start_call(relay, peers, subscribe_after=1.0)
-    await until(lambda: len(subscriber.frames) >= 45)
+    publisher, subscriber = await start_call(relay, peers, subscribe_after_frames=30)
+    await eventually(lambda: len(subscriber.frames) >= 45)
 
     # Joined 30 frames in, far from the next periodic key frame (90): the
     # relay asked for one and withheld everything before it.
@@ -210,7 +204,7 @@ async def test_late_subscriber_starts_on_a_keyframe_with_continuous_sequence_num
 
 async def test_frames_arrive_byte_identical(relay: Relay, peers: Track) -> None:
     publisher, subscriber = await start_call(relay, peers)
-    await until(lambda: len(subscriber.frames) >= 60)
+    await eventually(lambda: len(subscriber.frames) >= 60)
 
     sent = publisher.track.sent
     first = sent.index(subscriber.frames[0])
@@ -222,7 +216,7 @@ async def test_sequence_numbers_continue_across_a_publisher_restart(
     relay: Relay, peers: Track
 ) -> None:
     publisher, subscriber = await start_call(relay, peers)
-    await until(lambda: len(subscriber.frames) >= 30)
+    await eventually(lambda: len(subscriber.frames) >= 30)
     before = len(subscriber.packets)
     ssrc = subscriber.packets[0][2]
 
@@ -230,7 +224,7 @@ async def test_sequence_numbers_continue_across_a_publisher_restart(
     await restarted.publish(relay, "pub")
     await publisher.pc.close()
     frames_before = len(subscriber.frames)
-    await until(lambda: len(subscriber.frames) >= frames_before + 30)
+    await eventually(lambda: len(subscriber.frames) >= frames_before + 30)
 
     # Same subscription, same SSRC; the new stream continues the numbering.
     assert subscriber.offers == 1
@@ -250,30 +244,35 @@ async def test_sequence_numbers_continue_across_a_publisher_restart(
 
 async def test_subscriber_pli_reaches_the_publisher(relay: Relay, peers: Track) -> None:
     publisher, subscriber = await start_call(relay, peers)
-    await until(lambda: len(subscriber.frames) >= 10)
-    await asyncio.sleep(0.5)  # past the relay's own requests and their rate limit
+    await eventually(lambda: len(subscriber.frames) >= 10)
+    # Past the relay's own requests and their rate limit: a real-time interval of the relay.
+    await asyncio.sleep(0.5)
     requests = publisher.track.keyframe_requests
-    await asyncio.sleep(1.0)
-    assert publisher.track.keyframe_requests == requests  # quiet without a PLI
+    await stays_true(
+        lambda: publisher.track.keyframe_requests == requests,
+        for_seconds=1.0,
+        what="quiet without a PLI",
+    )
 
     media_ssrc = subscriber.packets[-1][2]
     await subscriber.receiver._send_rtcp_pli(media_ssrc)
 
-    await until(lambda: publisher.track.keyframe_requests > requests, timeout=3)
+    await eventually(lambda: publisher.track.keyframe_requests > requests, timeout=3)
 
 
 async def test_nacked_packet_is_retransmitted_from_the_relay_cache(
     relay: Relay, peers: Track
 ) -> None:
     _publisher, subscriber = await start_call(relay, peers)
-    await until(lambda: len(subscriber.packets) >= 20)
+    await eventually(lambda: len(subscriber.packets) >= 20)
     lost = (subscriber.packets[-1][0] + 10) & 0xFFFF
     subscriber.drop_seq = lost
 
     # aiortc's receiver NACKs the gap; the relay resends the packet itself.
-    await until(lambda: bool(subscriber.dropped) and lost in [p[0] for p in subscriber.packets])
-    room_subscriptions = list(relay._rooms[ROOM].subscriptions.values())
-    assert sum(d.retransmitted for s in room_subscriptions for d in s.downs.values()) >= 1
+    await eventually(
+        lambda: bool(subscriber.dropped) and lost in [p[0] for p in subscriber.packets]
+    )
+    assert relay.forwarding_stats()["retransmitted"] >= 1
     seqs = [p[0] for p in subscriber.packets]
     assert seqs.count(lost) == 1
     assert seqs.index(lost) > seqs.index((lost + 1) & 0xFFFF)
@@ -285,7 +284,7 @@ async def test_relay_sends_sender_reports_mapped_to_each_subscriber(
     """Lip-sync: the subscriber gets the publisher's NTP time against its own RTP clock."""
     _publisher, subscriber = await start_call(relay, peers)
     reports: list[tuple[int, int, int]] = []
-    await until(lambda: subscriber.pc is not None)
+    await eventually(lambda: subscriber.pc is not None)
     assert subscriber.pc is not None
     dtls = subscriber.pc.getTransceivers()[0].receiver.transport
     original: Callable[[bytes], Awaitable[None]] = dtls._handle_rtcp_data
@@ -298,7 +297,7 @@ async def test_relay_sends_sender_reports_mapped_to_each_subscriber(
 
     dtls._handle_rtcp_data = handle
     # aiortc's sender reports every 0.5-1.5 s.
-    await until(lambda: len(reports) >= 2, timeout=8)
+    await eventually(lambda: len(reports) >= 2, timeout=8)
     ssrc = subscriber.packets[-1][2]
     assert {r[0] for r in reports} == {ssrc}
     assert all(r[1] != 0 for r in reports)
@@ -322,7 +321,7 @@ async def test_subscriber_bandwidth_estimate_reaches_the_publisher(
         await original(packet)
 
     sender._handle_rtcp_packet = handle
-    await until(lambda: bool(estimates), timeout=8)
+    await eventually(lambda: bool(estimates), timeout=8)
     bitrate, ssrcs = estimates[0]
     # Addressed to the publisher's own stream, not to the subscriber's copy of it.
     assert ssrcs == [sender._ssrc]
@@ -334,7 +333,7 @@ async def test_packet_lost_before_the_relay_is_recovered_from_the_publisher(
 ) -> None:
     """Not in the relay's cache: the NACK goes upstream, the RTX answer comes back down."""
     publisher, subscriber = await start_call(relay, peers)
-    await until(lambda: len(subscriber.packets) >= 20)
+    await eventually(lambda: len(subscriber.packets) >= 20)
     ice = publisher.pc.getTransceivers()[0].sender.transport.transport
     send = ice._send
     sent_seqs: list[int] = []
@@ -350,11 +349,13 @@ async def test_packet_lost_before_the_relay_is_recovered_from_the_publisher(
         await send(data)
 
     ice._send = lossy_send
-    await until(lambda: bool(dropped))
-    (track,) = relay._rooms[ROOM].publications["pub"].tracks.values()
+    await eventually(lambda: bool(dropped))
+    publication = relay.publication(ROOM, "pub")
+    assert publication is not None
+    (track,) = publication.media.tracks.values()
     (down,) = track.downs
     lost = (dropped[0] + down.seq_offset) & 0xFFFF
 
-    await until(lambda: lost in [p[0] for p in subscriber.packets])
+    await eventually(lambda: lost in [p[0] for p in subscriber.packets])
     assert track.upstream_nacks >= 1
     assert [p[0] for p in subscriber.packets].count(lost) == 1

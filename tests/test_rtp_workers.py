@@ -6,19 +6,22 @@ worker, and a synthetic call and the browser call of the skeleton go through it.
 
 from __future__ import annotations
 
-import asyncio
 from collections.abc import Awaitable, Callable
 
 import pytest
 from aiohttp.test_utils import TestServer
 
-from media.relay import MediaError
-from media.worker_relay import WorkerConnection, WorkerRelay
+from media.errors import MediaError
+from media.worker_connection import WorkerConnection
+from media.worker_relay import WorkerRelay
 from signalling.app import HUB, make_app
 from signalling.config import Settings
 from tests.conftest import LiveServer
+from tests.support.polling import eventually
 from tests.test_e2e_browser import test_consultation_from_booking_to_hang_up
 from tests.test_relay_forwarding import only_reception, run_synthetic_call
+
+pytestmark = pytest.mark.slow
 
 __all__ = ["test_consultation_from_booking_to_hang_up"]
 
@@ -32,6 +35,7 @@ async def live_server(
     return LiveServer(server)
 
 
+@pytest.mark.timeout(180)  # Beyond run_synthetic_call's own 120 s limit.
 async def test_synthetic_call_is_forwarded_by_a_worker_process(live_server: LiveServer) -> None:
     relay = live_server.app[HUB].relay
     assert isinstance(relay, WorkerRelay)
@@ -46,11 +50,15 @@ async def test_synthetic_call_is_forwarded_by_a_worker_process(live_server: Live
         assert reception["pattern_frames"] == reception["video_frames"], reception
         assert reception["audio_frames"] >= 75, reception
     # The worker did the forwarding, and tore everything down when they left.
-    await asyncio.sleep(0.5)
     worker = relay.connections[0]
     forwarded = await worker.request("forwarding_stats")
     assert forwarded["mode"] == "rtp"
-    assert await relay.worker_stats() == {"rooms": 0, "publications": 0, "subscriptions": 0}
+
+    async def torn_down() -> bool:
+        stats = await relay.worker_stats()
+        return stats == {"rooms": 0, "publications": 0, "subscriptions": 0}
+
+    await eventually(torn_down)
 
 
 async def test_worker_errors_keep_their_codes(live_server: LiveServer) -> None:
@@ -88,11 +96,11 @@ async def test_worker_closes_the_rooms_of_a_peer_that_went_away() -> None:
         await first.close()
 
         second = await WorkerConnection.open(path)
-        for _ in range(50):
-            if (await second.request("stats"))["rooms"] == 0:
-                break
-            await asyncio.sleep(0.05)
-        assert (await second.request("stats"))["rooms"] == 0
+
+        async def closed() -> bool:
+            return bool((await second.request("stats"))["rooms"] == 0)
+
+        await eventually(closed)
         await second.close()
     finally:
         await relay.close()

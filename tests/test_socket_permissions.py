@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 from datetime import UTC, datetime, timedelta
+from typing import Any
 
 import pytest
 import socketio
@@ -12,6 +13,7 @@ from rooms.roles import Role
 from signalling import tokens
 from tests.conftest import LiveServer
 from tests.support import TOKEN_SECRET, room_id_of, token_of
+from tests.support.polling import eventually, stays_true
 from tests.support.synthetic import SignallingError, SyntheticParticipant
 
 
@@ -84,8 +86,7 @@ async def test_waiting_patient_learns_only_their_position(live_server: LiveServe
         assert [e["name"] for e in entries] == ["Zoé Secret", "Zoé Secret"]
         assert all("waiting_since" in e for e in entries)
         await first.call("leave")
-        await asyncio.sleep(0.3)
-        assert second.position == 1
+        await eventually(lambda: second.position == 1)
         assert second.waiting_list == []
         # The catch-all saw every event the second patient got: positions only.
         assert {event for event, _ in received} <= {"waiting"}
@@ -117,8 +118,7 @@ async def test_waiting_patient_cannot_publish_or_receive_media(live_server: Live
         with pytest.raises(SignallingError) as refusal:
             await patient.publish()
         assert refusal.value.code == "not_in_call"
-        await asyncio.sleep(0.5)
-        assert patient.receptions == {}
+        await stays_true(lambda: patient.receptions == {}, for_seconds=0.5)
     finally:
         await patient.close()
         await practitioner.close()
@@ -158,13 +158,14 @@ async def test_malformed_events_get_an_error_ack(live_server: LiveServer) -> Non
     practitioner = await connected(live_server, room["links"]["practitioner"], "practitioner")
     try:
         await practitioner.open_consultation()
-        for event, data in [
+        attempts: list[tuple[str, dict[str, Any]]] = [
             ("admit", {}),
             ("admit", {"entry_id": 5}),
             ("publish", {"sdp": "not sdp", "type": "offer"}),
             ("publish", {"type": "answer"}),
             ("subscription_answer", {"subscription_id": "nope", "sdp": "x", "type": "answer"}),
-        ]:
+        ]
+        for event, data in attempts:
             with pytest.raises(SignallingError) as refusal:
                 await practitioner.call(event, data)
             assert refusal.value.code in {

@@ -8,6 +8,7 @@ from typing import Any
 import pytest
 
 from tests.conftest import LiveServer
+from tests.support.polling import eventually
 from tests.support.synthetic import SignallingError, SyntheticParticipant
 
 
@@ -21,14 +22,6 @@ def record(participant: SyntheticParticipant, event: str) -> list[Any]:
     seen: list[Any] = []
     participant.sio.on(event, seen.append)
     return seen
-
-
-async def eventually(check: Any, timeout: float = 10) -> None:
-    async def poll() -> None:
-        while not check():  # noqa: ASYNC110 - state changes in socket callbacks
-            await asyncio.sleep(0.02)
-
-    await asyncio.wait_for(poll(), timeout)
 
 
 async def test_a_guest_invited_by_the_practitioner_waits_and_is_admitted_on_their_own(

@@ -13,26 +13,17 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
+from rooms.admission import admit, check_in, deny, invite_guest, join_as_practitioner
 from rooms.appointment import Appointment, JoinWindowPolicy, Person
 from rooms.errors import DomainError, ErrorCode
 from rooms.events import PatientCheckedIn
+from rooms.lifecycle import create_room, end
+from rooms.presence import resume, step_away
+from rooms.resume_secret import hash_resume_secret
 from rooms.roles import Actor, Role
-from rooms.room import (
-    Room,
-    Transition,
-    admit,
-    check_in,
-    create_room,
-    deny,
-    end,
-    hash_resume_secret,
-    invite_guest,
-    join_as_practitioner,
-    resume,
-    step_away,
-)
+from rooms.room import Room, Transition
 from store.redis_room_store import RedisRoomStore
-from store.room_store import InMemoryRoomStore, RoomStore, WebhookReceipt
+from store.room_store import InMemoryRoomStore, RoomStore
 
 START = datetime(2030, 3, 4, 10, 0, tzinfo=UTC)
 INSIDE = START + timedelta(minutes=5)
@@ -246,35 +237,6 @@ async def test_concurrent_updates_are_not_lost(store: RoomStore) -> None:
     assert sorted(t.room.version for t in transitions) == list(
         range(room.version + 1, room.version + 51)
     )
-
-
-# --- webhook receipts ------------------------------------------------------------------------
-
-
-async def test_webhook_receipts_are_remembered_until_they_expire(store: RoomStore) -> None:
-    expires_at = START + timedelta(days=1)
-    receipt = WebhookReceipt("msg_1", "apt-1", expires_at)
-
-    assert await store.recall_webhook("msg_1", START) is None
-    await store.remember_webhook(receipt)
-
-    assert await store.recall_webhook("msg_1", START) == receipt
-    assert await store.recall_webhook("msg_1", expires_at - timedelta(seconds=1)) == receipt
-    assert await store.recall_webhook("msg_1", expires_at) is None
-    assert await store.recall_webhook("msg_1", expires_at + timedelta(days=1)) is None
-    assert await store.recall_webhook("msg_2", START) is None
-
-
-async def test_webhook_receipts_are_kept_apart(store: RoomStore) -> None:
-    one = WebhookReceipt("msg_1", "apt-1", START + timedelta(hours=1))
-    two = WebhookReceipt("msg_2", "apt-2", START + timedelta(hours=2))
-    await store.remember_webhook(one)
-    await store.remember_webhook(two)
-
-    assert await store.recall_webhook("msg_1", START) == one
-    assert await store.recall_webhook("msg_2", START) == two
-    assert await store.recall_webhook("msg_1", START + timedelta(hours=1)) is None
-    assert await store.recall_webhook("msg_2", START + timedelta(hours=1)) == two
 
 
 # --- purge -----------------------------------------------------------------------------------

@@ -11,6 +11,7 @@ from __future__ import annotations
 from collections.abc import Awaitable, Callable
 from typing import Any
 
+import pytest
 from aiohttp.test_utils import TestServer
 from playwright.async_api import Page
 
@@ -20,6 +21,8 @@ from tests.support import make_settings
 from tests.support.browser import chromium
 from tests.support.coturn_server import CoturnServer
 from tests.test_e2e_browser import expect_state, local_link, open_page, wait_remote_frames
+
+pytestmark = pytest.mark.browser
 
 RECORD_PEER_CONNECTIONS = """
 (() => {

@@ -7,6 +7,7 @@ import ipaddress
 import pytest
 
 from signalling.config import ConfigError, settings_from_env
+from tests.support import WEBHOOK_SECRET
 from tests.support.coturn_server import PRODUCTION_CONFIG, TEST_CONFIG
 
 IpNetwork = ipaddress.IPv4Network | ipaddress.IPv6Network
@@ -82,8 +83,11 @@ def test_the_test_config_is_the_only_one_allowing_loopback() -> None:
 
 
 def test_ice_transport_policy_setting() -> None:
-    base = {"TELECONSULT_TOKEN_SECRET": "t" * 48}
-    turn = {"TELECONSULT_TURN_URLS": "turn:turn.example.org:3478", "TELECONSULT_TURN_SECRET": "s"}
+    base = {"TELECONSULT_TOKEN_SECRET": "t" * 48, "TELECONSULT_WEBHOOK_SECRET": WEBHOOK_SECRET}
+    turn = {
+        "TELECONSULT_TURN_URLS": "turn:turn.example.org:3478",
+        "TELECONSULT_TURN_SECRET": "s" * 32,
+    }
     assert settings_from_env(base).ice_transport_policy == "all"
     relay = {**base, **turn, "TELECONSULT_ICE_TRANSPORT_POLICY": "relay"}
     assert settings_from_env(relay).ice_transport_policy == "relay"

@@ -7,7 +7,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from signalling.sockets import ice_servers_payload
+from signalling.socket_session import ice_servers_payload
 from tests.support import make_settings
 from turn.credentials import issue
 
@@ -36,7 +36,9 @@ def test_bad_inputs_are_refused() -> None:
 
 
 def test_each_connection_gets_its_own_turn_login() -> None:
-    settings = make_settings(turn_urls=("turn:127.0.0.1:3478",), turn_secret="shared")
+    settings = make_settings(
+        turn_urls=("turn:127.0.0.1:3478",), turn_secret="shared-secret-of-coturn"
+    )
     first = ice_servers_payload(settings, "entry-one", NOW)
     second = ice_servers_payload(settings, "entry-two", NOW)
     assert first[0]["urls"] == ["turn:127.0.0.1:3478"]

@@ -6,7 +6,7 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from waiting_room.queue import PractitionerView, WaitingEntry, WaitingQueue
+from rooms.waiting_queue import PractitionerView, WaitingEntry, WaitingQueue
 
 T0 = datetime(2030, 3, 4, 9, 50, tzinfo=UTC)
 

@@ -1,4 +1,8 @@
-"""Headless Debian Chromium with fake camera and microphone, driven by Playwright."""
+"""Headless Debian Chromium with fake camera and microphone, driven by Playwright.
+
+Only a test marked `browser` may launch it (tests/conftest.py says which test
+is running), so that `pytest -m "not browser"` really leaves Chromium out.
+"""
 
 from __future__ import annotations
 
@@ -26,6 +30,10 @@ FLAGS = [
 ]
 
 
+# False while a test without the `browser` marker runs; set by tests/conftest.py.
+launch_allowed = True
+
+
 def require_chromium() -> str:
     if not Path(CHROMIUM).exists() and shutil.which("chromium") is None:
         raise RuntimeError(
@@ -37,6 +45,8 @@ def require_chromium() -> str:
 
 @asynccontextmanager
 async def chromium() -> AsyncIterator[Browser]:
+    if not launch_allowed:
+        raise RuntimeError("this test launches Chromium: mark it @pytest.mark.browser")
     executable = require_chromium()
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(

@@ -9,9 +9,9 @@ import shutil
 import socket
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
+from tests.support.polling import eventually_blocking
 from tests.support.processes import stop_process
 from tests.support.redis_server import free_port
 
@@ -104,16 +104,20 @@ class CoturnServer:
             stdout=subprocess.DEVNULL,
             stderr=subprocess.DEVNULL,
         )
-        deadline = time.monotonic() + 15
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                self._process = None
-                raise RuntimeError(f"turnserver exited at start:\n{self.log()}")
-            if _stun_binding_answered(self.port):
-                return
-            time.sleep(0.1)
-        self.stop()
-        raise RuntimeError(f"turnserver did not answer STUN on port {self.port}:\n{self.log()}")
+        try:
+            eventually_blocking(self._answers_stun, timeout=15, interval=0.1)
+        except AssertionError:
+            self.stop()
+            raise RuntimeError(
+                f"turnserver did not answer STUN on port {self.port}:\n{self.log()}"
+            ) from None
+
+    def _answers_stun(self) -> bool:
+        assert self._process is not None
+        if self._process.poll() is not None:
+            self._process = None
+            raise RuntimeError(f"turnserver exited at start:\n{self.log()}")
+        return _stun_binding_answered(self.port)
 
     def stop(self) -> None:
         process, self._process = self._process, None

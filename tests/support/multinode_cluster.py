@@ -24,6 +24,7 @@ from aiohttp import ClientError, ClientSession
 
 from tests.support import TOKEN_SECRET, WEBHOOK_SECRET, booking_body, signed_headers
 from tests.support.load_balancer import LoadBalancer
+from tests.support.polling import eventually
 from tests.support.redis_server import free_port
 
 REPO = Path(__file__).resolve().parents[2]
@@ -126,17 +127,21 @@ class Cluster:
             name, port, "serve", "--port", str(port), "--redis-url", self.redis_url
         )
         self.nodes.append(node)
-        async with asyncio.timeout(START_TIMEOUT), ClientSession() as session:
-            while True:
+        async with ClientSession() as session:
+
+            async def ready() -> bool:
                 if not node.running:
                     raise RuntimeError(f"{name} exited at start:\n{node.log.read_text()}")
                 try:
                     async with session.get(node.base_url + "/readyz") as response:
-                        if response.status == 200:
-                            return node
+                        return response.status == 200
                 except ClientError:
-                    pass
-                await asyncio.sleep(0.1)
+                    return False
+
+            await eventually(
+                ready, timeout=START_TIMEOUT, interval=0.1, what=f"{name} answers /readyz"
+            )
+        return node
 
     async def start(self, relays: int = 2, signalling: int = 2) -> None:
         # The balancer's address is the public URL of every node, as in production.
@@ -178,7 +183,8 @@ class Cluster:
     async def placement(self, room_id: str) -> str | None:
         client = redis.Redis.from_url(self.redis_url, decode_responses=True)
         try:
-            value: str | None = await client.get(f"teleconsult:relay:room:{room_id}")
+            value = await client.get(f"teleconsult:relay:room:{room_id}")
+            assert value is None or isinstance(value, str)
             return value
         finally:
             await client.aclose()

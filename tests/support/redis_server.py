@@ -8,9 +8,9 @@ import signal
 import socket
 import subprocess
 import tempfile
-import time
 from pathlib import Path
 
+from tests.support.polling import eventually_blocking
 from tests.support.processes import stop_process
 
 REDIS_SERVER = os.environ.get("TELECONSULT_REDIS_SERVER", "/usr/bin/redis-server")
@@ -83,26 +83,27 @@ class RedisServer:
         )
         self._wait_ready()
 
-    def _wait_ready(self, timeout: float = 10.0) -> None:
+    def _answers_ping(self) -> bool:
         assert self._process is not None
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if self._process.poll() is not None:
-                self._process = None
-                log = (
-                    Path(self._log).read_text(errors="replace") if Path(self._log).exists() else ""
-                )
-                raise RuntimeError(f"redis-server exited at start:\n{log}")
-            try:
-                with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as conn:
-                    conn.sendall(b"PING\r\n")
-                    if conn.recv(64).startswith(b"+PONG"):
-                        return
-            except OSError:
-                pass
-            time.sleep(0.05)
-        self.stop()
-        raise RuntimeError(f"redis-server did not answer on port {self.port} within {timeout}s")
+        if self._process.poll() is not None:
+            self._process = None
+            log = Path(self._log).read_text(errors="replace") if Path(self._log).exists() else ""
+            raise RuntimeError(f"redis-server exited at start:\n{log}")
+        try:
+            with socket.create_connection(("127.0.0.1", self.port), timeout=0.5) as conn:
+                conn.sendall(b"PING\r\n")
+                return conn.recv(64).startswith(b"+PONG")
+        except OSError:
+            return False
+
+    def _wait_ready(self, timeout: float = 10.0) -> None:
+        try:
+            eventually_blocking(self._answers_ping, timeout=timeout, interval=0.05)
+        except AssertionError:
+            self.stop()
+            raise RuntimeError(
+                f"redis-server did not answer on port {self.port} within {timeout}s"
+            ) from None
 
     def freeze(self) -> None:
         """Stop answering without closing connections, like a partitioned or stalled Redis."""

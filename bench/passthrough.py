@@ -10,10 +10,11 @@ impossible. Two hooks replace the codec work:
 - `install_packer` gives a sender a "encoder" that only packetizes the
   encoded frame again (`pack`), so no codec context is ever opened.
 
-Both rely on aiortc internals, checked at install time so an upgrade that
-moves them fails loudly instead of silently decoding. The relay uses them in
-its `frames` mode, the walking skeleton's path, kept as a benchmark baseline
-for the RTP fast path (`media.rtp_forwarding`).
+Both rely on aiortc internals (through `media.aiortc_internals`, checked
+when the benchmark's relay starts) so an upgrade that moves them fails
+loudly instead of silently decoding. They make the `frames` baseline mode
+(`bench.baseline_modes`), the walking skeleton's path, against which the
+relay's RTP fast path is measured.
 """
 
 from __future__ import annotations
@@ -25,16 +26,13 @@ from fractions import Fraction
 from typing import Any
 
 import av
-from aiortc.codecs.vpx import Vp8Encoder
 
-from media.packets import EncodedPacket
+from bench.packets import EncodedPacket
+from media import aiortc_internals as internals
 
 logger = logging.getLogger(__name__)
 
 FrameSink = Callable[[EncodedPacket, bool], None]
-
-_RECEIVER_QUEUE = "_RTCRtpReceiver__decoder_queue"
-_SENDER_ENCODER = "_RTCRtpSender__encoder"
 
 
 def is_vp8_keyframe(data: bytes) -> bool:
@@ -72,11 +70,9 @@ class EncodedFrameTap(queue.Queue[Any]):
 
 def install_tap(receiver: Any, sink: FrameSink) -> EncodedFrameTap:
     """Must run before the receiver starts (aiortc starts it once DTLS is up)."""
-    if not isinstance(getattr(receiver, _RECEIVER_QUEUE, None), queue.Queue):
-        raise RuntimeError("this aiortc version has no decoder queue to tap")
-    kind = receiver.track.kind
-    tap = EncodedFrameTap(kind, sink)
-    setattr(receiver, _RECEIVER_QUEUE, tap)
+    internals.check_internals(baselines=True)
+    tap = EncodedFrameTap(receiver.track.kind, sink)
+    internals.replace_decoder_queue(receiver, tap)
     return tap
 
 
@@ -89,7 +85,7 @@ class Vp8Packer:
         self.picture_id = 0
 
     def pack(self, packet: EncodedPacket) -> tuple[list[bytes], int]:
-        payloads = Vp8Encoder._packetize(bytes(packet), self.picture_id)
+        payloads = internals.vp8_packetize(bytes(packet), self.picture_id)
         self.picture_id = (self.picture_id + 1) % (1 << 15)
         return payloads, _timestamp(packet, 90000)
 
@@ -107,8 +103,7 @@ def _timestamp(packet: EncodedPacket, clock_rate: int) -> int:
 
 def install_packer(sender: Any, kind: str, request_keyframe: Callable[[], None]) -> None:
     """Make `sender` forward encoded packets and turn PLI/FIR into a request upstream."""
-    if not hasattr(sender, _SENDER_ENCODER):
-        raise RuntimeError("this aiortc version has no sender encoder slot")
-    setattr(sender, _SENDER_ENCODER, Vp8Packer() if kind == "video" else OpusPacker())
-    # aiortc calls _send_keyframe on PLI/FIR; only the publisher can make one.
-    sender._send_keyframe = request_keyframe
+    internals.check_internals(baselines=True)
+    internals.replace_encoder(sender, Vp8Packer() if kind == "video" else OpusPacker())
+    # On PLI/FIR; only the publisher can make a key frame.
+    internals.on_keyframe_request(sender, request_keyframe)

@@ -1,6 +1,7 @@
 """The relay as seen from a signalling node when rooms live on relay nodes.
 
-`NodeRelay` has the methods of `media.relay.RelayService`. Each room is placed
+`NodeRelay` is a `media.relay_service.RelayService` (its requests are those
+of `media.protocol_relay`; the relay nodes are `media.relay_node_server`). Each room is placed
 on one relay node through Redis (`store.relay_directory`); this signalling
 node keeps one authenticated connection per relay node it uses, and remembers
 the participants it joined (their events come back on that connection).
@@ -17,11 +18,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Awaitable, Callable, Mapping
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
-from media.relay import MediaError, SubscriberListener
-from media.worker_relay import RelayAuthError, WorkerConnection
+from media.errors import MediaError
+from media.protocol_relay import ProtocolRelay
+from media.relay_service import SubscriberListener
+from media.worker_connection import RelayAuthError, WorkerConnection
 from store.relay_directory import HEARTBEAT_INTERVAL, NoRelayAvailable, RelayDirectory
 
 logger = logging.getLogger(__name__)
@@ -50,7 +53,11 @@ class _Member:
     info: dict[str, str]
 
 
-class NodeRelay:
+class NodeRelay(ProtocolRelay):
+    """Signalling's client of the relay nodes (`teleconsult relay`), with failover."""
+
+    publish_patience = PUBLISH_PATIENCE
+
     def __init__(
         self,
         directory: RelayDirectory,
@@ -111,13 +118,7 @@ class NodeRelay:
             return None
         return await self._connection(node_id)
 
-    async def join(
-        self,
-        room_id: str,
-        participant_id: str,
-        listener: SubscriberListener,
-        info: Mapping[str, str] | None = None,
-    ) -> None:
+    async def _join_connection(self, room_id: str) -> WorkerConnection:
         try:
             node = await self.directory.place(room_id)
             try:
@@ -131,54 +132,15 @@ class NodeRelay:
             logger.error("relay room=%s: no live relay node", room_id)
             raise MediaError("media_failed", "No media relay is available.") from exc
         self._rooms[room_id] = node.id
-        self._members.setdefault(room_id, {})[participant_id] = _Member(listener, dict(info or {}))
-        connection.listeners[(room_id, participant_id)] = listener
-        await connection.request(
-            "join", room_id=room_id, participant_id=participant_id, info=dict(info or {})
-        )
+        return connection
 
-    async def publish(self, room_id: str, participant_id: str, offer_sdp: object) -> str:
-        loop = asyncio.get_running_loop()
-        deadline = loop.time() + PUBLISH_PATIENCE
-        while True:
-            connection = await self._room_connection(room_id)
-            if connection is None:
-                raise MediaError("not_in_call", "Only participants in the call can publish.")
-            try:
-                answer = await connection.request(
-                    "publish", room_id=room_id, participant_id=participant_id, sdp=offer_sdp
-                )
-                return str(answer)
-            except MediaError as exc:
-                if exc.code != "not_in_call" or loop.time() >= deadline:
-                    raise
-            await asyncio.sleep(0.1)
-
-    async def answer(
-        self, room_id: str, participant_id: str, subscription_id: object, answer_sdp: object
+    def _joined(
+        self, room_id: str, participant_id: str, listener: SubscriberListener, info: dict[str, str]
     ) -> None:
-        connection = await self._room_connection(room_id)
-        if connection is None:
-            raise MediaError("unknown_subscription", "No such subscription for you.")
-        await connection.request(
-            "answer",
-            room_id=room_id,
-            participant_id=participant_id,
-            subscription_id=subscription_id,
-            sdp=answer_sdp,
-        )
+        self._members.setdefault(room_id, {})[participant_id] = _Member(listener, info)
 
-    async def leave(self, room_id: str, participant_id: str) -> None:
-        members = self._members.get(room_id, {})
-        members.pop(participant_id, None)
-        try:
-            connection = await self._room_connection(room_id)
-        except MediaError:
-            return  # Its relay node is gone, and the participant with it.
-        if connection is None:
-            return
-        await connection.request("leave", room_id=room_id, participant_id=participant_id)
-        connection.listeners.pop((room_id, participant_id), None)
+    def _left(self, room_id: str, participant_id: str) -> None:
+        self._members.get(room_id, {}).pop(participant_id, None)
 
     async def close_room(self, room_id: str) -> None:
         self._members.pop(room_id, None)
@@ -187,10 +149,7 @@ class NodeRelay:
         if node_id is None:
             return
         with contextlib.suppress(MediaError):
-            connection = await self._connection(node_id)
-            await connection.request("close_room", room_id=room_id)
-            for key in [k for k in connection.listeners if k[0] == room_id]:
-                connection.listeners.pop(key)
+            await self._close_on(await self._connection(node_id), room_id)
         await self.directory.forget(room_id, node_id)
 
     # ------------------------------------------------------------- failover

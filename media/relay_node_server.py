@@ -1,4 +1,6 @@
-"""A relay node: one `Relay` on uvloop serving signalling nodes over TCP.
+"""A relay node, the `teleconsult relay` process: one `Relay` on uvloop serving signalling nodes.
+
+Signalling's side of the link is `media.relay_node_client.NodeRelay`.
 
     teleconsult relay --redis-url redis://... --listen 0.0.0.0:7000 --advertise 10.0.0.5:7000
 
@@ -20,9 +22,10 @@ import signal
 from dataclasses import dataclass
 
 from media import worker_protocol as protocol
-from media.relay import IceServerConfig, Relay
-from media.worker import WorkerServer
-from media.worker_relay import keep_alive
+from media.relay import Relay
+from media.relay_service import IceServerConfig
+from media.worker_connection import keep_alive
+from media.worker_server import WorkerServer
 from store.relay_directory import HEARTBEAT_INTERVAL, RelayDirectory, RelayNodeInfo
 
 logger = logging.getLogger(__name__)
@@ -85,6 +88,8 @@ def check_secret(secret: str | None) -> str:
 
 
 class RelayNode:
+    """A relay served over TCP to authenticated signalling nodes, registered in Redis."""
+
     def __init__(
         self,
         directory: RelayDirectory,
@@ -143,7 +148,16 @@ class RelayNode:
         try:
             async with asyncio.timeout(HANDSHAKE_TIMEOUT):
                 authenticated = await self._handshake(reader, writer)
-        except (TimeoutError, ConnectionError, ValueError) as exc:
+        except ConnectionError as exc:
+            # A peer that leaves before the handshake: a health probe (every 10 s
+            # under Docker) or a port scan, not an incident.
+            logger.debug(
+                "relay node=%s connection left before the handshake: %s",
+                self.node_id,
+                type(exc).__name__,
+            )
+            authenticated = False
+        except (TimeoutError, ValueError) as exc:
             logger.warning(
                 "relay node=%s handshake failed from %s: %s", self.node_id, peer, type(exc).__name__
             )

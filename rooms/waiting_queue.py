@@ -26,7 +26,7 @@ class WaitingEntry:
     checked_in_at: datetime
     role: Role = Role.PATIENT
     # SHA-256 of the secret the device keeps to take its place back after a
-    # reload or a network loss; never the secret itself (rooms/room.py, resume).
+    # reload or a network loss; never the secret itself (rooms/resume_secret.py).
     resume_hash: str | None = None
     # Set while the device is disconnected: the place is kept for a grace period.
     away_since: datetime | None = None

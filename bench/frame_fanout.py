@@ -9,7 +9,7 @@ from collections.abc import Callable
 
 from aiortc.mediastreams import MediaStreamError, MediaStreamTrack
 
-from media.packets import EncodedPacket
+from bench.packets import EncodedPacket
 
 logger = logging.getLogger(__name__)
 

@@ -1,0 +1,102 @@
+"""The shared body of the relays that run in other processes: workers and relay nodes.
+
+`WorkerRelay` and `NodeRelay` differ only in where a room's relay is (which
+connection carries its requests) and in what they remember for failover;
+the requests themselves, and the listeners their events go to, are here.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from collections.abc import Mapping
+
+from media.errors import MediaError
+from media.relay_service import SubscriberListener
+from media.worker_connection import WorkerConnection
+
+PUBLISH_RETRY_DELAY = 0.1
+
+
+class ProtocolRelay:
+    """A `media.relay_service.RelayService` over `media.worker_protocol` connections."""
+
+    # How long a publish refused with `not_in_call` is retried (0: not retried).
+    publish_patience = 0.0
+
+    async def _join_connection(self, room_id: str) -> WorkerConnection:
+        """The connection to the relay hosting `room_id`, placing the room if need be."""
+        raise NotImplementedError
+
+    async def _room_connection(self, room_id: str) -> WorkerConnection | None:
+        """The connection to the relay hosting `room_id`; None if it is placed nowhere."""
+        raise NotImplementedError
+
+    def _joined(
+        self, room_id: str, participant_id: str, listener: SubscriberListener, info: dict[str, str]
+    ) -> None:
+        """Called once the room of a joining participant is placed."""
+
+    def _left(self, room_id: str, participant_id: str) -> None:
+        """Called when a participant leaves, before its relay is told."""
+
+    async def join(
+        self,
+        room_id: str,
+        participant_id: str,
+        listener: SubscriberListener,
+        info: Mapping[str, str] | None = None,
+    ) -> None:
+        connection = await self._join_connection(room_id)
+        self._joined(room_id, participant_id, listener, dict(info or {}))
+        connection.listeners[(room_id, participant_id)] = listener
+        await connection.request(
+            "join", room_id=room_id, participant_id=participant_id, info=dict(info or {})
+        )
+
+    async def publish(self, room_id: str, participant_id: str, offer_sdp: object) -> str:
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + self.publish_patience
+        while True:
+            connection = await self._room_connection(room_id)
+            if connection is None:
+                raise MediaError("not_in_call", "Only participants in the call can publish.")
+            try:
+                answer = await connection.request(
+                    "publish", room_id=room_id, participant_id=participant_id, sdp=offer_sdp
+                )
+                return str(answer)
+            except MediaError as exc:
+                if exc.code != "not_in_call" or loop.time() >= deadline:
+                    raise
+            await asyncio.sleep(PUBLISH_RETRY_DELAY)
+
+    async def answer(
+        self, room_id: str, participant_id: str, subscription_id: object, answer_sdp: object
+    ) -> None:
+        connection = await self._room_connection(room_id)
+        if connection is None:
+            raise MediaError("unknown_subscription", "No such subscription for you.")
+        await connection.request(
+            "answer",
+            room_id=room_id,
+            participant_id=participant_id,
+            subscription_id=subscription_id,
+            sdp=answer_sdp,
+        )
+
+    async def leave(self, room_id: str, participant_id: str) -> None:
+        self._left(room_id, participant_id)
+        try:
+            connection = await self._room_connection(room_id)
+        except MediaError:
+            return  # Its relay is gone, and the participant with it.
+        if connection is None:
+            return
+        await connection.request("leave", room_id=room_id, participant_id=participant_id)
+        connection.listeners.pop((room_id, participant_id), None)
+
+    @staticmethod
+    async def _close_on(connection: WorkerConnection, room_id: str) -> None:
+        await connection.request("close_room", room_id=room_id)
+        for key in [k for k in connection.listeners if k[0] == room_id]:
+            connection.listeners.pop(key)

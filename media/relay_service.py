@@ -1,0 +1,59 @@
+"""The relay's interface, as signalling sees it, whichever relay runs the media.
+
+Three implementations: `media.relay.Relay` (in this process),
+`media.worker_relay.WorkerRelay` (worker processes) and
+`media.relay_node_client.NodeRelay` (relay nodes placed through Redis).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from typing import Protocol
+
+from media.errors import MediaError
+
+__all__ = ["IceServerConfig", "MediaError", "RelayService", "SubscriberListener"]
+
+
+class SubscriberListener(Protocol):
+    """How the relay reaches a participant's browser (through signalling)."""
+
+    async def subscription_offer(
+        self, subscription_id: str, publisher_id: str, publisher_info: Mapping[str, str], sdp: str
+    ) -> None: ...
+
+    async def subscription_closed(self, subscription_id: str) -> None: ...
+
+
+class RelayService(Protocol):
+    """What signalling uses; errors are `MediaError` with a stable code."""
+
+    async def join(
+        self,
+        room_id: str,
+        participant_id: str,
+        listener: SubscriberListener,
+        info: Mapping[str, str] | None = None,
+    ) -> None: ...
+
+    async def publish(self, room_id: str, participant_id: str, offer_sdp: object) -> str: ...
+
+    async def answer(
+        self, room_id: str, participant_id: str, subscription_id: object, answer_sdp: object
+    ) -> None: ...
+
+    async def leave(self, room_id: str, participant_id: str) -> None: ...
+
+    async def close_room(self, room_id: str) -> None: ...
+
+    async def close(self) -> None: ...
+
+
+@dataclass(frozen=True, slots=True)
+class IceServerConfig:
+    """A STUN or TURN server the relay's peer connections use."""
+
+    urls: tuple[str, ...]
+    username: str | None = None
+    credential: str | None = None

@@ -1,0 +1,48 @@
+"""SDP between a participant in the call and the media relay (docs/protocol.md, "In the call").
+
+The relay checks the session descriptions and subscriptions itself; a
+MediaError it raises is answered through the error table.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rooms.errors import DomainError, ErrorCode
+from rooms.room import Room
+from signalling.ack_namespace import Ack, Handler, ok
+from signalling.room_hub import RoomHub
+from signalling.socket_payloads import PublishOffer, SubscriptionAnswer, parse
+from signalling.socket_session import SocketSession
+
+
+async def room_in_call(hub: RoomHub, session: SocketSession) -> Room:
+    """The session's room, refusing (`not_in_call`) anyone not in its call."""
+    room = await hub.room(session.room_id)
+    if room is None:
+        raise DomainError(ErrorCode.ROOM_NOT_FOUND)
+    if room.participant(session.entry_id) is None:
+        raise DomainError(ErrorCode.NOT_IN_CALL)
+    return room
+
+
+class MediaSignalling:
+    def __init__(self, hub: RoomHub) -> None:
+        self.hub = hub
+
+    def handlers(self) -> dict[str, Handler[SocketSession]]:
+        return {"publish": self.publish, "subscription_answer": self.subscription_answer}
+
+    async def publish(self, session: SocketSession, data: Any) -> Ack:
+        await room_in_call(self.hub, session)
+        offer = parse(PublishOffer, data)
+        answer = await self.hub.relay.publish(session.room_id, session.entry_id, offer.sdp)
+        return ok(answer={"sdp": answer, "type": "answer"})
+
+    async def subscription_answer(self, session: SocketSession, data: Any) -> Ack:
+        await room_in_call(self.hub, session)
+        answer = parse(SubscriptionAnswer, data)
+        await self.hub.relay.answer(
+            session.room_id, session.entry_id, answer.subscription_id, answer.sdp
+        )
+        return ok()

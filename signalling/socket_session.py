@@ -1,0 +1,295 @@
+"""Who a connection of the default namespace is: connecting with a join token, coming back, going.
+
+A connection authenticates with the join token of its link (`auth.token`)
+and, for patients and guests, the resume secret of an earlier `session`
+(`auth.resume`, docs/protocol.md "Coming back"): a matching secret takes the
+kept entry over, anything else is a fresh start with a new secret.
+"""
+
+from __future__ import annotations
+
+import logging
+import secrets
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any
+
+import socketio
+
+from rooms import presence
+from rooms.errors import DomainError, ErrorCode
+from rooms.events import ParticipantResumed
+from rooms.resume_secret import hash_resume_secret
+from rooms.roles import Actor, Role
+from rooms.room import Participant, Room
+from rooms.waiting_queue import WaitingEntry
+from signalling import errors, tokens
+from signalling.ack_namespace import refusal
+from signalling.config import Settings
+from signalling.room_hub import (
+    PendingAnnouncement,
+    RoomHub,
+    entry_channel,
+    practitioners_channel,
+    room_channel,
+)
+from signalling.socket_payloads import JoinAuth, parse
+from store.errors import StoreUnavailable
+from turn import credentials as turn_credentials
+
+logger = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True, slots=True)
+class SocketSession:
+    room_id: str
+    actor: Actor
+    entry_id: str
+    # Patients and guests: the hash of the secret their device keeps to come
+    # back to their place (docs/protocol.md, "Coming back"); never the secret.
+    resume_hash: str | None = None
+    # The entry's takeover count this connection holds.
+    connection: int = 0
+
+
+def ice_servers_payload(settings: Settings, entry_id: str, now: datetime) -> list[dict[str, Any]]:
+    servers: list[dict[str, Any]] = [
+        {
+            "urls": list(server.urls),
+            **({"username": server.username} if server.username else {}),
+            **({"credential": server.credential} if server.credential else {}),
+        }
+        for server in settings.ice_servers
+    ]
+    if settings.turn_urls and settings.turn_secret:
+        login = turn_credentials.issue(settings.turn_secret, entry_id, now, settings.turn_ttl)
+        servers.append(
+            {
+                "urls": list(settings.turn_urls),
+                "username": login.username,
+                "credential": login.password,
+            }
+        )
+    return servers
+
+
+def practice_payload(room: Room) -> dict[str, Any] | None:
+    practice = room.appointment.practice
+    return None if practice is None else {"name": practice.name, "phone": practice.phone}
+
+
+def appointment_details(room: Room) -> dict[str, Any]:
+    """What a refused page shows beside the refusal (too early, closed): for a genuine link."""
+    return {
+        "starts_at": room.appointment.starts_at.isoformat(),
+        "practitioner_name": room.appointment.practitioner.name,
+        "locale": room.appointment.locale,
+        "practice": practice_payload(room),
+    }
+
+
+def session_payload(
+    room: Room, actor: Actor, settings: Settings, now: datetime, entry_id: str
+) -> dict[str, Any]:
+    person = (
+        room.appointment.practitioner
+        if actor.role is Role.PRACTITIONER
+        else room.visitor(actor) or room.appointment.patient
+    )
+    return {
+        "role": actor.role.value,
+        "participant": {"name": person.name},
+        "room": {
+            "id": room.id,
+            "status": room.status(now).value,
+            "starts_at": room.appointment.starts_at.isoformat(),
+            "ends_at": room.appointment.ends_at.isoformat(),
+            "opens_at": room.window.opens_at.isoformat(),
+            "closes_at": room.window.closes_at.isoformat(),
+            "practitioner_name": room.appointment.practitioner.name,
+        },
+        "ice_servers": ice_servers_payload(settings, entry_id, now),
+        "ice_transport_policy": settings.ice_transport_policy,
+        "e2ee": settings.e2ee,
+        # The booking system's language for this appointment (null: the page chooses).
+        "locale": room.appointment.locale,
+        "practice": practice_payload(room),
+    }
+
+
+def _refused(exc: Exception, **extra: Any) -> socketio.exceptions.ConnectionRefusedError:
+    failure = errors.connect_failure_of(exc)
+    if failure is None:
+        raise exc
+    return refusal(failure, **extra)
+
+
+class Sessions:
+    """The authenticated connections of the default namespace, by Socket.IO sid."""
+
+    def __init__(self, sio: socketio.AsyncServer, hub: RoomHub, settings: Settings) -> None:
+        self.sio = sio
+        self.hub = hub
+        self.settings = settings
+        self.by_sid: dict[str, SocketSession] = {}
+
+    async def connect(self, sid: str, auth: Any) -> None:
+        """Authenticate `sid` and place it, or raise ConnectionRefusedError."""
+        try:
+            await self._connect(sid, auth)
+        except socketio.exceptions.ConnectionRefusedError:
+            raise
+        except Exception as exc:
+            raise _refused(exc) from None
+
+    async def _details_of(self, room_id: str) -> dict[str, Any]:
+        try:
+            room = await self.hub.room(room_id)
+        except StoreUnavailable:
+            return {}
+        return {} if room is None else appointment_details(room)
+
+    async def _connect(self, sid: str, data: Any) -> None:
+        auth = parse(JoinAuth, data)
+        room_id = auth.room_id
+        now = self.hub.clock()
+        try:
+            claims = tokens.verify(self.settings.token_secret, auth.token, room_id, now)
+        except tokens.TokenError as exc:
+            extra = {"opens_at": exc.opens_at.isoformat()} if exc.opens_at else {}
+            if exc.problem in (tokens.TokenProblem.NOT_YET_VALID, tokens.TokenProblem.EXPIRED):
+                # A genuine link for this room, early or late: say for which appointment.
+                extra.update(await self._details_of(room_id))
+            raise _refused(exc, **extra) from None
+        room = await self.hub.room(room_id)
+        if room is None:
+            raise DomainError(ErrorCode.ROOM_NOT_FOUND)
+        actor = Actor(claims.person_id, claims.role)
+        if not (room.is_practitioner(actor) or room.visitor(actor) is not None):
+            raise tokens.TokenError(tokens.TokenProblem.INVALID)
+        try:
+            room.check_joinable(now)
+        except DomainError as exc:
+            extra = (
+                {"opens_at": room.window.opens_at.isoformat()}
+                if exc.code is ErrorCode.ROOM_NOT_YET_OPEN
+                else {}
+            )
+            raise _refused(exc, **extra, **appointment_details(room)) from None
+        resume_secret = auth.resume_secret()
+        resumed: PendingAnnouncement | None = None
+        new_secret: str | None = None
+        if actor.role is Role.PRACTITIONER:
+            session = SocketSession(room_id, actor, secrets.token_urlsafe(9))
+        else:
+            presented = None
+            if resume_secret is not None:
+                presented = hash_resume_secret(resume_secret)
+                resumed = await self._resume(room_id, actor, presented, now)
+            if resumed is not None:
+                [event] = resumed.transition.events
+                assert isinstance(event, ParticipantResumed)
+                taken = _entry_state(resumed.transition.room, event.entry_id)
+                session = SocketSession(
+                    room_id,
+                    actor,
+                    event.entry_id,
+                    presented,
+                    taken.connection,
+                )
+            else:
+                new_secret = secrets.token_urlsafe(32)
+                session = SocketSession(
+                    room_id,
+                    actor,
+                    secrets.token_urlsafe(9),
+                    hash_resume_secret(new_secret),
+                )
+        replaced = [
+            other
+            for other, known in self.by_sid.items()
+            if known.room_id == room_id and known.entry_id == session.entry_id
+        ]
+        for other in replaced:
+            # Its late disconnect must not mark the entry away, nor events reach it.
+            self.by_sid.pop(other, None)
+            await self.sio.leave_room(other, entry_channel(session.entry_id))
+        self.by_sid[sid] = session
+        await self.sio.enter_room(sid, entry_channel(session.entry_id))
+        await self.sio.enter_room(sid, room_channel(room_id))
+        if actor.role is Role.PRACTITIONER:
+            await self.sio.enter_room(sid, practitioners_channel(room_id))
+        logger.info(
+            "socket connected room=%s entry=%s role=%s resumed=%s",
+            room_id,
+            session.entry_id,
+            actor.role,
+            resumed is not None,
+        )
+        payload = session_payload(room, actor, self.settings, now, session.entry_id)
+        if new_secret is not None:
+            payload["resume"] = new_secret
+        payload["resumed"] = None
+        if resumed is not None:
+            in_call = resumed.transition.room.participant(session.entry_id) is not None
+            payload["resumed"] = "in_call" if in_call else "waiting"
+        # Sent once the CONNECT packet is out: clients drop events of a namespace
+        # they have not joined yet.
+        self.sio.start_background_task(self._send_session, sid, payload, resumed, replaced)
+
+    async def _resume(
+        self, room_id: str, actor: Actor, presented: str, now: datetime
+    ) -> PendingAnnouncement | None:
+        """Take a kept entry over, or None when there is none for this secret (start afresh)."""
+        try:
+            return await self.hub.stage(
+                room_id, lambda room: presence.resume(room, actor, presented, now)
+            )
+        except DomainError as exc:
+            if exc.code is ErrorCode.NOT_WAITING:
+                return None
+            raise
+
+    async def _send_session(
+        self,
+        sid: str,
+        payload: dict[str, Any],
+        resumed: PendingAnnouncement | None = None,
+        replaced: list[str] | None = None,
+    ) -> None:
+        await self.sio.sleep(0)
+        await self.sio.emit("session", payload, to=sid)
+        for other in replaced or ():
+            # The same tab twice (a duplicated tab copies its storage): the newest wins,
+            # and the other is told why rather than reconnecting to take it back.
+            await self.sio.emit("replaced", {}, to=other)
+            await self.sio.disconnect(other)
+        if resumed is not None:
+            # After `session`: what follows (the place, subscription offers) needs it first.
+            await resumed.announce()
+
+    async def disconnect(self, sid: str) -> None:
+        session = self.by_sid.pop(sid, None)
+        if session is None:
+            return
+        logger.info("socket disconnected room=%s entry=%s", session.room_id, session.entry_id)
+        try:
+            # A patient or guest keeps their place for a while; anyone else leaves now.
+            await self.hub.apply(
+                session.room_id,
+                lambda room: presence.step_away(
+                    room, session.entry_id, session.connection, self.hub.clock()
+                ),
+            )
+        except DomainError:
+            pass
+        except StoreUnavailable:
+            # Their entry stays until the sweeper or the end of the window removes it.
+            logger.warning("leave on disconnect lost: store unavailable entry=%s", session.entry_id)
+
+
+def _entry_state(room: Room, entry_id: str) -> WaitingEntry | Participant:
+    found = room.waiting.get(entry_id) or room.participant(entry_id)
+    if found is None:
+        raise DomainError(ErrorCode.NOT_WAITING)
+    return found
