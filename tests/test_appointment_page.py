@@ -22,6 +22,7 @@ from signalling.app import make_app
 from tests.conftest import LiveServer
 from tests.support import appointment_data, booking_body, make_settings, signed_headers
 from tests.support.browser import chromium
+from tests.support.screens import check_screen
 from tests.test_e2e_browser import STEP, expect_state, local_link, open_page
 
 pytestmark = pytest.mark.browser
@@ -117,6 +118,7 @@ async def test_too_early_shows_the_appointment_and_moves_on_by_itself(
         await page.wait_for_function(
             "() => document.querySelector('[data-testid=early-preview]').videoWidth > 0"
         )
+        await check_screen(page, "not-yet-open-device-test", "fr-FR")
         # When the room opens the page connects again and shows the device check.
         await expect_state(page, "precall")
         await expect(page.get_by_test_id("check-in")).to_be_enabled(timeout=STEP)

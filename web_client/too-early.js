@@ -79,6 +79,7 @@ export async function testDevicesEarly() {
     return;
   }
   app.stream = stream;
+  byTestId("early-device-test").hidden = true; // Done: the preview and the meter show it.
   byTestId("early-devices").hidden = false;
   screens.attachStream("early-preview", stream);
   try {
