@@ -60,16 +60,16 @@ def catalogue(locale: str) -> dict[str, str]:
     return data
 
 
-def english_markers() -> tuple[set[str], set[str]]:
-    """English-only whole texts, and English-only fragments of three words or more."""
-    english, french = catalogue("en"), catalogue("fr")
-    french_text = " ".join(french.values())
-    whole = {text for key, text in english.items() if text != french[key] and "{" not in text}
+def markers(language: str, other: str) -> tuple[set[str], set[str]]:
+    """Whole texts only `language` has, and its fragments of three words or more `other` lacks."""
+    own, theirs = catalogue(language), catalogue(other)
+    their_text = " ".join(theirs.values())
+    whole = {text for key, text in own.items() if text != theirs[key] and "{" not in text}
     fragments: set[str] = set()
-    for text in english.values():
+    for text in own.values():
         for part in PLACEHOLDER.split(text):
             part = part.strip(" .,:;()—·“”…")
-            if len(part.split()) >= 3 and part not in french_text:
+            if len(part.split()) >= 3 and part not in their_text:
                 fragments.add(part)
     return whole, fragments
 
@@ -79,9 +79,9 @@ async def page_texts(page: Page) -> list[str]:
     return texts
 
 
-async def english_left(page: Page) -> list[str]:
-    """English catalogue texts found on the page (for a French page: must be none)."""
-    whole, fragments = english_markers()
+async def left_over(page: Page, language: str) -> list[str]:
+    """Texts of the `language` catalogue found on the page (on a page in the other: none)."""
+    whole, fragments = markers(language, "fr" if language == "en" else "en")
     texts = await page_texts(page)
     joined = "\n".join(texts)
     found = sorted({text for text in texts if text in whole})
@@ -129,8 +129,8 @@ async def check_screen(page: Page, name: str, locale: str, *, call: bool = False
     """One screen state: language, axe, layout at both sizes, and its screenshots."""
     language = locale.split("-")[0]
     assert await page.evaluate("() => document.documentElement.lang") == language, name
-    if language == "fr":
-        assert await english_left(page) == [], f"{name}: English on a French page"
+    other = "en" if language == "fr" else "fr"
+    assert await left_over(page, other) == [], f"{name}: {other} text on a {language} page"
     violations = await axe_violations(page)
     assert violations == [], f"{name} ({locale}): {json.dumps(violations, indent=1)}"
     SCREENSHOTS.mkdir(parents=True, exist_ok=True)
