@@ -60,7 +60,7 @@ lint: install $(NODE_STAMP)
 typecheck: install
 	$(BIN)/mypy
 
-pytest: install system-deps
+pytest: install system-deps $(NODE_STAMP)
 	$(BIN)/python -m pytest
 
 test: lint typecheck pytest

@@ -9,6 +9,9 @@ from rooms.errors import DomainError, ErrorCode
 
 MAX_NAME_LENGTH = 200
 MAX_ID_LENGTH = 200
+MAX_PHONE_LENGTH = 40
+# The languages of the web client; the booking system may set one per appointment.
+LOCALES = ("fr", "en")
 
 
 @dataclass(frozen=True, slots=True)
@@ -26,16 +29,37 @@ class Person:
 
 
 @dataclass(frozen=True, slots=True)
+class Practice:
+    """Who people contact about the appointment: shown on every screen of the web client."""
+
+    name: str
+    phone: str | None = None
+
+    def __post_init__(self) -> None:
+        if not self.name.strip() or len(self.name) > MAX_NAME_LENGTH:
+            raise DomainError(ErrorCode.INVALID_APPOINTMENT, "A practice needs a name.")
+        if self.phone is not None and (
+            not self.phone.strip() or len(self.phone) > MAX_PHONE_LENGTH
+        ):
+            raise DomainError(ErrorCode.INVALID_APPOINTMENT, "The practice's phone is not valid.")
+
+
+@dataclass(frozen=True, slots=True)
 class Appointment:
     id: str
     practitioner: Person
     patient: Person
     starts_at: datetime
     ends_at: datetime
+    # Optional, set by the booking system: the page's language and the practice.
+    locale: str | None = None
+    practice: Practice | None = None
 
     def __post_init__(self) -> None:
         if not self.id.strip() or len(self.id) > MAX_ID_LENGTH:
             raise DomainError(ErrorCode.INVALID_APPOINTMENT, "The appointment needs an id.")
+        if self.locale is not None and self.locale not in LOCALES:
+            raise DomainError(ErrorCode.INVALID_APPOINTMENT, "The locale must be fr or en.")
         check_slot(self.starts_at, self.ends_at)
 
 

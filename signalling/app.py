@@ -127,7 +127,7 @@ def make_app(
         hub.on_logged = delivery.notify
         app[EVENT_DELIVERY] = delivery
         app.cleanup_ctx.append(_event_delivery)
-    add_page_routes(app, settings.web_root)
+    add_page_routes(app, settings.web_root, settings.default_locale)
     add_readiness_route(
         app,
         store.ping if isinstance(store, RedisRoomStore) else None,

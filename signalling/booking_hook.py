@@ -8,7 +8,7 @@ from datetime import datetime, timedelta
 from aiohttp import web
 from pydantic import ValidationError
 
-from rooms.appointment import Appointment, Person
+from rooms.appointment import Appointment, Person, Practice
 from rooms.errors import DomainError, ErrorCode
 from rooms.lifecycle import cancel, create_room, reschedule
 from rooms.room import Room
@@ -74,6 +74,10 @@ async def create_appointment_room(
         patient=Person(data.patient.id, data.patient.name),
         starts_at=data.starts_at,
         ends_at=data.ends_at,
+        locale=data.locale,
+        practice=None
+        if data.practice is None
+        else Practice(data.practice.name, data.practice.phone),
     )
     room_id = tokens.room_id_for(settings.token_secret, appointment.id)
     transition = create_room(room_id, appointment, settings.join_window)

@@ -13,6 +13,8 @@ Text = Annotated[str, Field(min_length=1, max_length=200, pattern=r"\S")]
 # of the API, so no spaces, slashes or control characters.
 ID_PATTERN = r"^[A-Za-z0-9._:@+=~-]{1,200}$"
 Identifier = Annotated[str, Field(min_length=1, max_length=200, pattern=ID_PATTERN)]
+# As people dial it: digits, spaces, +, dots, dashes and brackets.
+Phone = Annotated[str, Field(min_length=3, max_length=40, pattern=r"^[0-9+().\s-]+$")]
 
 # pydantic also takes "2026-01-01 10:00Z" or a Unix number; the contract says RFC 3339,
 # and an integrator is better told at once than surprised by a lenient parse.
@@ -40,12 +42,20 @@ class PersonIn(_Strict):
     name: Text
 
 
+class PracticeIn(_Strict):
+    name: Text
+    phone: Phone | None = None
+
+
 class CreatedData(_Strict):
     appointment_id: Identifier
     practitioner: PersonIn
     patient: PersonIn
     starts_at: Rfc3339
     ends_at: Rfc3339
+    # Optional: the web client's language for this appointment, and the practice's contact.
+    locale: Literal["fr", "en"] | None = None
+    practice: PracticeIn | None = None
 
 
 class RescheduledData(_Strict):

@@ -14,7 +14,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from media.relay_node_server import Address, parse_address
-from rooms.appointment import JoinWindowPolicy
+from rooms.appointment import LOCALES, JoinWindowPolicy
 
 WEB_ROOT = Path(__file__).resolve().parent.parent / "web_client"
 
@@ -79,6 +79,9 @@ class Settings:
     relay_secret: str | None = None
     # `/metrics` (Prometheus) on its own HOST:PORT, never the public port; off when unset.
     metrics_addr: str | None = None
+    # The web client's language when neither the person, the appointment nor the
+    # browser's languages pick one of LOCALES.
+    default_locale: str = "fr"
 
     def __post_init__(self) -> None:
         if len(self.token_secret.encode()) < 32:
@@ -96,6 +99,8 @@ class Settings:
             raise ConfigError("TELECONSULT_PUBLIC_URL must be an http(s) URL")
         if self.e2ee not in E2EE_MODES:
             raise ConfigError("TELECONSULT_E2EE must be `required` or `off`")
+        if self.default_locale not in LOCALES:
+            raise ConfigError("TELECONSULT_DEFAULT_LOCALE must be `fr` or `en`")
         if self.api_key is not None and len(self.api_key) < 24:
             raise ConfigError("TELECONSULT_API_KEY must be at least 24 characters")
         if self.events_url is not None and not self.events_url.startswith(("http://", "https://")):
@@ -352,4 +357,5 @@ def settings_from_env(
         relay_secret=env.get("TELECONSULT_RELAY_SECRET") or None,
         retention_after_close=_hours(env, "TELECONSULT_RETENTION_HOURS", timedelta(hours=24)),
         metrics_addr=metrics_addr or env.get("TELECONSULT_METRICS_ADDR") or None,
+        default_locale=env.get("TELECONSULT_DEFAULT_LOCALE") or "fr",
     )

@@ -58,20 +58,32 @@ async def security_headers(
     return response
 
 
-def add_page_routes(app: web.Application, web_root: Path) -> None:
-    index = web_root / "index.html"
+# The pages say which language they start in; the deployment's default is written in.
+HTML_LANG = '<html lang="fr" data-default-locale="fr">'
 
-    async def join_page(request: web.Request) -> web.FileResponse:
-        # Same page for every room and role: what it shows depends on the token,
-        # which only the browser sees.
-        response = web.FileResponse(index)
-        response.headers["Cache-Control"] = "no-store"
-        return response
 
-    async def desk_page(request: web.Request) -> web.FileResponse:
-        response = web.FileResponse(web_root / "desk.html")
-        response.headers["Cache-Control"] = "no-store"
-        return response
+def page_html(path: Path, default_locale: str) -> str:
+    """The page with `<html lang>` and its `data-default-locale` set to the deployment's."""
+    text = path.read_text(encoding="utf-8")
+    tag = f'<html lang="{default_locale}" data-default-locale="{default_locale}">'
+    return text.replace(HTML_LANG, tag, 1)
+
+
+def add_page_routes(app: web.Application, web_root: Path, default_locale: str = "fr") -> None:
+    def page(name: str) -> Callable[[web.Request], Awaitable[web.Response]]:
+        async def handler(request: web.Request) -> web.Response:
+            # Same page for every room and role: what it shows depends on the token,
+            # which only the browser sees.
+            response = web.Response(
+                text=page_html(web_root / name, default_locale), content_type="text/html"
+            )
+            response.headers["Cache-Control"] = "no-store"
+            return response
+
+        return handler
+
+    join_page = page("index.html")
+    desk_page = page("desk.html")
 
     async def home(request: web.Request) -> web.Response:
         return web.Response(

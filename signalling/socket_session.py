@@ -73,6 +73,21 @@ def ice_servers_payload(settings: Settings, entry_id: str, now: datetime) -> lis
     return servers
 
 
+def practice_payload(room: Room) -> dict[str, Any] | None:
+    practice = room.appointment.practice
+    return None if practice is None else {"name": practice.name, "phone": practice.phone}
+
+
+def appointment_details(room: Room) -> dict[str, Any]:
+    """What a refused page shows beside the refusal (too early, closed): for a genuine link."""
+    return {
+        "starts_at": room.appointment.starts_at.isoformat(),
+        "practitioner_name": room.appointment.practitioner.name,
+        "locale": room.appointment.locale,
+        "practice": practice_payload(room),
+    }
+
+
 def session_payload(
     room: Room, actor: Actor, settings: Settings, now: datetime, entry_id: str
 ) -> dict[str, Any]:
@@ -96,6 +111,9 @@ def session_payload(
         "ice_servers": ice_servers_payload(settings, entry_id, now),
         "ice_transport_policy": settings.ice_transport_policy,
         "e2ee": settings.e2ee,
+        # The booking system's language for this appointment (null: the page chooses).
+        "locale": room.appointment.locale,
+        "practice": practice_payload(room),
     }
 
 
@@ -124,6 +142,13 @@ class Sessions:
         except Exception as exc:
             raise _refused(exc) from None
 
+    async def _details_of(self, room_id: str) -> dict[str, Any]:
+        try:
+            room = await self.hub.room(room_id)
+        except StoreUnavailable:
+            return {}
+        return {} if room is None else appointment_details(room)
+
     async def _connect(self, sid: str, data: Any) -> None:
         auth = parse(JoinAuth, data)
         room_id = auth.room_id
@@ -132,6 +157,9 @@ class Sessions:
             claims = tokens.verify(self.settings.token_secret, auth.token, room_id, now)
         except tokens.TokenError as exc:
             extra = {"opens_at": exc.opens_at.isoformat()} if exc.opens_at else {}
+            if exc.problem in (tokens.TokenProblem.NOT_YET_VALID, tokens.TokenProblem.EXPIRED):
+                # A genuine link for this room, early or late: say for which appointment.
+                extra.update(await self._details_of(room_id))
             raise _refused(exc, **extra) from None
         room = await self.hub.room(room_id)
         if room is None:
@@ -147,7 +175,7 @@ class Sessions:
                 if exc.code is ErrorCode.ROOM_NOT_YET_OPEN
                 else {}
             )
-            raise _refused(exc, **extra) from None
+            raise _refused(exc, **extra, **appointment_details(room)) from None
         resume_secret = auth.resume_secret()
         resumed: PendingAnnouncement | None = None
         new_secret: str | None = None

@@ -11,7 +11,7 @@ import json
 from datetime import datetime
 from typing import Any
 
-from rooms.appointment import Appointment, JoinWindow, Person
+from rooms.appointment import Appointment, JoinWindow, Person, Practice
 from rooms.events import EndReason
 from rooms.roles import Role
 from rooms.room import Lifecycle, Participant, Room
@@ -53,6 +53,22 @@ def _parse_person(data: dict[str, Any]) -> Person:
     return Person(id=data["id"], name=data["name"])
 
 
+def _practice(practice: Practice | None) -> dict[str, Any] | None:
+    return None if practice is None else {"name": practice.name, "phone": practice.phone}
+
+
+def _parse_practice(data: Any) -> Practice | None:
+    # Added within format 1: rooms stored before have none.
+    if data is None:
+        return None
+    if not isinstance(data, dict) or not isinstance(data.get("name"), str):
+        raise RoomFormatError("a practice must be {name, phone}")
+    phone = data.get("phone")
+    if phone is not None and not isinstance(phone, str):
+        raise RoomFormatError("a practice's phone must be a string")
+    return Practice(name=data["name"], phone=phone)
+
+
 def _resume_fields(
     resume_hash: str | None, away_since: datetime | None, connection: int
 ) -> dict[str, Any]:
@@ -90,6 +106,8 @@ def room_to_dict(room: Room) -> dict[str, Any]:
             "patient": _person(appointment.patient),
             "starts_at": _time(appointment.starts_at),
             "ends_at": _time(appointment.ends_at),
+            "locale": appointment.locale,
+            "practice": _practice(appointment.practice),
         },
         "window": {
             "opens_at": _time(room.window.opens_at),
@@ -145,6 +163,8 @@ def room_from_dict(data: dict[str, Any]) -> Room:
                 patient=_parse_person(appointment["patient"]),
                 starts_at=_parse_time(appointment["starts_at"]),
                 ends_at=_parse_time(appointment["ends_at"]),
+                locale=appointment.get("locale"),
+                practice=_parse_practice(appointment.get("practice")),
             ),
             window=JoinWindow(
                 opens_at=_parse_time(data["window"]["opens_at"]),

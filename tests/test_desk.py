@@ -295,7 +295,7 @@ async def test_the_desk_page_shows_arrivals_live_and_admits(live_server: LiveSer
     )
     link = await desk_link(live_server, "prac-1")
     async with chromium() as browser:
-        context = await browser.new_context()
+        context = await browser.new_context(locale="en-US")
         page = await context.new_page()
         page.set_default_timeout(STEP)
         errors: list[str] = []
@@ -355,6 +355,7 @@ async def test_the_desk_page_shows_arrivals_live_and_admits(live_server: LiveSer
                 await rows.nth(1).get_by_test_id("desk-admit").click()
             await expect(rows.nth(1)).to_have_attribute("data-state", "in_consultation")
             await rows.nth(1).get_by_test_id("desk-end").click()
+            await page.get_by_test_id("confirm").click()
             await expect(rows.nth(1)).to_have_attribute("data-state", "ended")
             await asyncio.wait_for(patient.ended.wait(), 10)
         finally:
@@ -381,7 +382,7 @@ async def test_the_desk_page_clears_itself_when_its_link_expires(
         expires_at=now + timedelta(hours=1),
     )
     async with chromium() as browser:
-        page = await (await browser.new_context()).new_page()
+        page = await (await browser.new_context(locale="en-US")).new_page()
         page.set_default_timeout(STEP)
         await page.goto(live_server.base_url + "/d#" + token)
         await expect(page.get_by_test_id("desk-row")).to_have_count(1)

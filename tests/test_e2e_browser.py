@@ -37,9 +37,11 @@ def local_link(server: LiveServer, link: str) -> str:
 
 
 async def open_page(
-    browser: Browser, url: str, init_script: str = ""
+    browser: Browser, url: str, init_script: str = "", locale: str = "en-US"
 ) -> tuple[BrowserContext, Page]:
-    context = await browser.new_context()
+    # English by default: these tests read some of the page's English texts
+    # (tests/test_languages.py walks the screens in French).
+    context = await browser.new_context(locale=locale)
     if init_script:
         # Runs before the page's own scripts, e.g. to hide a browser feature.
         await context.add_init_script(init_script)
@@ -51,6 +53,11 @@ async def open_page(
     await page.goto(url)
     page.errors = errors  # type: ignore[attr-defined]
     return context, page
+
+
+async def confirm(page: Page) -> None:
+    """The extra click a destructive action asks for (decline, end, leave)."""
+    await page.get_by_test_id("confirm").click()
 
 
 async def state_of(page: Page) -> str:
@@ -141,15 +148,18 @@ async def test_consultation_from_booking_to_hang_up(live_server: LiveServer) -> 
         await expect_state(intruder, "waiting")
         await expect(doctor.get_by_test_id("waiting-entry")).to_have_count(1)
         await doctor.get_by_test_id("waiting-entry").get_by_test_id("deny").click()
+        await confirm(doctor)
         await expect_state(intruder, "denied")
         await expect(doctor.get_by_test_id("waiting-entry")).to_have_count(0)
         assert await state_of(patient) == "in-call"
 
         # The patient hangs up, then the practitioner ends the consultation.
         await patient.get_by_test_id("hang-up").click()
+        await confirm(patient)
         await expect_state(patient, "ended")
         await expect(doctor.get_by_test_id("remote-video")).to_have_count(0)
         await doctor.get_by_test_id("hang-up").click()
+        await confirm(doctor)
         await expect_state(doctor, "ended")
 
         for page in (doctor, patient, intruder):

@@ -27,7 +27,14 @@ from tests.support.browser import chromium
 from tests.support.polling import eventually
 from tests.support.synthetic import SyntheticParticipant
 from tests.test_desk import API_KEY, book_for, desk_link
-from tests.test_e2e_browser import STEP, expect_state, local_link, open_page, wait_remote_frames
+from tests.test_e2e_browser import (
+    STEP,
+    confirm,
+    expect_state,
+    local_link,
+    open_page,
+    wait_remote_frames,
+)
 
 pytestmark = pytest.mark.browser
 
@@ -175,6 +182,7 @@ async def test_the_desk_and_the_patients_pages_follow_the_queue(live_server: Liv
         # Turned away from the desk with a reason: the page says it as given.
         await bruno_entry.get_by_test_id("desk-deny-reason").fill("Please book a new slot")
         await bruno_entry.get_by_test_id("desk-deny").click()
+        await confirm(desk)
         await expect_state(bruno, "denied")
         await expect(bruno.get_by_test_id("denied-message")).to_contain_text(
             "Please book a new slot"
@@ -229,6 +237,7 @@ async def test_the_practitioners_room_tools(live_server: LiveServer) -> None:
         # Decline the guest with a reason: it reaches them as typed.
         await entries.nth(1).get_by_test_id("deny-reason").fill("Not needed today, thank you")
         await entries.nth(1).get_by_test_id("deny").click()
+        await confirm(doctor)
         await expect(entries).to_have_count(1)
         # The page's ack comes before the guest's socket hears it.
         await eventually(lambda: denial == [{"reason": "Not needed today, thank you"}])
@@ -251,6 +260,7 @@ async def test_the_practitioners_room_tools(live_server: LiveServer) -> None:
         await expect(entries.nth(1)).to_have_attribute("data-away", "true")
         await expect(entries.nth(1)).to_contain_text("away since")
         await entries.nth(1).get_by_test_id("deny").click()
+        await confirm(doctor)
         await expect(entries).to_have_count(1)
 
         # Admit Alice, then send her back to the waiting room.
@@ -311,6 +321,7 @@ async def test_the_practitioners_room_tools(live_server: LiveServer) -> None:
         await same_safety_code(doctor, alice)
 
         await alice.get_by_test_id("hang-up").click()
+        await confirm(alice)
         await expect_state(alice, "ended")
         await guest.close()
         for page in (doctor, alice):

@@ -288,6 +288,7 @@ async def test_media_key_changes_when_someone_joins_and_when_they_leave(
         # The newcomer's key is new: it never held the one used before it came.
         with_patient = key_ids(await tap_forwarded_video(live_server, room_id, 10))
         await patient.get_by_test_id("hang-up").click()
+        await patient.get_by_test_id("confirm").click()
         await expect_state(patient, "ended")
         await expect(doctor.get_by_test_id("remote-video")).to_have_count(0)
         await expect(doctor.get_by_test_id("safety-code")).to_be_hidden()

@@ -20,6 +20,16 @@ import {
 } from "./connection.js";
 import { onCheckInClick } from "./device-check.js";
 import { finish, onReplaced, onRoomEnded, pageFailed } from "./endings.js";
+import {
+  chooseLocale,
+  currentLocale,
+  deploymentLocale,
+  loadCatalogues,
+  onLocaleChange,
+  rememberLocale,
+  setLocale,
+  storedLocale,
+} from "./i18n.js";
 import { parseJoinLink } from "./link.js";
 import * as text from "./messages.js";
 import { copyGuestLink, inviteGuest, onWaitingList } from "./practitioner-tools.js";
@@ -28,6 +38,7 @@ import { byTestId } from "./screens.js";
 import { onSession } from "./session.js";
 import { Signalling } from "./signalling.js";
 import { app, metrics, show } from "./state.js";
+import { testDevicesEarly } from "./too-early.js";
 import {
   leaveWaitingRoom,
   onAdmitted,
@@ -47,8 +58,18 @@ function wireControls() {
   byTestId("hang-up").addEventListener("click", hangUp);
   byTestId("start-audio").addEventListener("click", startAudio);
   byTestId("retry").addEventListener("click", () => location.reload());
+  byTestId("early-device-test").addEventListener("click", () => testDevicesEarly().catch(pageFailed));
   byTestId("invite-guest-form").addEventListener("submit", inviteGuest);
   byTestId("copy-guest-link").addEventListener("click", copyGuestLink);
+  const switcher = byTestId("language-switcher");
+  switcher.value = currentLocale();
+  switcher.addEventListener("change", () => {
+    rememberLocale(switcher.value);
+    setLocale(switcher.value);
+  });
+  onLocaleChange((locale) => {
+    switcher.value = locale;
+  });
   document.addEventListener("visibilitychange", onVisible);
 }
 
@@ -73,23 +94,41 @@ function wireSignalling(signalling) {
   signalling.on("e2ee_peer_left", (message) => app.e2ee && app.e2ee.onPeerLeft(message));
 }
 
-function boot() {
+/** The language before anything is shown: remembered choice, link, browser, deployment. */
+async function startLanguage(linkLocale) {
+  try {
+    await loadCatalogues();
+  } catch {
+    // Without catalogues the keys show; the page still works.
+  }
+  setLocale(
+    chooseLocale({
+      stored: storedLocale(),
+      forced: linkLocale,
+      languages: navigator.languages || [navigator.language],
+      fallback: deploymentLocale(),
+    }),
+  );
+}
+
+async function boot() {
   window.addEventListener("error", pageFailed);
   window.addEventListener("unhandledrejection", pageFailed);
+  const { roomId, token, locale } = parseJoinLink(window.location);
+  await startLanguage(locale);
   wireControls();
   show("precall");
 
-  const { roomId, token } = parseJoinLink(window.location);
   if (!roomId || !token) {
-    finish({ state: "error", title: "This link is incomplete", message: text.INCOMPLETE_LINK });
+    finish({ state: "error", title: "error.incomplete_title", message: text.INCOMPLETE_LINK });
     return;
   }
   if (typeof window.io !== "function") {
-    finish({ state: "error", title: "Something went wrong", message: text.PAGE_FAILED, retry: true });
+    finish({ state: "error", title: "error.page_failed_title", message: text.PAGE_FAILED, retry: true });
     return;
   }
   if (typeof window.RTCPeerConnection !== "function") {
-    finish({ state: "error", title: "Browser not supported", message: text.BROWSER_UNSUPPORTED });
+    finish({ state: "error", title: "error.browser_title", message: text.BROWSER_UNSUPPORTED });
     return;
   }
 

@@ -1,6 +1,8 @@
 // The buttons under the call: mute, camera off, hang up.
 
+import { askToConfirm } from "./confirm.js";
 import { endedByAck, finish, leaveQuietly, practitionerEnded } from "./endings.js";
+import { reasonOf } from "./messages.js";
 import * as screens from "./screens.js";
 import { app } from "./state.js";
 
@@ -27,24 +29,30 @@ export function toggle(kind) {
 
 export function renderToggles() {
   screens.renderToggle("toggle-mic", isOff("audio"), {
-    onLabel: "Mute microphone",
-    offLabel: "Unmute microphone",
+    onLabel: "call.mute",
+    offLabel: "call.unmute",
   });
   screens.renderToggle("toggle-camera", isOff("video"), {
-    onLabel: "Turn camera off",
-    offLabel: "Turn camera on",
+    onLabel: "call.camera_off",
+    offLabel: "call.camera_on",
   });
   screens.renderCameraOff(isOff("video"));
 }
 
-/** A patient leaves the consultation; the practitioner ends it for everyone. */
+/** A patient leaves the consultation; the practitioner ends it for everyone (after a confirmation). */
 export async function hangUp() {
+  const practitioner = app.role === "practitioner";
+  const confirmed = await askToConfirm({
+    message: { key: practitioner ? "confirm.end" : "confirm.leave" },
+    confirmLabel: { key: practitioner ? "confirm.end_button" : "confirm.leave_button" },
+  });
+  if (!confirmed || app.finished) return;
   const button = byTestId("hang-up");
   button.disabled = true;
-  screens.setInline("hang-up-error", "");
+  screens.setInline("hang-up-error", null);
   if (app.role === "patient") {
     await leaveQuietly();
-    finish({ state: "ended", title: "Consultation ended", message: "You left the consultation." });
+    finish({ state: "ended", title: "ended.title", message: "ended.left_call" });
     return;
   }
   app.hangingUp = true;
@@ -53,10 +61,10 @@ export async function hangUp() {
   } catch (error) {
     app.hangingUp = false;
     if (app.finished || endedByAck(error)) return;
-    screens.setInline(
-      "hang-up-error",
-      `We could not end the consultation: ${error.message} Please try again.`,
-    );
+    screens.setInline("hang-up-error", {
+      key: "call.end_failed",
+      params: { reason: reasonOf(error) },
+    });
     button.disabled = false;
     return;
   }

@@ -33,11 +33,7 @@ export function startCallMedia() {
   const ready = e2ee ? e2ee.ready() : Promise.resolve();
   ready.then(() => call.publish(app.stream)).catch((error) => {
     if (app.finished || call.closed || endedByAck(error)) return;
-    screens.showNotice(
-      "call-notice",
-      "We could not send your camera and microphone to the call. Leave and join again; " +
-        "if it keeps happening, check your internet connection.",
-    );
+    screens.showNotice("call-notice", "call.publish_failed");
   });
 }
 
@@ -67,15 +63,15 @@ function ensureCall() {
 }
 
 function addRemoteVideo(subscriptionId, role, publisherId) {
-  let label;
-  if (role === "practitioner") label = practitionerName() || "Practitioner";
-  else {
-    const known = app.waitingList && app.waitingList.nameOf(publisherId);
-    label = known || (role === "guest" ? "Guest" : "Patient");
-  }
+  let name = "";
+  if (role === "practitioner") name = practitionerName();
+  else name = (app.waitingList && app.waitingList.nameOf(publisherId)) || "";
+  const label = name
+    ? { key: "call.tile_name", params: { name } }
+    : { key: `call.tile_${role === "practitioner" ? "practitioner" : role === "guest" ? "guest" : "patient"}` };
   const video = screens.addRemoteTile(subscriptionId, role, label);
   if (app.role === "practitioner" && role !== "practitioner" && publisherId) {
-    addSendBack(subscriptionId, label, publisherId);
+    addSendBack(subscriptionId, name || { key: label.key }, publisherId);
   }
   const firstFrame = () => {
     if (metrics.firstRemoteFrameAt === null) metrics.firstRemoteFrameAt = performance.now();
@@ -112,11 +108,7 @@ export function onSubscriptionOffer(offer) {
     if (app.finished || call.closed || endedByAck(error)) return;
     // The participant left while we were answering: nothing is missing.
     if (error && error.code === "unknown_subscription") return;
-    screens.showNotice(
-      "call-notice",
-      "We cannot receive the other person's video. Check your internet connection; if it " +
-        "does not recover, leave and join again.",
-    );
+    screens.showNotice("call-notice", "call.receive_failed");
   });
 }
 
@@ -137,6 +129,6 @@ export function onMediaRestart() {
   if (app.finished || app.screen !== "in-call" || !app.stream) return;
   metrics.mediaRestarts += 1;
   closeCall();
-  screens.showNotice("call-notice", "");
+  screens.showNotice("call-notice", null);
   startCallMedia();
 }

@@ -4,10 +4,12 @@
 
 import { finish } from "./endings.js";
 import { parseInstant } from "./format.js";
+import { applyAppointmentLocale } from "./i18n.js";
 import * as text from "./messages.js";
 import * as screens from "./screens.js";
 import { app, show } from "./state.js";
 import { releaseMedia } from "./teardown.js";
+import { renderTooEarly } from "./too-early.js";
 
 // Before a first successful connection a few failures mean "unreachable";
 // once connected, socket.io keeps retrying for a while before we give up.
@@ -30,7 +32,7 @@ export function armSessionWatchdog() {
     if (app.finished || app.session) return;
     finish({
       state: "error",
-      title: "We could not connect you",
+      title: "error.title",
       message: text.NETWORK_UNREACHABLE,
       retry: true,
     });
@@ -59,39 +61,44 @@ export function onConnectError(error) {
     const wasInCall = app.screen === "in-call";
     finish({
       state: "error",
-      title: wasInCall ? "The connection was lost" : "We could not connect you",
+      title: wasInCall ? "error.connection_lost_title" : "error.title",
       message: wasInCall ? text.CONNECTION_LOST : text.NETWORK_UNREACHABLE,
       retry: true,
-      retryLabel: wasInCall ? "Rejoin" : "Try again",
+      retryLabel: wasInCall ? "error.rejoin" : "error.try_again",
     });
   } else if (app.everConnected) {
-    screens.showNotice("connection-notice", "Connection lost. Reconnecting…");
+    screens.showNotice("connection-notice", "notice.reconnecting");
   }
 }
 
 export function onDisconnect(reason) {
   if (app.finished || reason === "io client disconnect") return;
   if (!app.disconnectedAt) app.disconnectedAt = Date.now();
-  screens.showNotice("connection-notice", "Connection lost. Reconnecting…");
+  screens.showNotice("connection-notice", "notice.reconnecting");
   // socket.io reconnects by itself except after a server-side disconnect.
   if (reason === "io server disconnect") app.signalling.connect();
 }
 
 function refused(data) {
+  // A genuine link refused (too early, closed) still carries its appointment's language.
+  applyAppointmentLocale(data.locale);
   if (data.code === "room_not_yet_open") {
-    notYetOpen(parseInstant(data.opens_at));
+    notYetOpen(parseInstant(data.opens_at), data);
     return;
   }
-  finish(text.outcomeForCode(data.code, data.message));
+  // A genuine but late link also says whom to contact.
+  screens.renderPractice(data.practice);
+  finish(text.outcomeForCode(data.code));
 }
 
-function notYetOpen(opensAt) {
-  // Nothing to show a camera for yet; the next `session` starts afresh.
-  releaseMedia(); // Also disarms the session watchdog: waiting here is expected.
+function notYetOpen(opensAt, details) {
+  // The next `session` starts afresh; a camera test begun here is kept for it.
+  if (app.screen === "not-yet-open") clearTimeout(app.watchdog);
+  else releaseMedia(); // Also disarms the session watchdog: waiting here is expected.
   app.session = null;
   app.opensAt = opensAt;
-  screens.showNotice("connection-notice", "");
-  screens.setText("not-yet-open-message", text.notYetOpenMessage(opensAt));
+  screens.showNotice("connection-notice", null);
+  renderTooEarly(opensAt, details);
   show("not-yet-open");
   scheduleOpenRetry();
 }

@@ -10,6 +10,8 @@ import * as text from "./messages.js";
 import { ensureWaitingList } from "./practitioner-tools.js";
 import * as screens from "./screens.js";
 import { app, show } from "./state.js";
+import { stopMicLevel } from "./teardown.js";
+import { leaveTooEarly } from "./too-early.js";
 import { enterWaiting, showPosition } from "./waiting-screen.js";
 
 const { byTestId } = screens;
@@ -19,29 +21,34 @@ export async function startPrecall() {
   show("precall");
   screens.renderPrecall({ role: app.role, ...text.appointmentTexts(app.session) });
   ensureWaitingList();
-  if (app.stream || app.startingDevices) return;
-  app.startingDevices = true;
-  screens.setText("device-status", "Starting your camera and microphone…");
-  let stream;
-  try {
-    stream = await openCameraAndMicrophone();
-  } catch (error) {
-    if (!(error instanceof DeviceError)) throw error;
-    finish({
-      state: "error",
-      title: "Camera and microphone needed",
-      message: error.message,
-      retry: true,
-    });
-    return;
-  } finally {
-    app.startingDevices = false;
-  }
-  if (app.finished || app.screen !== "precall") {
-    stopStream(stream);
-    return;
+  leaveTooEarly();
+  if (app.startingDevices) return;
+  // Tested already on the too-early screen: the same camera and microphone go on.
+  let stream = app.stream;
+  if (!stream) {
+    app.startingDevices = true;
+    screens.setText("device-status", "precall.starting_devices");
+    try {
+      stream = await openCameraAndMicrophone();
+    } catch (error) {
+      if (!(error instanceof DeviceError)) throw error;
+      finish({
+        state: "error",
+        title: "error.devices_title",
+        message: error.message,
+        retry: true,
+      });
+      return;
+    } finally {
+      app.startingDevices = false;
+    }
+    if (app.finished || app.screen !== "precall") {
+      stopStream(stream);
+      return;
+    }
   }
   app.stream = stream;
+  stopMicLevel();
   screens.attachStream("device-preview", stream);
   try {
     app.micLevel = new MicLevel(stream, byTestId("mic-level"));
@@ -55,8 +62,8 @@ export async function startPrecall() {
   screens.setText(
     "device-status",
     app.role === "practitioner"
-      ? "Your camera and microphone are working."
-      : "Your camera and microphone are working. Check in when you are ready.",
+      ? "precall.devices_ok_practitioner"
+      : "precall.devices_ok",
   );
   screens.setCheckInEnabled(true);
 }
@@ -71,8 +78,8 @@ export async function checkIn() {
   if (app.checkingIn || !app.signalling) return;
   app.checkingIn = true;
   screens.setCheckInEnabled(false);
-  screens.setInline("precall-error", "");
-  screens.setInline("waiting-error", "");
+  screens.setInline("precall-error", null);
+  screens.setInline("waiting-error", null);
   try {
     const ack = await app.signalling.request("check_in", {});
     // `waiting` events are at least as fresh as the ack, which may come last.
@@ -84,7 +91,10 @@ export async function checkIn() {
   } catch (error) {
     if (app.finished || endedByAck(error)) return;
     const where = app.screen === "waiting" ? "waiting-error" : "precall-error";
-    screens.setInline(where, `We could not check you in: ${error.message} Please try again.`);
+    screens.setInline(where, {
+      key: "precall.check_in_failed",
+      params: { reason: text.reasonOf(error) },
+    });
     screens.setCheckInEnabled(Boolean(app.stream));
   } finally {
     app.checkingIn = false;
@@ -93,16 +103,16 @@ export async function checkIn() {
 
 async function openConsultation() {
   screens.setCheckInEnabled(false);
-  screens.setInline("precall-error", "");
+  screens.setInline("precall-error", null);
   try {
     await app.signalling.request("open_consultation", {});
     if (!app.finished) enterCall();
   } catch (error) {
     if (app.finished || endedByAck(error)) return;
-    screens.setInline(
-      "precall-error",
-      `We could not open the consultation: ${error.message} Please try again.`,
-    );
+    screens.setInline("precall-error", {
+      key: "precall.open_failed",
+      params: { reason: text.reasonOf(error) },
+    });
     screens.setCheckInEnabled(Boolean(app.stream));
   }
 }

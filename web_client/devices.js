@@ -6,6 +6,7 @@ const CONSTRAINTS = {
   video: { width: { ideal: 1280 }, height: { ideal: 720 }, frameRate: { ideal: 30 } },
 };
 
+/** `message` is a catalogue key (locales/*.json). */
 export class DeviceError extends Error {
   constructor(message) {
     super(message);
@@ -17,10 +18,7 @@ export class DeviceError extends Error {
 export async function openCameraAndMicrophone() {
   if (!navigator.mediaDevices || typeof navigator.mediaDevices.getUserMedia !== "function") {
     // Also what happens on plain http:// outside localhost (no secure context).
-    throw new DeviceError(
-      "This browser cannot use your camera here. Please open the link in an up-to-date " +
-        "Chrome, Edge, Firefox or Safari, using the full link you were sent (it starts with https).",
-    );
+    throw new DeviceError("devices.no_camera_api");
   }
   try {
     return await navigator.mediaDevices.getUserMedia(CONSTRAINTS);
@@ -33,25 +31,15 @@ function explainMediaError(error) {
   switch (error && error.name) {
     case "NotAllowedError":
     case "SecurityError":
-      return (
-        "Your browser is blocking the camera and microphone. To join, allow them: click the " +
-        "camera or lock icon in the address bar (or open this site's settings), choose " +
-        "\"Allow\" for camera and microphone, then press Try again."
-      );
+      return "devices.blocked";
     case "NotFoundError":
     case "OverconstrainedError":
-      return (
-        "We could not find a camera and a microphone. Connect them (or use a phone, tablet or " +
-        "computer that has both), then press Try again."
-      );
+      return "devices.not_found";
     case "NotReadableError":
     case "AbortError":
-      return (
-        "Your camera or microphone is already in use by another application, for example " +
-        "another video call. Close it, then press Try again."
-      );
+      return "devices.in_use";
     default:
-      return "We could not start your camera and microphone. Please press Try again.";
+      return "devices.failed";
   }
 }
 

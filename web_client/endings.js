@@ -1,6 +1,7 @@
 // How the page ends (docs/web_client.md, terminal states): one screen that
 // says what happened, with everything released, and late events ignored.
 
+import { dismissConfirm } from "./confirm.js";
 import * as text from "./messages.js";
 import * as screens from "./screens.js";
 import { app, show } from "./state.js";
@@ -13,13 +14,14 @@ const ENDING_CODES = new Set(["room_ended", "room_closed", "room_cancelled"]);
 export function finish(outcome) {
   if (app.finished) return;
   app.finished = true;
+  dismissConfirm();
   // Over for good: a reload must not try to take a place back. After an
   // error it may (Rejoin reloads the page).
   if (outcome.state !== "error" && app.resumeSecret) app.resumeSecret.clear();
   releaseMedia();
   if (app.waitingList) app.waitingList.stop();
   if (app.signalling) app.signalling.disconnect();
-  screens.showNotice("connection-notice", "");
+  screens.showNotice("connection-notice", null);
   screens.renderOutcome(outcome.state, outcome);
   show(outcome.state);
 }
@@ -36,13 +38,10 @@ export function pageFailed() {
   if (app.finished) return;
   if (app.screen === "in-call") {
     // Do not cut a call that may still work; say so instead.
-    screens.showNotice(
-      "call-notice",
-      "Something went wrong on this page. If the call stops working, leave and join again.",
-    );
+    screens.showNotice("call-notice", "call.page_failed");
     return;
   }
-  finish({ state: "error", title: "Something went wrong", message: text.PAGE_FAILED, retry: true });
+  finish({ state: "error", title: "error.page_failed_title", message: text.PAGE_FAILED, retry: true });
 }
 
 /** Emits `leave`; a failure or a timeout does not matter. */
@@ -55,7 +54,7 @@ export async function leaveQuietly() {
 }
 
 export function practitionerEnded() {
-  return { state: "ended", title: "Consultation ended", message: "Consultation ended." };
+  return { state: "ended", title: "ended.title", message: "ended.by_you" };
 }
 
 export function onRoomEnded(payload) {
@@ -70,9 +69,7 @@ export function onRoomEnded(payload) {
 export function onReplaced() {
   finish({
     state: "error",
-    title: "Open in another window",
-    message:
-      "This consultation is now open in another tab or window, so it was closed here. " +
-      "Please continue there.",
+    title: "error.replaced_title",
+    message: "error.replaced",
   });
 }

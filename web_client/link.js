@@ -3,7 +3,12 @@
 
 const ROOM_PATH = /^\/c\/([^/]+)\/?$/;
 
-/** @returns {{roomId: string | null, token: string | null}} */
+/**
+ * `?lang=fr|en`, optional: a language a booking system may add to the link so
+ * that even the first "Connecting…" is in it (the appointment's own `locale`
+ * arrives with `session` or a refusal anyway). Not a secret: it may reach logs.
+ * @returns {{roomId: string | null, token: string | null, locale: string | null}}
+ */
 export function parseJoinLink(location) {
   const match = ROOM_PATH.exec(location.pathname);
   let roomId = null;
@@ -15,5 +20,6 @@ export function parseJoinLink(location) {
     }
   }
   const token = location.hash.slice(1).trim();
-  return { roomId: roomId || null, token: token || null };
+  const locale = new URLSearchParams(location.search || "").get("lang");
+  return { roomId: roomId || null, token: token || null, locale: locale || null };
 }

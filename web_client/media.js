@@ -66,7 +66,7 @@ function watchFailure(pc, onFailed) {
 /**
  * Everything media for one person in one call.
  *
- * `ui` is {onFailed(message), addRemote(subscriptionId, role, publisherId) ->
+ * `ui` is {onFailed(messageKey), addRemote(subscriptionId, role, publisherId) ->
  *          HTMLVideoElement, removeRemote(subscriptionId), play(video)}.
  * `e2ee` (e2ee.js) encrypts what we send and decrypts what we receive; null
  * only when the server runs with end-to-end encryption off.
@@ -103,10 +103,7 @@ export class Call {
     const pc = this.newPeerConnection();
     this.publisher = pc;
     watchFailure(pc, () =>
-      this.ui.onFailed(
-        "Your video could not reach the other person. Check your internet connection; " +
-          "if it does not recover, leave and join again.",
-      ),
+      this.ui.onFailed("call.send_failed"),
     );
     // Audio first then video, one transceiver each, both in one stream so
     // the other side keeps them in sync.
@@ -144,10 +141,7 @@ export class Call {
     this.subscriptions.set(id, subscription);
 
     watchFailure(pc, () =>
-      this.ui.onFailed(
-        "We cannot receive the other person's video. Check your internet connection; " +
-          "if it does not recover, leave and join again.",
-      ),
+      this.ui.onFailed("call.receive_failed"),
     );
     pc.addEventListener("track", (event) => {
       // Synchronously in the event: the first frame must already go through it.

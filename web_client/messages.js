@@ -1,76 +1,73 @@
-// Every sentence the page shows for a refusal or an ending, in one place, so
-// that the wording stays consistent (and can be translated later).
+// Every sentence the page shows for a refusal, an ending or a failed request,
+// in one place, as catalogue keys (locales/*.json, i18n.js): a text is
+// `{key, params}`, rendered in the person's language where it is shown, and
+// again when they switch. Server messages are never shown: their error codes
+// map to catalogue keys here.
 
-import { formatMoment, formatTime, parseInstant } from "./format.js";
+import { parseInstant } from "./format.js";
 
-export const INCOMPLETE_LINK =
-  "This link is incomplete: part of it is missing. Please open the full link you were " +
-  "sent (copy all of it, including the part after the # sign).";
+/** Ack and refusal codes the catalogues explain (docs/protocol.md). */
+const KNOWN_CODES = new Set([
+  "not_allowed",
+  "not_waiting",
+  "not_in_call",
+  "already_present",
+  "room_not_yet_open",
+  "room_closed",
+  "room_ended",
+  "room_cancelled",
+  "room_not_found",
+  "invalid_request",
+  "not_connected",
+  "internal_error",
+  "store_unavailable",
+  "rate_limited",
+  "timeout",
+  "invalid_response",
+  "unknown_subscription",
+  "token_missing",
+  "token_invalid",
+  "token_wrong_room",
+]);
 
-export const NETWORK_UNREACHABLE =
-  "We could not reach the consultation service. Check your internet connection, then " +
-  "press Try again.";
+export const INCOMPLETE_LINK = { key: "error.incomplete_link" };
+export const NETWORK_UNREACHABLE = { key: "error.network_unreachable" };
+export const CONNECTION_LOST = { key: "error.connection_lost" };
+export const BROWSER_UNSUPPORTED = { key: "error.browser_unsupported" };
+export const E2EE_UNSUPPORTED = { key: "error.e2ee_unsupported" };
+export const PAGE_FAILED = { key: "error.page_failed" };
 
-export const CONNECTION_LOST =
-  "The connection was lost. Press Rejoin to join the consultation again.";
-
-export const BROWSER_UNSUPPORTED =
-  "This browser cannot make video calls. Please open the link in an up-to-date Chrome, " +
-  "Edge, Firefox or Safari.";
-
-export const E2EE_UNSUPPORTED =
-  "This consultation is protected by end-to-end encryption, so that only you and the " +
-  "people in the call can see and hear it, and this browser cannot encrypt video calls. " +
-  "Please open the link in an up-to-date Chrome, Edge, Firefox or Safari.";
-
-export const PAGE_FAILED =
-  "Something went wrong on this page. Please press Try again.";
+/** The sentence for a failed request's error code (never the server's English). */
+export function reasonOf(error) {
+  const code = error && typeof error.code === "string" ? error.code : "";
+  return { key: KNOWN_CODES.has(code) ? `errors.${code}` : "errors.generic" };
+}
 
 /** Error screen texts for `connect_error` codes (docs/protocol.md). */
 const REFUSALS = {
   token_missing: INCOMPLETE_LINK,
-  token_invalid:
-    "This link is not valid. Please open the exact link you were sent, or ask the practice " +
-    "for a new one.",
-  token_wrong_room:
-    "This link belongs to another consultation. Please open the link you were sent for " +
-    "this appointment.",
-  room_not_found:
-    "We could not find this consultation. The link may be out of date: please ask the " +
-    "practice for a new one.",
+  token_invalid: { key: "error.token_invalid" },
+  token_wrong_room: { key: "error.token_wrong_room" },
+  room_not_found: { key: "error.room_not_found" },
 };
 
 /**
  * What to show for a refused connection or an ending.
- * @returns {{state: string, title?: string, message: string, retry?: boolean}}
+ * @returns {{state: string, title?: string, message: {key: string, params?: object}, retry?: boolean}}
  */
-export function outcomeForCode(code, serverMessage) {
+export function outcomeForCode(code) {
   switch (code) {
     case "room_closed":
-      return {
-        state: "closed",
-        title: "This consultation room is closed",
-        message:
-          "The time to join this consultation is over. If you still need it, please contact " +
-          "the practice.",
-      };
+      return { state: "closed", title: "closed.title", message: { key: "closed.message" } };
     case "room_cancelled":
-      return {
-        state: "closed",
-        title: "This appointment was cancelled",
-        message:
-          "This appointment was cancelled, so there is no consultation to join. Please " +
-          "contact the practice if you think this is a mistake.",
-      };
+      return { state: "closed", title: "closed.cancelled_title", message: { key: "closed.cancelled" } };
     case "room_ended":
-      return { state: "ended", message: "The practitioner has ended this consultation." };
+      return { state: "ended", title: "ended.title", message: { key: "ended.by_practitioner" } };
     default:
       return {
         state: "error",
-        message:
-          REFUSALS[code] ||
-          (typeof serverMessage === "string" && serverMessage) ||
-          "We could not connect you to the consultation. Please check the link you were sent.",
+        title: "error.title",
+        message: REFUSALS[code] || { key: "error.refused" },
       };
   }
 }
@@ -83,38 +80,36 @@ export function outcomeForRoomEnded(reason) {
 }
 
 export function notYetOpenMessage(opensAt) {
-  if (!opensAt) return "It will open a few minutes before your appointment.";
-  return `It opens ${formatMoment(opensAt)} (your local time).`;
+  if (!opensAt) return { key: "not_yet_open.soon" };
+  return { key: "not_yet_open.opens", params: { when: { moment: opensAt.toISOString() } } };
 }
 
 export function appointmentTexts(session) {
   const room = session.room || {};
-  const practitioner = room.practitioner_name || "your practitioner";
   const startsAt = parseInstant(room.starts_at);
-  const when = startsAt ? `Appointment ${formatMoment(startsAt)}.` : "";
+  const when = startsAt
+    ? { key: "precall.appointment_time", params: { when: { moment: startsAt.toISOString() } } }
+    : null;
   if (session.role === "practitioner") {
-    return {
-      withText: "When you are ready, open the consultation: your patients can then be admitted.",
-      timeText: when,
-    };
+    return { withText: { key: "precall.practitioner_ready" }, timeText: when };
   }
-  return { withText: `Your consultation with ${practitioner}.`, timeText: when };
+  const withText = room.practitioner_name
+    ? { key: "precall.with", params: { name: room.practitioner_name } }
+    : { key: "precall.with_unnamed" };
+  return { withText, timeText: when };
 }
 
 /** The denied screen's text; the practitioner's own reason, when given, is shown as is. */
 export function deniedMessage(reason) {
-  const base =
-    "The practitioner could not admit you to this consultation. If you think this is a " +
-    "mistake, please contact the practice.";
-  if (typeof reason !== "string" || !reason.trim()) return base;
-  return `The practitioner could not admit you to this consultation. Their message: “${reason.trim()}”`;
+  if (typeof reason !== "string" || !reason.trim()) return { key: "denied.message" };
+  return { key: "denied.with_reason", params: { reason: reason.trim() } };
 }
 
-/** "Expected to start at about 10:40 (your local time)." or "" when unknown. */
+/** "Expected to start at about 10:40 (your local time)." or null when unknown. */
 export function expectedStartText(expectedStart, now = Date.now()) {
   const when = parseInstant(expectedStart);
-  if (!when) return "";
+  if (!when) return null;
   // An estimate in the past means "any moment now": say so rather than show a time gone by.
-  if (when.getTime() <= now) return "Your consultation should start any moment now.";
-  return `Your consultation should start at about ${formatTime(when)} (your local time).`;
+  if (when.getTime() <= now) return { key: "waiting.expected_now" };
+  return { key: "waiting.expected_at", params: { time: { time: when.toISOString() } } };
 }

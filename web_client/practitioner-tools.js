@@ -4,6 +4,7 @@
 
 import { chime } from "./chime.js";
 import { endedByAck } from "./endings.js";
+import { reasonOf } from "./messages.js";
 import * as screens from "./screens.js";
 import { app, metrics } from "./state.js";
 import { WaitingList } from "./waiting-list.js";
@@ -24,9 +25,17 @@ export function onWaitingList(payload) {
   app.waitingList.render(payload && payload.entries);
 }
 
-/** A request about one entry (admit, deny, return_to_waiting) that throws a sentence. */
+/** A failed request, with the sentence to show for it (a text spec). */
+class ActionError extends Error {
+  constructor(text) {
+    super(text.key);
+    this.text = text;
+  }
+}
+
+/** A request about one entry (admit, deny, return_to_waiting) that throws an ActionError. */
 function decide(event) {
-  const verb = { admit: "admit", deny: "decline", return_to_waiting: "send back" }[event];
+  const key = `panel.${event}_failed`;
   return async (entryId, name, reason = "") => {
     if (event === "admit" && metrics.admittedAt === null) metrics.admittedAt = performance.now();
     const payload = { entry_id: entryId };
@@ -35,7 +44,7 @@ function decide(event) {
       await app.signalling.request(event, payload);
     } catch (error) {
       if (endedByAck(error)) return;
-      throw new Error(`We could not ${verb} ${name}: ${error.message}`);
+      throw new ActionError({ key, params: { name, reason: reasonOf(error) } });
     }
   };
 }
@@ -45,11 +54,11 @@ export function addSendBack(subscriptionId, label, publisherId) {
   const sendBack = decide("return_to_waiting");
   screens.addReturnToWaiting(subscriptionId, label, async (button) => {
     button.disabled = true;
-    screens.setInline("waiting-list-error", "");
+    screens.setInline("waiting-list-error", null);
     try {
       await sendBack(publisherId, label);
     } catch (error) {
-      screens.setInline("waiting-list-error", error.message);
+      screens.setInline("waiting-list-error", error.text || "errors.generic");
       button.disabled = false;
     }
   });
@@ -60,20 +69,23 @@ export async function inviteGuest(event) {
   const input = byTestId("invite-guest");
   const submit = byTestId("invite-guest-submit");
   const name = input.value.trim();
-  screens.setInline("invite-guest-error", "");
+  screens.setInline("invite-guest-error", null);
   if (!name) {
-    screens.setInline("invite-guest-error", "Type the guest's name first.");
+    screens.setInline("invite-guest-error", "panel.guest_name_missing");
     return;
   }
   submit.disabled = true;
   try {
     const ack = await app.signalling.request("invite_guest", { name });
-    if (typeof ack.link !== "string") throw new Error("The server gave no link.");
+    if (typeof ack.link !== "string") throw Object.assign(new Error("no link"), { code: "invalid_response" });
     input.value = "";
     screens.showGuestLink(name, ack.link);
   } catch (error) {
     if (endedByAck(error)) return;
-    screens.setInline("invite-guest-error", `We could not invite ${name}: ${error.message}`);
+    screens.setInline("invite-guest-error", {
+      key: "panel.invite_failed",
+      params: { name, reason: reasonOf(error) },
+    });
   } finally {
     submit.disabled = false;
   }
@@ -83,10 +95,10 @@ export async function copyGuestLink() {
   const field = byTestId("guest-link");
   try {
     await navigator.clipboard.writeText(field.value);
-    screens.setText("copy-guest-link-status", "Copied.");
+    screens.setText("copy-guest-link-status", "panel.copied");
   } catch {
     // No clipboard permission: leave it selected for Ctrl+C.
     field.select();
-    screens.setText("copy-guest-link-status", "Press Ctrl+C (or ⌘C) to copy the selected link.");
+    screens.setText("copy-guest-link-status", "panel.copy_by_hand");
   }
 }

@@ -1,6 +1,10 @@
 // The DOM side of each state. index.html holds every screen; this module only
 // fills in text and shows one screen at a time, so the page never depends on
-// inline styles (the Content-Security-Policy forbids them).
+// inline styles (the Content-Security-Policy forbids them). Texts are
+// catalogue keys (`{key, params}` or a key), bound to their element by i18n.js
+// so that a language switch re-renders them.
+
+import { bindAttr, bindText } from "./i18n.js";
 
 export const STATES = Object.freeze([
   "precall",
@@ -13,19 +17,30 @@ export const STATES = Object.freeze([
   "error",
 ]);
 
+// The end-of-journey screens, where the practice's contact is shown.
+const OUTCOMES = new Set(["ended", "denied", "closed", "error", "not-yet-open"]);
+let practiceContact = false;
+
 /** The element with this data-testid (each is unique in the page). */
 export function byTestId(testId, root = document) {
   return root.querySelector(`[data-testid="${testId}"]`);
 }
 
-export function setText(testId, text) {
-  byTestId(testId).textContent = text;
+/** Binds `text` ({key, params}, a key, or null for nothing) to the element. */
+export function bindSpec(element, text) {
+  if (!text) bindText(element, null);
+  else if (typeof text === "string") bindText(element, text);
+  else bindText(element, text.key, text.params);
 }
 
-/** Shows `text` in the element, or hides it when text is empty. */
+export function setText(testId, text) {
+  bindSpec(byTestId(testId), text);
+}
+
+/** Shows `text` in the element, or hides it when there is none. */
 export function setInline(testId, text) {
   const element = byTestId(testId);
-  element.textContent = text || "";
+  bindSpec(element, text);
   element.hidden = !text;
 }
 
@@ -35,6 +50,7 @@ export function showState(state, { focus }) {
   for (const screen of document.querySelectorAll("[data-screen]")) {
     screen.hidden = screen.dataset.screen !== state;
   }
+  byTestId("practice-contact").hidden = !(practiceContact && OUTCOMES.has(state));
   if (focus) {
     // Screen reader and keyboard users land on the new screen's heading.
     const heading = document.querySelector(`[data-screen="${state}"] h1`);
@@ -43,16 +59,30 @@ export function showState(state, { focus }) {
 }
 
 /** Fills an end-of-journey screen (ended, denied, not-yet-open, closed, error); show() shows it. */
-export function renderOutcome(state, { title, message, retry = false, retryLabel = "Try again" }) {
+export function renderOutcome(state, { title, message, retry = false, retryLabel = "error.try_again" }) {
   const screen = document.querySelector(`[data-screen="${state}"]`);
-  if (title) screen.querySelector("h1").textContent = title;
+  if (title) bindText(screen.querySelector("h1"), title);
   const messageId = state === "error" ? "error-message" : `${state}-message`;
   setText(messageId, message);
   if (state === "error") {
     const button = byTestId("retry");
-    button.textContent = retryLabel;
+    bindText(button, retryLabel);
     button.hidden = !retry;
   }
+}
+
+/** The practice (`session.practice`, optional `{name, phone}`): header, and whom to contact. */
+export function renderPractice(practice) {
+  const name = practice && typeof practice.name === "string" ? practice.name.trim() : "";
+  const phone = practice && typeof practice.phone === "string" ? practice.phone.trim() : "";
+  const header = byTestId("practice-name");
+  header.textContent = name; // As the booking system wrote it, not a key.
+  header.hidden = !name;
+  const contact = byTestId("practice-contact");
+  if (name && phone) bindText(contact, "app.practice_contact_phone", { name, phone });
+  else if (name) bindText(contact, "app.practice_contact", { name });
+  else if (phone) bindText(contact, "app.practice_contact_phone_only", { phone });
+  practiceContact = Boolean(name || phone);
 }
 
 export function showNotice(testId, text) {
@@ -60,7 +90,7 @@ export function showNotice(testId, text) {
 }
 
 export function renderPrecall({ role, withText, timeText }) {
-  byTestId("check-in").textContent = role === "practitioner" ? "Open consultation" : "Check in";
+  bindText(byTestId("check-in"), role === "practitioner" ? "precall.open_consultation" : "precall.check_in");
   setText("appointment-with", withText);
   setText("appointment-time", timeText);
   byTestId("appointment").hidden = false;
@@ -80,9 +110,9 @@ export function renderWaitingPosition(position) {
   const text =
     Number.isInteger(position) && position > 0
       ? position === 1
-        ? "You are number 1 in the queue: you are next."
-        : `You are number ${position} in the queue.`
-      : "You are in the queue.";
+        ? { key: "waiting.position_next" }
+        : { key: "waiting.position", params: { position } }
+      : { key: "waiting.position_unknown" };
   setText("waiting-position", text);
 }
 
@@ -90,12 +120,14 @@ export function renderCallRole(role, practitionerName) {
   const isPractitioner = role === "practitioner";
   byTestId("waiting-list").hidden = !isPractitioner;
   document.querySelector(".call-layout").classList.toggle("with-panel", isPractitioner);
-  byTestId("hang-up").textContent = isPractitioner ? "End consultation" : "Leave consultation";
+  bindText(byTestId("hang-up"), isPractitioner ? "call.end" : "call.leave");
   setText(
     "stage-placeholder",
     isPractitioner
-      ? "When you admit a patient, they will appear here."
-      : `Connecting you with ${practitionerName || "the practitioner"}…`,
+      ? { key: "call.placeholder_practitioner" }
+      : practitionerName
+        ? { key: "call.placeholder_patient", params: { name: practitionerName } }
+        : { key: "call.placeholder_patient_unnamed" },
   );
 }
 
@@ -103,14 +135,14 @@ export function renderCallRole(role, practitionerName) {
 export function renderToggle(testId, off, { onLabel, offLabel }) {
   const button = byTestId(testId);
   button.setAttribute("aria-pressed", off ? "true" : "false");
-  button.textContent = off ? offLabel : onLabel;
+  bindText(button, off ? offLabel : onLabel);
 }
 
 export function renderCameraOff(off) {
   byTestId("local-tile").classList.toggle("camera-off", off);
 }
 
-/** One tile per subscription; returns its <video> (audio plays from it too). */
+/** One tile per subscription; returns its <video> (audio plays from it too). `label` is a text spec. */
 export function addRemoteTile(subscriptionId, role, label) {
   const container = byTestId("remote-videos");
   const tile = document.createElement("figure");
@@ -124,8 +156,8 @@ export function addRemoteTile(subscriptionId, role, label) {
   video.setAttribute("playsinline", "");
   const caption = document.createElement("figcaption");
   caption.className = "tile-label";
-  caption.textContent = label;
-  video.setAttribute("aria-label", label);
+  bindSpec(caption, label);
+  bindAttr(video, "aria-label", label.key, label.params);
   tile.append(video, caption);
   container.append(tile);
   updatePlaceholder();
@@ -154,18 +186,13 @@ export function clearVideos() {
   updatePlaceholder();
 }
 
-const E2EE_TEXTS = {
-  pending: "Securing the call…",
-  encrypted: "End-to-end encrypted: only the people in this call can see and hear it.",
-  failing: "Some video or sound could not be decrypted, so it is not shown.",
-  off: "Not end-to-end encrypted: this server runs in a diagnostic mode.",
-};
+const E2EE_STATES = new Set(["pending", "encrypted", "failing", "off"]);
 
 /** `state` is one of pending, encrypted, failing, off (docs/web_client.md). */
 export function renderE2eeStatus(state) {
   const element = byTestId("e2ee-status");
   element.dataset.state = state;
-  element.textContent = E2EE_TEXTS[state] || E2EE_TEXTS.pending;
+  bindText(element, `e2ee.${E2EE_STATES.has(state) ? state : "pending"}`);
 }
 
 /** The safety code, or hidden while nobody else is in the call. */
@@ -175,14 +202,14 @@ export function renderSafetyCode(code) {
 }
 
 /** Newest first: the latest word from the practitioner is what matters. */
-export function addPractitionerMessage(message, sentAt, formatTime) {
+export function addPractitionerMessage(message, sentAt) {
   const item = document.createElement("li");
   item.className = "practitioner-message";
   item.dataset.testid = "practitioner-message";
   const time = document.createElement("time");
   time.className = "message-time";
   time.dateTime = sentAt.toISOString();
-  time.textContent = formatTime(sentAt);
+  bindText(time, "time.clock", { time: { time: sentAt.toISOString() } });
   const body = document.createElement("span");
   body.textContent = message; // Text, never HTML: it comes from another person.
   item.append(time, body);
@@ -213,16 +240,16 @@ export function addReturnToWaiting(subscriptionId, name, onClick) {
     button.type = "button";
     button.className = "button return-to-waiting";
     button.dataset.testid = "return-to-waiting";
-    button.textContent = "Send back to waiting room";
-    button.setAttribute("aria-label", `Send ${name} back to the waiting room`);
+    bindText(button, "call.send_back");
+    bindAttr(button, "aria-label", "call.send_back_name", { name });
     button.addEventListener("click", () => onClick(button));
     tile.append(button);
   }
 }
 
 export function showGuestLink(name, link) {
-  setText("guest-link-name", name);
+  byTestId("guest-link-name").textContent = name; // A name as typed, not a key.
   byTestId("guest-link").value = link;
-  setText("copy-guest-link-status", "");
+  setText("copy-guest-link-status", null);
   byTestId("guest-link-block").hidden = false;
 }

@@ -5,9 +5,16 @@ import { comeBack } from "./coming-back.js";
 import { checkIn, startPrecall } from "./device-check.js";
 import { transformSupport } from "./e2ee.js";
 import { finish, pageFailed } from "./endings.js";
+import { applyAppointmentLocale } from "./i18n.js";
 import * as text from "./messages.js";
 import * as screens from "./screens.js";
 import { app, e2eeRequired } from "./state.js";
+
+/** The appointment's language (unless the person chose one here) and the practice. */
+function applyAppointment(session) {
+  applyAppointmentLocale(session.locale);
+  screens.renderPractice(session.practice);
+}
 
 export function onSession(session) {
   if (app.finished) return;
@@ -22,12 +29,13 @@ export function onSession(session) {
   // A fresh entry comes with a fresh secret; a resumed one keeps ours.
   if (typeof session.resume === "string" && app.resumeSecret) app.resumeSecret.set(session.resume);
   app.resumed = ["waiting", "in_call"].includes(session.resumed) ? session.resumed : null;
-  screens.showNotice("connection-notice", "");
+  screens.showNotice("connection-notice", null);
+  applyAppointment(session);
   if (app.call) app.call.setIceServers(session.ice_servers);
   if (!again) {
     if (e2eeRequired() && !transformSupport()) {
       // Never a silently unencrypted call.
-      finish({ state: "error", title: "Browser not supported", message: text.E2EE_UNSUPPORTED });
+      finish({ state: "error", title: "error.browser_title", message: text.E2EE_UNSUPPORTED });
       return;
     }
     startPrecall().catch(pageFailed);
@@ -42,10 +50,10 @@ export function onSession(session) {
   if (screen === "in-call") {
     finish({
       state: "error",
-      title: "The connection was lost",
+      title: "error.connection_lost_title",
       message: text.CONNECTION_LOST,
       retry: true,
-      retryLabel: "Rejoin",
+      retryLabel: "error.rejoin",
     });
   } else if (screen === "waiting" && app.role === "patient") {
     app.position = null;

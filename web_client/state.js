@@ -39,6 +39,8 @@ export const app = {
   finished: false,
   opensAt: null,
   openTimer: 0,
+  // The too-early screen's countdown (setInterval).
+  countdownTimer: 0,
   watchdog: 0,
 };
 

@@ -2,7 +2,9 @@
 // keyed by entry id, so a re-render never steals keyboard focus from an
 // Admit or Decline button.
 
+import { askToConfirm } from "./confirm.js";
 import { formatTime, formatWaited, parseInstant } from "./format.js";
+import { bindAttr, bindText, onLocaleChange, t } from "./i18n.js";
 import { byTestId, setInline } from "./screens.js";
 
 const REFRESH_MS = 15_000;
@@ -21,6 +23,7 @@ export class WaitingList {
     this.items = new Map();
     this.names = new Map();
     this.timer = setInterval(() => this.refreshTimes(), REFRESH_MS);
+    onLocaleChange(() => this.refreshTimes());
   }
 
   /** Name of anyone who was in the list, to label their video once admitted. */
@@ -57,21 +60,25 @@ export class WaitingList {
     });
     this.refreshTimes();
     byTestId("waiting-empty").hidden = this.items.size > 0;
+    const count = this.items.size;
     const title = document.getElementById("waiting-list-title");
-    title.textContent = this.items.size ? `Waiting room (${this.items.size})` : "Waiting room";
+    bindText(title, count ? "panel.title_count" : "panel.title", { count });
     // A practitioner busy in another tab sees the count in the tab title.
-    document.title = this.items.size ? `(${this.items.size}) Teleconsultation` : "Teleconsultation";
+    bindText(document.querySelector("title"), count ? "app.title_count" : "app.title", { count });
     // The first list is who was already there when the consultation opened.
     if (arrivals.length && this.rendered) this.onArrival();
     this.rendered = true;
     if (arrivals.length) {
-      byTestId("waiting-announcer").textContent =
-        arrivals.length === 1 ? `${arrivals[0]} is waiting.` : `${arrivals.join(", ")} are waiting.`;
+      bindText(
+        byTestId("waiting-announcer"),
+        arrivals.length === 1 ? "panel.arrival" : "panel.arrivals",
+        { names: arrivals.join(", ") },
+      );
     }
   }
 
   createItem(entry) {
-    const name = typeof entry.name === "string" && entry.name ? entry.name : "A patient";
+    const name = typeof entry.name === "string" && entry.name ? entry.name : t("panel.a_patient");
     const element = document.createElement("li");
     element.className = "waiting-entry";
     element.dataset.testid = "waiting-entry";
@@ -85,7 +92,7 @@ export class WaitingList {
       const badge = document.createElement("span");
       badge.className = "guest-badge";
       badge.dataset.testid = "guest-badge";
-      badge.textContent = "guest";
+      bindText(badge, "panel.guest_badge");
       who.append(" ", badge);
     }
     const waited = document.createElement("p");
@@ -93,13 +100,13 @@ export class WaitingList {
 
     const buttons = document.createElement("div");
     buttons.className = "waiting-actions";
-    const admit = actionButton("admit", "Admit", name, "button button-primary");
-    const deny = actionButton("deny", "Decline", name, "button");
+    const admit = actionButton("admit", "panel.admit", name, "button button-primary");
+    const deny = actionButton("deny", "panel.deny", name, "button button-secondary");
     const reason = document.createElement("input");
     reason.dataset.testid = "deny-reason";
     reason.maxLength = 300;
-    reason.placeholder = "Reason if you decline (optional, shown to them)";
-    reason.setAttribute("aria-label", `Reason for declining ${name}, shown to them`);
+    bindAttr(reason, "placeholder", "panel.deny_reason_placeholder");
+    bindAttr(reason, "aria-label", "panel.deny_reason_name", { name });
     buttons.append(admit, reason, deny);
     element.append(who, waited, buttons);
 
@@ -113,47 +120,50 @@ export class WaitingList {
     const run = async (action) => {
       admit.disabled = true;
       deny.disabled = true;
-      setInline("waiting-list-error", "");
+      setInline("waiting-list-error", null);
       try {
         await action(entry.entry_id, name, reason.value);
       } catch (error) {
-        setInline("waiting-list-error", error.message || "That did not work. Please try again.");
+        setInline("waiting-list-error", error.text || "errors.generic");
         admit.disabled = false;
         deny.disabled = false;
       }
     };
     admit.addEventListener("click", () => run(this.actions.admit));
-    deny.addEventListener("click", () => run(this.actions.deny));
+    deny.addEventListener("click", async () => {
+      const confirmed = await askToConfirm({
+        message: { key: "confirm.deny", params: { name } },
+        confirmLabel: { key: "confirm.deny_button", params: { name } },
+      });
+      if (confirmed && element.isConnected) run(this.actions.deny);
+    });
     return item;
   }
 
   refreshTimes() {
     const now = Date.now();
     for (const item of this.items.values()) {
-      const waited = item.since ? formatWaited(item.since, now) : "waiting";
+      const waited = item.since ? formatWaited(item.since, now) : t("waited.unknown");
       // Their connection dropped; the place is kept for a while in case they come back.
       item.waited.textContent = item.awaySince
-        ? `${waited} · away since ${formatTime(item.awaySince)}`
+        ? t("panel.away_since", { waited, time: formatTime(item.awaySince) })
         : waited;
     }
   }
 
   stop() {
     clearInterval(this.timer);
-    document.title = "Teleconsultation";
+    bindText(document.querySelector("title"), "app.title");
   }
 }
 
-function actionButton(testId, label, name, className) {
+/** Visible text stays short ("Admit"); its accessible name says whom ("Admit Alice Martin"). */
+function actionButton(testId, key, name, className) {
   const button = document.createElement("button");
   button.type = "button";
   button.className = className;
   button.dataset.testid = testId;
-  button.append(label);
-  // Visible text stays short; screen readers hear whom the button is about.
-  const hidden = document.createElement("span");
-  hidden.className = "visually-hidden";
-  hidden.textContent = ` ${name}`;
-  button.append(hidden);
+  bindText(button, key);
+  bindAttr(button, "aria-label", `${key}_name`, { name });
   return button;
 }

@@ -3,7 +3,7 @@
 
 import { enterCall } from "./call-screen.js";
 import { finish, leaveQuietly } from "./endings.js";
-import { formatTime, parseInstant } from "./format.js";
+import { parseInstant } from "./format.js";
 import * as text from "./messages.js";
 import * as screens from "./screens.js";
 import { app, metrics, practitionerName, show } from "./state.js";
@@ -11,12 +11,17 @@ import { closeCall, stopMicLevel } from "./teardown.js";
 
 const { byTestId } = screens;
 
+/** `key` with the practitioner's name, or its `_unnamed` variant. */
+function withPractitioner(key) {
+  const name = practitionerName();
+  return name ? { key, params: { name } } : { key: `${key}_unnamed` };
+}
+
 export function enterWaiting(position, expectedStart = null) {
   stopMicLevel();
   byTestId("device-preview").srcObject = null;
   screens.attachStream("waiting-preview", app.stream);
-  const who = practitionerName() || "The practitioner";
-  screens.setText("waiting-note", `${who} will let you in shortly. Please keep this page open.`);
+  screens.setText("waiting-note", withPractitioner("waiting.note"));
   showPosition(position, expectedStart);
   show("waiting");
 }
@@ -43,7 +48,7 @@ export function onPractitionerMessage(payload) {
   if (app.finished || app.role !== "patient") return;
   const message = payload && typeof payload.text === "string" ? payload.text.trim() : "";
   if (!message) return;
-  screens.addPractitionerMessage(message, parseInstant(payload.sent_at) || new Date(), formatTime);
+  screens.addPractitionerMessage(message, parseInstant(payload.sent_at) || new Date());
 }
 
 export function onReturnedToWaiting() {
@@ -57,11 +62,7 @@ export function onReturnedToWaiting() {
   // keys; ours go too, so a new admission starts a fresh call and key schedule.
   closeCall();
   enterWaiting(null, null);
-  screens.setText(
-    "waiting-note",
-    `${practitionerName() || "The practitioner"} has put you back in the waiting room for a ` +
-      "moment. Please keep this page open.",
-  );
+  screens.setText("waiting-note", withPractitioner("waiting.returned"));
 }
 
 export function onAdmitted() {
@@ -82,5 +83,5 @@ export function onDenied(payload) {
 export async function leaveWaitingRoom() {
   byTestId("leave-waiting").disabled = true;
   await leaveQuietly();
-  finish({ state: "ended", title: "You left the waiting room", message: "You left the waiting room." });
+  finish({ state: "ended", title: "ended.left_waiting_title", message: "ended.left_waiting" });
 }
