@@ -49,6 +49,8 @@ EVENT_DELIVERY = web.AppKey("event_delivery", EventDelivery)
 METRICS = web.AppKey("metrics", SignallingMetrics)
 
 SWEEP_INTERVAL = 30.0
+# Closing every socket at shutdown must leave time to stop within Docker's 10 s.
+SOCKETS_CLOSE_TIMEOUT = 2.0
 MAX_SOCKET_MESSAGE = 64 * 1024
 
 
@@ -147,9 +149,15 @@ def _closing_sockets(
     async def close_all(app: web.Application) -> None:
         # Open WebSockets would hold the shutdown for its whole grace period; pages
         # reconnect (to another node behind a load balancer) and resume their place.
-        if sio.eio.sockets:  # engineio refuses to disconnect nobody
-            await sio.eio.disconnect()
-        await sio.shutdown()
+        try:
+            async with asyncio.timeout(SOCKETS_CLOSE_TIMEOUT):
+                if sio.eio.sockets:  # engineio refuses to disconnect nobody
+                    await sio.eio.disconnect()
+                await sio.shutdown()
+        except TimeoutError:
+            # Their disconnect handlers (store, relay) are slow: stop anyway; the
+            # away entries expire or resume as after any lost connection.
+            logger.warning("sockets not closed within %.0f s at shutdown", SOCKETS_CLOSE_TIMEOUT)
 
     return close_all
 
