@@ -43,6 +43,7 @@ from dataclasses import asdict, dataclass
 import uvloop
 from redis.exceptions import RedisError
 
+from logs import line_format
 from media.relay_node_server import Address, RelayNode, parse_address
 from media.relay_node_server import run as run_node
 from media.relay_service import IceServerConfig
@@ -257,12 +258,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--log-level", default="WARNING")
     args = parser.parse_args(argv)
     die_with_parent(args.parent)
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
-    # aiortc and aioice log peer IP addresses below WARNING: personal data.
-    for noisy in ("aiortc", "aioice"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+    line_format.configure_child(args.log_level, os.environ)
     listen = (
         parse_address(args.listen, "--listen")
         if not args.listen.endswith(":0")

@@ -22,6 +22,7 @@ from collections.abc import Callable, Mapping
 
 import uvloop
 
+from logs import line_format
 from media import worker_protocol as protocol
 from media.forwarding_mode import ForwardingMode
 from media.relay import Relay
@@ -90,12 +91,7 @@ def main(
     parser.add_argument("--parent", type=int, default=0, help="end with this process (pid)")
     args = parser.parse_args(argv)
     die_with_parent(args.parent)
-    logging.basicConfig(
-        level=args.log_level.upper(), format="%(asctime)s %(levelname)s %(name)s %(message)s"
-    )
-    # aiortc and aioice log peer IP addresses below WARNING: personal data.
-    for noisy in ("aiortc", "aioice"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+    line_format.configure_child(args.log_level, os.environ)
     ice_servers = tuple(
         IceServerConfig(tuple(s["urls"]), s.get("username"), s.get("credential"))
         for s in json.loads(args.ice_servers)

@@ -12,6 +12,7 @@ import uvloop
 from aiohttp import web
 from redis.exceptions import RedisError
 
+from logs import line_format
 from media.local_relay_nodes import LocalRelayNodes, worker_host
 from media.relay_node_client import NodeRelay
 from media.relay_node_server import (
@@ -35,7 +36,6 @@ from signalling.config import (
     settings_from_env,
 )
 from signalling.demo import create_demo_room, demo_banner
-from signalling.log_format import JsonFormatter, log_format_from_env
 from signalling.metrics import MetricsListenError, listening, relay_node_metrics
 from signalling.request_log_filter import BadRequestLogFilter
 from store.redis_relay_directory import RedisRelayDirectory
@@ -125,16 +125,7 @@ def _log_level_argument(parser: argparse.ArgumentParser) -> None:
 
 
 def configure_logging(level: str, log_format: str = "text") -> None:
-    handler = logging.StreamHandler()
-    handler.setFormatter(
-        JsonFormatter()
-        if log_format == "json"
-        else logging.Formatter("%(asctime)s %(levelname)s %(name)s %(message)s")
-    )
-    logging.basicConfig(level=level.upper(), handlers=[handler], force=True)
-    # aiortc and aioice log peer IP addresses below WARNING: personal data.
-    for noisy in ("aiortc", "aioice"):
-        logging.getLogger(noisy).setLevel(max(logging.WARNING, logging.getLogger().level))
+    line_format.configure(level, log_format)
     # aiohttp logs a bad request at ERROR with the client's bytes (access logs are off).
     server = logging.getLogger("aiohttp.server")
     if not any(isinstance(f, BadRequestLogFilter) for f in server.filters):
@@ -149,8 +140,8 @@ def main(argv: Sequence[str] | None = None) -> int:
 
         return run_bench(args)
     try:
-        log_format = log_format_from_env(os.environ)
-    except ConfigError as exc:
+        log_format = line_format.log_format_from_env(os.environ)
+    except ValueError as exc:
         print(f"teleconsult: configuration error: {exc}", file=sys.stderr)
         return 2
     configure_logging(args.log_level, log_format)

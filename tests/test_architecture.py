@@ -20,7 +20,7 @@ from pathlib import Path
 import pytest
 
 ROOT = Path(__file__).resolve().parent.parent
-PRODUCTION = ("signalling", "media", "rooms", "waiting_room", "store", "turn")
+PRODUCTION = ("signalling", "media", "rooms", "waiting_room", "store", "turn", "logs")
 DOMAIN = ("rooms", "waiting_room")
 
 # Standard modules the domain may not use: I/O, processes, threads, event loops, clocks and
@@ -143,6 +143,12 @@ def domain_is_pure(imports: Iterable[Import]) -> list[Import]:
     return [i for i in imports if i.package in DOMAIN and i.top not in allowed]
 
 
+def logs_stand_alone(imports: Iterable[Import]) -> list[Import]:
+    """logs/ (how every process writes its lines) imports the standard library only."""
+    allowed = frozenset(sys.stdlib_module_names) | {"__future__", "logs"}
+    return [i for i in imports if i.package == "logs" and i.top not in allowed]
+
+
 def rooms_is_the_core(imports: Iterable[Import]) -> list[Import]:
     """waiting_room/ builds on rooms/: rooms/ never imports waiting_room/."""
     return [i for i in imports if i.package == "rooms" and i.top == "waiting_room"]
@@ -182,6 +188,7 @@ Rule = Callable[[Iterable[Import]], list[Import]]
 RULES: list[object] = [
     pytest.param(domain_is_pure, id="domain_is_pure"),
     pytest.param(rooms_is_the_core, id="rooms_is_the_core"),
+    pytest.param(logs_stand_alone, id="logs_stand_alone"),
     pytest.param(store_speaks_only_redis_and_the_domain, id="store_speaks_only_redis"),
     pytest.param(media_does_not_know_signalling, id="media_does_not_know_signalling"),
     pytest.param(production_does_not_import_tests, id="production_does_not_import_tests"),
