@@ -81,7 +81,16 @@ def desk_document(
                 "link": join_link(settings, room, Role.PRACTITIONER) if open_room else None,
             }
         )
-    return {"now": now.isoformat(), "rows": rows}
+    # The practice of the day's appointments (one practitioner's desk), for the header.
+    practice = next(
+        (room.appointment.practice for room in mine.values() if room.appointment.practice),
+        None,
+    )
+    return {
+        "now": now.isoformat(),
+        "rows": rows,
+        "practice": None if practice is None else {"name": practice.name, "phone": practice.phone},
+    }
 
 
 class DeskNamespace(AckNamespace[str]):

@@ -177,8 +177,17 @@ function actionsCell(row) {
   return actions;
 }
 
+/** The practice of the day's appointments (`desk.practice`, optional `{name, phone}`). */
+function renderPractice(practice) {
+  const name = practice && typeof practice.name === "string" ? practice.name.trim() : "";
+  const header = byTestId("practice-name");
+  header.textContent = name;
+  header.hidden = !name;
+}
+
 function render(desk) {
   lastDesk = desk;
+  renderPractice(desk.practice);
   const now = Date.now();
   const typing = typedInputs();
   const rows = [];
