@@ -8,12 +8,15 @@ the requests themselves, and the listeners their events go to, are here.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass
 
 from media.errors import MediaError
 from media.relay_service import SubscriberListener
 from media.worker_connection import WorkerConnection
+
+logger = logging.getLogger(__name__)
 
 PUBLISH_RETRY_DELAY = 0.1
 
@@ -43,6 +46,18 @@ class ProtocolRelay:
 
     # How long a publish refused with `not_in_call` is retried (0: not retried).
     publish_patience = 0.0
+    # Rooms being moved off a dead relay, by room id (filled by the subclasses' failover).
+    _moving: dict[str, asyncio.Task[None]]
+
+    def _moved(self, room_id: str) -> Callable[[asyncio.Task[None]], None]:
+        """The callback that forgets a finished move, and says when it failed."""
+
+        def done(task: asyncio.Task[None]) -> None:
+            self._moving.pop(room_id, None)
+            if not task.cancelled() and task.exception() is not None:
+                logger.error("relay room=%s failover failed: %r", room_id, task.exception())
+
+        return done
 
     async def _join_connection(self, room_id: str) -> WorkerConnection:
         """The connection to the relay hosting `room_id`, placing the room if need be."""

@@ -18,7 +18,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable
 from typing import TYPE_CHECKING
 
 from media.errors import MediaError
@@ -154,14 +153,6 @@ class NodeRelay(ProtocolRelay):
                 task = asyncio.ensure_future(self._move(room_id, node_id))
                 self._moving[room_id] = task
                 task.add_done_callback(self._moved(room_id))
-
-    def _moved(self, room_id: str) -> Callable[[asyncio.Task[None]], None]:
-        def done(task: asyncio.Task[None]) -> None:
-            self._moving.pop(room_id, None)
-            if not task.cancelled() and task.exception() is not None:
-                logger.error("relay room=%s failover failed: %r", room_id, task.exception())
-
-        return done
 
     async def _move(self, room_id: str, dead_node: str) -> None:
         # The placement may already be fine: another signalling node moved the room, or

@@ -217,14 +217,6 @@ class WorkerRelay(ProtocolRelay):
             self._moving[room_id] = task
             task.add_done_callback(self._moved(room_id))
 
-    def _moved(self, room_id: str) -> Callable[[asyncio.Task[None]], None]:
-        def done(task: asyncio.Task[None]) -> None:
-            self._moving.pop(room_id, None)
-            if not task.cancelled() and task.exception() is not None:
-                logger.error("relay room=%s failover failed: %r", room_id, task.exception())
-
-        return done
-
     async def _restart(self, index: int) -> None:
         old = self.processes[index].process
         if old.returncode is None:

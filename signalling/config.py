@@ -198,30 +198,26 @@ def new_token_secret() -> str:
     return secrets.token_urlsafe(48)
 
 
-def _minutes(env: Mapping[str, str], name: str, default: timedelta) -> timedelta:
+def _whole(env: Mapping[str, str], name: str, default: timedelta, unit: str) -> timedelta:
+    """A non-negative whole number of `unit` (minutes, hours); `default` when unset."""
     raw = env.get(name)
     if raw is None or raw == "":
         return default
     try:
         value = int(raw)
     except ValueError as exc:
-        raise ConfigError(f"{name} must be a whole number of minutes") from exc
+        raise ConfigError(f"{name} must be a whole number of {unit}") from exc
     if value < 0:
         raise ConfigError(f"{name} cannot be negative")
-    return timedelta(minutes=value)
+    return timedelta(**{unit: value})
+
+
+def _minutes(env: Mapping[str, str], name: str, default: timedelta) -> timedelta:
+    return _whole(env, name, default, "minutes")
 
 
 def _hours(env: Mapping[str, str], name: str, default: timedelta) -> timedelta:
-    raw = env.get(name)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError as exc:
-        raise ConfigError(f"{name} must be a whole number of hours") from exc
-    if value < 0:
-        raise ConfigError(f"{name} cannot be negative")
-    return timedelta(hours=value)
+    return _whole(env, name, default, "hours")
 
 
 def relay_workers(env: Mapping[str, str], given: int | None) -> int:
