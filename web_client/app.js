@@ -30,7 +30,7 @@ import {
   setLocale,
   storedLocale,
 } from "./i18n.js";
-import { parseJoinLink } from "./link.js";
+import { takeJoinLink } from "./link.js";
 import * as text from "./messages.js";
 import { copyGuestLink, inviteGuest, onWaitingList } from "./practitioner-tools.js";
 import { ResumeSecret } from "./resume.js";
@@ -114,7 +114,7 @@ async function startLanguage(linkLocale) {
 async function boot() {
   window.addEventListener("error", pageFailed);
   window.addEventListener("unhandledrejection", pageFailed);
-  const { roomId, token, locale } = parseJoinLink(window.location);
+  const { roomId, token, locale } = takeJoinLink(window);
   await startLanguage(locale);
   wireControls();
   show("precall");

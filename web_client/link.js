@@ -23,3 +23,33 @@ export function parseJoinLink(location) {
   const locale = new URLSearchParams(location.search || "").get("lang");
   return { roomId: roomId || null, token: token || null, locale: locale || null };
 }
+
+const TOKEN_PREFIX = "teleconsult.link.";
+
+/**
+ * The join link of this tab, with its token taken out of the address bar.
+ *
+ * Once read, the fragment is replaced away (`history.replaceState`): the token
+ * is no longer on screen for someone looking over a shoulder or at a shared
+ * screen, nor in a copied address. The tab keeps it in sessionStorage (gone when
+ * the tab closes), so a reload still joins. Where storage is blocked the link
+ * stays as it is: a reload must keep working.
+ * @returns {{roomId: string | null, token: string | null, locale: string | null}}
+ */
+export function takeJoinLink(window) {
+  const link = parseJoinLink(window.location);
+  if (!link.roomId) return link;
+  const key = TOKEN_PREFIX + link.roomId;
+  try {
+    if (link.token) {
+      window.sessionStorage.setItem(key, link.token);
+      const { pathname, search } = window.location;
+      window.history.replaceState(window.history.state, "", pathname + search);
+    } else {
+      link.token = window.sessionStorage.getItem(key);
+    }
+  } catch {
+    // Storage blocked: the token stays in the address bar, which keeps reloads working.
+  }
+  return link;
+}
