@@ -25,6 +25,7 @@ from signalling.config import Settings, metrics_address
 from signalling.desk import DeskNamespace
 from signalling.event_delivery import EventDelivery, RetryPolicy
 from signalling.http_errors import json_errors
+from signalling.idle_sessions import close_idle_sessions
 from signalling.metrics import SignallingMetrics, listener
 from signalling.pages import add_page_routes, security_headers
 from signalling.readiness import add_readiness_route
@@ -73,6 +74,7 @@ def make_app(
         engineio_logger=False,
     )
     sio.attach(app)
+    close_idle_sessions(sio)
     app.on_shutdown.append(_closing_sockets(sio))
     if relay is None and settings.relay_secret and settings.redis_url:
         relay = NodeRelay(
