@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import Awaitable, Callable
 
+import pytest
 from aiohttp import ClientSession
 from aiohttp.test_utils import TestServer
 
@@ -32,6 +33,7 @@ async def frames_grow(participants: list[SyntheticParticipant], timeout: float =
     )
 
 
+@pytest.mark.slow
 async def test_media_keeps_flowing_while_redis_is_down(
     aiohttp_server: Callable[..., Awaitable[TestServer]],
     redis_server: RedisServer,

@@ -126,6 +126,7 @@ async def test_a_relay_node_beats_in_redis_with_its_load(
         await directory.close()
 
 
+@pytest.mark.slow
 async def test_a_frozen_relay_node_is_left_for_a_live_one(redis_url: str, tmp_path: Path) -> None:
     """Its sockets stay open, only its heartbeat stops: the room still moves."""
     cluster = Cluster(redis_url, tmp_path)
