@@ -49,6 +49,38 @@ class ProtocolRelay:
     # Rooms being moved off a dead relay, by room id (filled by the subclasses' failover).
     _moving: dict[str, asyncio.Task[None]]
 
+    # Failover state and hooks, set by the subclasses.
+    _members: dict[str, dict[str, Member]]
+    on_media_restart: MediaRestart
+    in_call: InCall
+
+    async def _rejoin(self, room_id: str, connection: WorkerConnection) -> list[str]:
+        """Join a moved room's members again on `connection`; the ids restarted.
+
+        Only those still in the call (signalling's word) come back, and they are told
+        (`media_restart`) before they are joined: every offer from the new relay then
+        reaches a page that has already dropped its dead connections.
+        """
+        members = self._members.get(room_id, {})
+        try:
+            staying = set(await self.in_call(room_id, list(members)))
+        except Exception:
+            logger.exception("relay room=%s: could not read who is in the call", room_id)
+            staying = set(members)
+        for participant_id in [p for p in members if p not in staying]:
+            members.pop(participant_id, None)
+        restarted = list(members)
+        await self.on_media_restart(room_id, restarted)
+        for participant_id, member in list(members.items()):
+            connection.listeners[(room_id, participant_id)] = member.listener
+            try:
+                await connection.request(
+                    "join", room_id=room_id, participant_id=participant_id, info=member.info
+                )
+            except MediaError as exc:
+                logger.warning("relay room=%s rejoin failed: %s", room_id, exc.code)
+        return restarted
+
     def _moved(self, room_id: str) -> Callable[[asyncio.Task[None]], None]:
         """The callback that forgets a finished move, and says when it failed."""
 

@@ -182,26 +182,7 @@ class NodeRelay(ProtocolRelay):
                 logger.exception("relay room=%s: failover step failed; retrying", room_id)
             await asyncio.sleep(RETRY_DELAY)
         self._rooms[room_id] = node.id
-        members = self._members.get(room_id, {})
-        try:
-            staying = set(await self.in_call(room_id, list(members)))
-        except Exception:
-            logger.exception("relay room=%s: could not read who is in the call", room_id)
-            staying = set(members)
-        for participant_id in [p for p in members if p not in staying]:
-            members.pop(participant_id, None)
-        restarted = list(members)
-        # Told before they are joined: every offer from the new node then reaches a page
-        # that has already dropped its dead connections.
-        await self.on_media_restart(room_id, restarted)
-        for participant_id, member in list(members.items()):
-            connection.listeners[(room_id, participant_id)] = member.listener
-            try:
-                await connection.request(
-                    "join", room_id=room_id, participant_id=participant_id, info=member.info
-                )
-            except MediaError as exc:
-                logger.warning("relay room=%s rejoin failed: %s", room_id, exc.code)
+        restarted = await self._rejoin(room_id, connection)
         logger.info(
             "relay room=%s now on node=%s; %d participants restarting media",
             room_id,

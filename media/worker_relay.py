@@ -250,31 +250,12 @@ class WorkerRelay(ProtocolRelay):
         if len(self._down) == len(self.connections):
             await asyncio.shield(restart)  # No other worker: wait for this one.
         target = self._placement[room_id] = self._least_loaded()
-        members = self._members.get(room_id, {})
-        try:
-            staying = set(await self.in_call(room_id, list(members)))
-        except Exception:
-            logger.exception("relay room=%s: could not read who is in the call", room_id)
-            staying = set(members)
-        for participant_id in [p for p in members if p not in staying]:
-            members.pop(participant_id, None)
-        # Told before they are joined: the new worker's offers reach pages that
-        # have already dropped their dead connections.
-        await self.on_media_restart(room_id, list(members))
-        connection = self.connections[target]
-        for participant_id, member in list(members.items()):
-            connection.listeners[(room_id, participant_id)] = member.listener
-            try:
-                await connection.request(
-                    "join", room_id=room_id, participant_id=participant_id, info=member.info
-                )
-            except MediaError as exc:
-                logger.warning("relay room=%s rejoin failed: %s", room_id, exc.code)
+        restarted = await self._rejoin(room_id, self.connections[target])
         logger.info(
             "relay room=%s now on worker %d; %d participants restarting media",
             room_id,
             target,
-            len(members),
+            len(restarted),
         )
 
     async def worker_stats(self) -> dict[str, int]:
