@@ -21,7 +21,7 @@ from rooms.errors import DomainError, ErrorCode
 from rooms.events import ParticipantResumed
 from rooms.resume_secret import hash_resume_secret
 from rooms.roles import Actor, Role
-from rooms.room import Participant, Room
+from rooms.room import Participant, Room, RoomStatus
 from rooms.waiting_queue import WaitingEntry
 from signalling import errors, tokens
 from signalling.ack_namespace import refusal
@@ -52,7 +52,14 @@ class SocketSession:
     connection: int = 0
 
 
-def ice_servers_payload(settings: Settings, entry_id: str, now: datetime) -> list[dict[str, Any]]:
+def ice_servers_payload(
+    settings: Settings, room: Room, actor: Actor, entry_id: str, now: datetime
+) -> list[dict[str, Any]]:
+    """STUN/TURN for the page; a TURN login only for whom may still be in this room's call.
+
+    One TURN username per person (docs: README "TURN"), valid until the room's
+    window closes at the latest; none for a denied entry or a finished room.
+    """
     servers: list[dict[str, Any]] = [
         {
             "urls": list(server.urls),
@@ -61,8 +68,14 @@ def ice_servers_payload(settings: Settings, entry_id: str, now: datetime) -> lis
         }
         for server in settings.ice_servers
     ]
-    if settings.turn_urls and settings.turn_secret:
-        login = turn_credentials.issue(settings.turn_secret, entry_id, now, settings.turn_ttl)
+    finished = room.status(now) in (RoomStatus.ENDED, RoomStatus.CANCELLED)
+    if settings.turn_urls and settings.turn_secret and not (finished or entry_id in room.denied):
+        person = turn_credentials.person_login_id(
+            settings.token_secret, room.id, actor.role.value, actor.person_id
+        )
+        login = turn_credentials.issue(
+            settings.turn_secret, person, now, settings.turn_ttl, room.window.closes_at
+        )
         servers.append(
             {
                 "urls": list(settings.turn_urls),
@@ -108,7 +121,7 @@ def session_payload(
             "closes_at": room.window.closes_at.isoformat(),
             "practitioner_name": room.appointment.practitioner.name,
         },
-        "ice_servers": ice_servers_payload(settings, entry_id, now),
+        "ice_servers": ice_servers_payload(settings, room, actor, entry_id, now),
         "ice_transport_policy": settings.ice_transport_policy,
         "e2ee": settings.e2ee,
         # The booking system's language for this appointment (null: the page chooses).
