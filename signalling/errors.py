@@ -59,6 +59,8 @@ STATUS: Mapping[str, int] = {
     "unauthorized": 401,
     "not_connected": 401,
     "not_found": 404,
+    # A genuine link from before a reschedule, while the room is open on its new time.
+    "link_outdated": 409,
     "method_not_allowed": 405,
     "payload_too_large": 413,
     "rate_limited": 429,
@@ -158,6 +160,9 @@ STORE_UNAVAILABLE_ON_CONNECT = failure(
 )
 STORE_TIMEOUT = failure("store_unavailable", "The shared store did not answer in time.")
 INTERNAL_ERROR = failure("internal_error", "Something went wrong on our side.")
+LINK_OUTDATED = failure(
+    "link_outdated", "This appointment was moved: please use the newer link you were sent."
+)
 NOT_CONNECTED = failure("not_connected", "This connection is not authenticated.")
 
 

@@ -130,6 +130,23 @@ def session_payload(
     }
 
 
+def outside_its_window(room: Room, now: datetime) -> socketio.exceptions.ConnectionRefusedError:
+    """The refusal of a genuine link presented outside its own window, after the room's.
+
+    A reschedule moves the room's window, not the links already sent: an old
+    link is told the room's opening time, or that it is closed, or, when the
+    room is open now, that a newer link was sent (`link_outdated`).
+    """
+    details = appointment_details(room)
+    try:
+        room.check_joinable(now)
+    except DomainError as exc:
+        if exc.code is ErrorCode.ROOM_NOT_YET_OPEN:
+            details["opens_at"] = room.window.opens_at.isoformat()
+        return _refused(exc, **details)
+    return refusal(errors.LINK_OUTDATED, **details)
+
+
 def _refused(exc: Exception, **extra: Any) -> socketio.exceptions.ConnectionRefusedError:
     failure = errors.connect_failure_of(exc)
     if failure is None:
@@ -155,12 +172,16 @@ class Sessions:
         except Exception as exc:
             raise _refused(exc) from None
 
-    async def _details_of(self, room_id: str) -> dict[str, Any]:
+    async def _early_or_late(
+        self, room_id: str, exc: tokens.TokenError, now: datetime
+    ) -> socketio.exceptions.ConnectionRefusedError:
         try:
             room = await self.hub.room(room_id)
         except StoreUnavailable:
-            return {}
-        return {} if room is None else appointment_details(room)
+            room = None
+        if room is None:
+            return _refused(exc, **({"opens_at": exc.opens_at.isoformat()} if exc.opens_at else {}))
+        return outside_its_window(room, now)
 
     async def _connect(self, sid: str, data: Any) -> None:
         auth = parse(JoinAuth, data)
@@ -169,11 +190,11 @@ class Sessions:
         try:
             claims = tokens.verify(self.settings.token_secret, auth.token, room_id, now)
         except tokens.TokenError as exc:
-            extra = {"opens_at": exc.opens_at.isoformat()} if exc.opens_at else {}
             if exc.problem in (tokens.TokenProblem.NOT_YET_VALID, tokens.TokenProblem.EXPIRED):
-                # A genuine link for this room, early or late: say for which appointment.
-                extra.update(await self._details_of(room_id))
-            raise _refused(exc, **extra) from None
+                # A genuine link for this room, early or late: the room says when (it may
+                # have moved since the link was minted), and for which appointment.
+                raise await self._early_or_late(room_id, exc, now) from None
+            raise _refused(exc) from None
         room = await self.hub.room(room_id)
         if room is None:
             raise DomainError(ErrorCode.ROOM_NOT_FOUND)
