@@ -216,3 +216,42 @@ async def test_bad_api_keys_get_429_after_a_burst(live_server: LiveServer) -> No
     # Good keys from elsewhere: served, and they spend nothing.
     for _ in range(FAILED_AUTH.burst + 5):
         await desk_link(live_server, "prac-1")
+
+
+async def test_bad_desk_tokens_on_connect_are_throttled_per_source(
+    live_server: LiveServer,
+) -> None:
+    good = (await desk_link(live_server, "prac-desk")).split("#", 1)[1]
+
+    async def desk_refusal(http: ClientSession, token: str) -> dict[str, Any] | None:
+        sio = socketio.AsyncClient(reconnection=False, http_session=http)
+        refusals: list[dict[str, Any]] = []
+        # The refusal travels as {"message", "data": {code, ...}}.
+        sio.on("connect_error", lambda data: refusals.append(data["data"]), namespace="/desk")
+        try:
+            await sio.connect(
+                live_server.base_url,
+                namespaces=["/desk"],
+                auth={"token": token},
+                transports=["websocket"],
+                wait_timeout=10,
+            )
+        except socketio.exceptions.ConnectionError:
+            return refusals[0] if refusals else {}
+        await sio.disconnect()
+        return None
+
+    async with from_address("127.0.0.5") as http:
+        assert await desk_refusal(http, good) is None
+        for _ in range(FAILED_AUTH.burst):
+            refused = await desk_refusal(http, "not-a-desk-token")
+            assert refused is not None
+            assert refused["code"] == "token_invalid"
+        refused = await desk_refusal(http, good)
+        assert refused is not None
+        assert refused["code"] == "rate_limited"
+        assert refused["retry_after"] >= 1
+    # Another source's desk connects.
+    desk = Desk(live_server, "#" + good)
+    await desk.connect()
+    await desk.close()
