@@ -57,7 +57,7 @@ def ice_servers_payload(
 ) -> list[dict[str, Any]]:
     """STUN/TURN for the page; a TURN login only for whom may still be in this room's call.
 
-    One TURN username per person (docs: README "TURN"), valid until the room's
+    One TURN username per person (README, `TELECONSULT_TURN_URLS`), valid until the room's
     window closes at the latest; none for a denied entry or a finished room.
     """
     servers: list[dict[str, Any]] = [
