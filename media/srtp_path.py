@@ -172,7 +172,11 @@ class SrtpEgress:
         self._sendto: Callable[[Any, Any], None] | None = None
         self._addr: Any = None
         self._slow_send: Callable[[bytes, Any], Any] | None = None
+        # The datagram transport behind `_sendto`: asyncio logs a warning for every
+        # send to a closed one, so it is checked before each send.
+        self._transport: Any = None
         self._pending: set[asyncio.Future[Any]] = set()
+        # Datagrams handed to the kernel (or to the TURN client), not attempts.
         self.sent = 0
         self.closed = False
 
@@ -191,7 +195,9 @@ class SrtpEgress:
         if pair is None:
             return False
         if internals.is_direct(pair.protocol) and pair.protocol.transport is not None:
-            self.attach(session, pair.protocol.transport.sendto, pair.remote_addr)
+            transport = pair.protocol.transport
+            self.attach(session, transport.sendto, pair.remote_addr)
+            self._transport = transport
         else:
             # A TURN-relayed pair wraps data itself; rare for a relay, kept correct.
             self._slow_send = pair.protocol.send_data
@@ -210,26 +216,32 @@ class SrtpEgress:
         assert self._srtp is not None
         self._srtp.load(src, length)
 
-    def send(self, length: int) -> None:
+    def send(self, length: int) -> bool:
+        """Protect and send the packet in `buffer`; False when it did not go out."""
         srtp = self._srtp
         if srtp is None:
-            return
+            return False
         protected = srtp.protect(length)
         if protected < 0:
-            return
+            return False
         # A bytes copy, not a view: a loop may queue the datagram while the
         # session buffer is reused for the next packet.
-        self._emit(srtp.packed[0:protected])
+        return self._emit(srtp.packed[0:protected])
 
-    def send_rtcp(self, packet: bytes) -> None:
+    def send_rtcp(self, packet: bytes) -> bool:
         """For rare control packets; allocation here does not matter."""
         if not self.ready():
-            return
+            return False
         assert self._srtp is not None
-        self._emit(self._srtp.protect_rtcp(packet))
+        return self._emit(self._srtp.protect_rtcp(packet))
 
-    def _emit(self, data: bytes) -> None:
-        self.sent += 1
+    def _emit(self, data: bytes) -> bool:
+        transport = self._transport
+        if transport is not None and transport.is_closing():
+            # The subscriber's socket is gone: stop here, once, instead of a
+            # warning from asyncio for every packet still forwarded to it.
+            self.close()
+            return False
         try:
             if self._sendto is not None:
                 self._sendto(data, self._addr)
@@ -237,12 +249,18 @@ class SrtpEgress:
                 task = asyncio.ensure_future(self._slow_send(data, self._addr))
                 self._pending.add(task)
                 task.add_done_callback(self._pending.discard)
+            else:
+                return False
         except (OSError, RuntimeError, AttributeError):
             # A socket closed under us: the subscription is going away.
             self.close()
+            return False
+        self.sent += 1
+        return True
 
     def close(self) -> None:
         self.closed = True
         self.buffer = None
         self._sendto = None
         self._slow_send = None
+        self._transport = None
