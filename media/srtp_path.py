@@ -196,19 +196,28 @@ class SrtpEgress:
             return False
         if internals.is_direct(pair.protocol) and pair.protocol.transport is not None:
             transport = pair.protocol.transport
-            self.attach(session, transport.sendto, pair.remote_addr)
-            self._transport = transport
+            self.attach(session, transport.sendto, pair.remote_addr, transport)
         else:
             # A TURN-relayed pair wraps data itself; rare for a relay, kept correct.
             self._slow_send = pair.protocol.send_data
             self.attach(session, None, pair.remote_addr)
         return True
 
-    def attach(self, session: Any, sendto: Callable[[Any, Any], None] | None, addr: Any) -> None:
-        """Protect with `session` and send with `sendto(data, addr)` (what `ready` sets up)."""
+    def attach(
+        self,
+        session: Any,
+        sendto: Callable[[Any, Any], None] | None,
+        addr: Any,
+        transport: Any = None,
+    ) -> None:
+        """Protect with `session` and send with `sendto(data, addr)` (what `ready` sets up).
+
+        `transport`, the datagram transport `sendto` belongs to, is checked before each send.
+        """
         self._srtp = internals.SrtpBuffer(session)
         self._sendto = sendto
         self._addr = addr
+        self._transport = transport
         self.buffer = self._srtp.view
 
     def write(self, src: Any, length: int) -> None:
