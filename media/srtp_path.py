@@ -70,6 +70,37 @@ def enlarge_receive_buffers(pc: Any) -> None:
             enlarge_receive_buffer(protocol)
 
 
+def bypass_stun_parse(
+    connection: Any, protocol: Any, fast: Callable[[bytes, Any], None] | None = None
+) -> bool:
+    """Hand a socket's non-STUN datagrams straight to its ICE connection.
+
+    RFC 7983: only a first byte of 0-3 can be STUN. aioice tries to parse every
+    datagram as STUN first, an exception each for SRTCP and DTLS: a relay
+    receives a steady stream of subscribers' feedback. `fast(data, addr)`, if
+    given, takes SRTP first. Returns False (nothing changed) when aioice no
+    longer keeps what this needs.
+    """
+    component = internals.socket_component(protocol)
+    if component is None:
+        return False
+    if internals.socket_intercepted(protocol):
+        return True  # Audio and video of one bundled connection share the socket.
+    to_connection = connection.data_received
+    stun_first: Callable[[bytes, Any], None]
+
+    def datagram_received(data: bytes, addr: Any) -> None:
+        if fast is not None and len(data) >= 2 and is_srtp(data):
+            fast(data, addr)
+        elif data and data[0] > 3:
+            to_connection(data, component)
+        else:
+            stun_first(data, addr)
+
+    stun_first = internals.intercept_socket(protocol, datagram_received)
+    return True
+
+
 class SrtpIngress:
     """Feeds decrypted RTP from one DTLS transport to `sink(buffer, length)`.
 
@@ -109,17 +140,14 @@ class SrtpIngress:
         if pair is None or not internals.is_direct(pair.protocol):
             return
         protocol = pair.protocol
-        fallback: Callable[[bytes, Any], None]
 
-        def datagram_received(data: bytes, addr: Any) -> None:
-            if len(data) < 2:
-                self.malformed.drop()
-            elif is_srtp(data):
-                self._forward(data)
-            else:
-                fallback(data, addr)
+        def srtp_received(data: bytes, addr: Any) -> None:
+            self._forward(data)
 
-        fallback = internals.intercept_socket(protocol, datagram_received)
+        # SRTP straight to the session; SRTCP and DTLS to the connection (our hook
+        # there included), past aioice's STUN parse; STUN to aioice.
+        if not bypass_stun_parse(self._connection, protocol, srtp_received):
+            return
         self._protocol = protocol
         self.receive_buffer = enlarge_receive_buffer(protocol)
 
@@ -172,6 +200,7 @@ class SrtpEgress:
         self._sendto: Callable[[Any, Any], None] | None = None
         self._addr: Any = None
         self._slow_send: Callable[[bytes, Any], Any] | None = None
+        self._protocol: Any = None
         # The datagram transport behind `_sendto`: asyncio logs a warning for every
         # send to a closed one, so it is checked before each send.
         self._transport: Any = None
@@ -197,6 +226,9 @@ class SrtpEgress:
         if internals.is_direct(pair.protocol) and pair.protocol.transport is not None:
             transport = pair.protocol.transport
             self.attach(session, transport.sendto, pair.remote_addr, transport)
+            # The subscriber's feedback (SRTCP) comes back on this socket.
+            if bypass_stun_parse(internals.ice_connection(dtls), pair.protocol):
+                self._protocol = pair.protocol
         else:
             # A TURN-relayed pair wraps data itself; rare for a relay, kept correct.
             self._slow_send = pair.protocol.send_data
@@ -273,3 +305,6 @@ class SrtpEgress:
         self._sendto = None
         self._slow_send = None
         self._transport = None
+        if self._protocol is not None:
+            internals.release_socket(self._protocol)
+            self._protocol = None

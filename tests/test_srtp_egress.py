@@ -62,3 +62,59 @@ async def test_a_closed_socket_stops_the_egress_quietly(caplog: pytest.LogCaptur
         assert not [r for r in caplog.records if "socket.send()" in r.getMessage()]
     finally:
         receiver.close()
+
+
+class _Connection:
+    """What aioice's Connection is to a socket: where non-STUN datagrams go."""
+
+    def __init__(self) -> None:
+        self.datagrams: list[tuple[bytes, int]] = []
+
+        self.requests = 0
+
+    def data_received(self, data: bytes, component: int) -> None:
+        self.datagrams.append((data, component))
+
+    def request_received(self, *args: object) -> None:
+        self.requests += 1
+
+
+async def test_feedback_datagrams_skip_aioices_stun_parse(monkeypatch: pytest.MonkeyPatch) -> None:
+    from aioice import ice, stun
+    from aioice.candidate import Candidate
+
+    from media.srtp_path import bypass_stun_parse
+
+    connection = _Connection()
+    protocol = ice.StunProtocol(connection)  # type: ignore[arg-type]
+    protocol.local_candidate = Candidate(
+        foundation="1",
+        component=1,
+        transport="udp",
+        priority=1,
+        host="127.0.0.1",
+        port=5000,
+        type="host",
+    )
+    parsed: list[bytes] = []
+    real_parse = stun.parse_message
+
+    def counting_parse(data: bytes, *args: object, **kwargs: object) -> stun.Message:
+        parsed.append(data)
+        return real_parse(data, *args, **kwargs)
+
+    monkeypatch.setattr(stun, "parse_message", counting_parse)
+    assert bypass_stun_parse(connection, protocol)
+
+    srtcp = bytes([0x81, 201]) + bytes(30)  # a receiver report (RFC 7983: 128-191)
+    dtls = bytes([22, 0xFE, 0xFD]) + bytes(20)  # a DTLS handshake record (20-63)
+    for datagram in (srtcp, dtls):
+        protocol.datagram_received(datagram, ("127.0.0.1", 6000))
+    assert connection.datagrams == [(srtcp, 1), (dtls, 1)]
+    assert parsed == []
+
+    # A STUN binding request still goes to aioice's parser.
+    request = stun.Message(message_method=stun.Method.BINDING, message_class=stun.Class.REQUEST)
+    protocol.datagram_received(bytes(request), ("127.0.0.1", 6000))
+    assert len(parsed) == 1
+    assert connection.requests == 1
