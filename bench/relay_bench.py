@@ -31,6 +31,7 @@ from typing import Any
 
 from bench.baseline_modes import BASELINES, MODES
 from bench.clip import load_clip
+from bench.join_bench import add_join_arguments, run_join
 from media.worker_connection import WorkerConnection
 from media.worker_relay import WorkerRelay
 
@@ -56,6 +57,7 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     relay.add_argument(
         "--mode", choices=list(MODES), default="rtp", help="the mode measured first (rtp)"
     )
+    add_join_arguments(targets)
     relay.add_argument(
         "--receiver-loss",
         type=float,
@@ -66,6 +68,8 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def run_bench(args: argparse.Namespace) -> int:
+    if args.target == "join":
+        return run_join(args)
     settings = BenchSettings(
         consultations=args.consultations,
         seconds=args.seconds,
