@@ -174,6 +174,7 @@ async def _relay_lifetime(app: web.Application) -> AsyncIterator[None]:
         # Workers are up (relay nodes watched) before the first request needs them.
         await relay.start()
     yield
+    await app[HUB].media_recovery.close()
     await relay.close()
 
 
