@@ -30,6 +30,7 @@ from signalling.metrics import SignallingMetrics, listener
 from signalling.pages import add_page_routes, security_headers
 from signalling.readiness import add_readiness_route
 from signalling.room_hub import RoomHub
+from signalling.screen_resync import ScreenResync
 from signalling.socket_fanout import redis_lifetime, redis_manager
 from signalling.sockets import SignallingNamespace
 from signalling.store_metrics import MeasuredDeliveryLog, MeasuredRoomStore
@@ -118,7 +119,10 @@ def make_app(
 
     hook = BookingHook(settings, hub, receipts)
     app.router.add_post("/hooks/booking", metrics.count_webhooks(hook.handle))
-    DeskNamespace(sio, hub, settings)
+    desk = DeskNamespace(sio, hub, settings)
+    if manager is not None:
+        # After a Redis outage, this node's screens get what they missed (socket_fanout.py).
+        manager.on_resubscribed = ScreenResync(sio, hub, app[SOCKETS].sessions, desk).resend
     IntegrationApi(settings, hub).add_routes(app)
     if settings.events_url:
         delivery = EventDelivery(
