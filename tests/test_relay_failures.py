@@ -71,6 +71,10 @@ class FailingRelay:
         self._maybe_fail("close_room")
         await self.inner.close_room(room_id)
 
+    async def echo(self, room_id: str, offer_sdp: object) -> str:
+        self._maybe_fail("echo")
+        return await self.inner.echo(room_id, offer_sdp)
+
     async def close(self) -> None:
         await self.inner.close()
 
