@@ -16,6 +16,8 @@ import socketio
 
 from signalling.ack_namespace import AckNamespace
 from signalling.config import Settings
+from signalling.connection_test import LIMITS as CONNECTION_TEST_LIMITS
+from signalling.connection_test import ConnectionTests
 from signalling.e2ee_forwarding import LIMITS as E2EE_LIMITS
 from signalling.e2ee_forwarding import E2eeForwarding
 from signalling.media_signalling import MediaSignalling
@@ -35,8 +37,9 @@ class SignallingNamespace(AckNamespace[SocketSession]):
                 **RoomActions(sio, hub, settings).handlers(),
                 **MediaSignalling(hub).handlers(),
                 **E2eeForwarding(sio, hub).handlers(),
+                **ConnectionTests(hub).handlers(),
             },
-            E2EE_LIMITS,
+            {**E2EE_LIMITS, **CONNECTION_TEST_LIMITS},
         )
         self.sio = sio
         self._sessions = Sessions(sio, hub, settings)
