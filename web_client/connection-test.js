@@ -51,9 +51,9 @@ async function throughTurn(pc) {
   try {
     const stats = await pc.getStats();
     for (const report of stats.values()) {
-      if (report.type !== "candidate-pair" || !(report.nominated || report.selected)) continue;
-      if (report.state !== "succeeded") continue;
-      const local = stats.get(report.localCandidateId);
+      if (report.type !== "transport" || !report.selectedCandidatePairId) continue;
+      const pair = stats.get(report.selectedCandidatePairId);
+      const local = pair && stats.get(pair.localCandidateId);
       return Boolean(local && local.candidateType === "relay");
     }
   } catch {
