@@ -65,8 +65,9 @@ async def subscribers(redis_url: str) -> int:
         await client.aclose()
 
 
+@pytest.mark.parametrize("outage", ["short", "past-a-failed-retry"])
 async def test_a_check_in_published_while_a_nodes_listener_is_cut_off_reaches_its_practitioner(
-    nodes: tuple[LiveServer, LiveServer], proxy: FailingRedisProxy, redis_url: str
+    nodes: tuple[LiveServer, LiveServer], proxy: FailingRedisProxy, redis_url: str, outage: str
 ) -> None:
     node_a, node_b = nodes
     booked = await node_a.book()
@@ -81,6 +82,9 @@ async def test_a_check_in_published_while_a_nodes_listener_is_cut_off_reaches_it
 
         proxy.cut()
         await eventually(lambda: _only_a(redis_url), what="node B's listener cut off")
+        if outage == "past-a-failed-retry":
+            # B's listener tried again and was turned away: it now waits out a longer delay.
+            await eventually(lambda: proxy.refused >= 1, timeout=10, what="a refused retry")
         await patient.check_in()  # on node A: its waiting-list push to B is lost to pub/sub
         assert practitioner.waiting_list == []
         proxy.restore()

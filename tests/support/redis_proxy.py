@@ -59,6 +59,8 @@ class FailingRedisProxy:
         self.port = 0
         # Set once the armed failure happened.
         self.failed = asyncio.Event()
+        # Connections turned away while Redis was down (clients retrying).
+        self.refused = 0
 
     @property
     def url(self) -> str:
@@ -117,6 +119,7 @@ class FailingRedisProxy:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if self._down:
+            self.refused += 1
             writer.close()
             return
         try:
