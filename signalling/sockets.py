@@ -18,6 +18,7 @@ from signalling import tokens
 from signalling.ack_namespace import AckNamespace
 from signalling.auth_throttle import AuthThrottle
 from signalling.config import Settings
+from signalling.connection_test import ConnectionTests
 from signalling.e2ee_forwarding import E2eeForwarding
 from signalling.media_signalling import MediaSignalling
 from signalling.room_actions import RoomActions
@@ -43,6 +44,7 @@ class SignallingNamespace(AckNamespace[SocketSession]):
                 **RoomActions(sio, hub, settings).handlers(),
                 **MediaSignalling(hub).handlers(),
                 **E2eeForwarding(sio, hub).handlers(),
+                **ConnectionTests(hub).handlers(),
             },
             ROOM_LIMITS,
             auth_throttle=auth_throttle,

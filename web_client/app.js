@@ -18,6 +18,7 @@ import {
   onDisconnect,
   onVisible,
 } from "./connection.js";
+import { runConnectionTest } from "./connection-test.js";
 import { onCheckInClick } from "./device-check.js";
 import { finish, onReplaced, onRoomEnded, pageFailed } from "./endings.js";
 import {
@@ -52,6 +53,7 @@ window.teleconsultMetrics = metrics;
 
 function wireControls() {
   byTestId("check-in").addEventListener("click", onCheckInClick);
+  byTestId("connection-test").addEventListener("click", runConnectionTest);
   byTestId("leave-waiting").addEventListener("click", leaveWaitingRoom);
   byTestId("toggle-mic").addEventListener("click", () => toggle("audio"));
   byTestId("toggle-camera").addEventListener("click", () => toggle("video"));
