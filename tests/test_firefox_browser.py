@@ -15,16 +15,14 @@ import asyncio
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
-from aiohttp import web
 from playwright.async_api import Page, expect
 
-from signalling.app import make_app
 from signalling.config import Settings
-from tests.conftest import LiveServer
 from tests.support.browser import chromium
 from tests.support.firefox import FirefoxPage, firefox
 from tests.support.netns import Namespace, network_namespace
 from tests.support.sound_server import SoundServer, sound_server
+from tests.support.two_address_server import TwoAddressServer, link_on, two_address_server
 from tests.test_e2e_browser import STEP, expect_state, open_page, wait_remote_frames
 from tests.test_e2ee_browser import SAFETY_CODE, expect_e2ee, safety_code
 
@@ -63,21 +61,6 @@ async () => {
 HEARD = 0.05
 
 
-class TwoAddressServer(LiveServer):
-    """The real app on one port of two addresses: loopback and the namespace's host end."""
-
-    def __init__(self, runner: web.AppRunner, base_url: str, namespace_url: str) -> None:
-        self.runner = runner
-        self.base_url = base_url
-        self.namespace_url = namespace_url
-
-    @property
-    def app(self) -> web.Application:
-        app = self.runner.app
-        assert isinstance(app, web.Application)
-        return app
-
-
 @pytest.fixture
 def namespace() -> Iterator[Namespace]:
     with network_namespace("ff") as ns:
@@ -92,22 +75,8 @@ def sound() -> Iterator[SoundServer]:
 
 @pytest.fixture
 async def server(namespace: Namespace, settings: Settings) -> AsyncIterator[TwoAddressServer]:
-    runner = web.AppRunner(make_app(settings))
-    await runner.setup()
-    try:
-        loopback = web.TCPSite(runner, "127.0.0.1", 0)
-        await loopback.start()
-        port = runner.addresses[0][1]
-        await web.TCPSite(runner, namespace.host_address, port).start()
-        yield TwoAddressServer(
-            runner, f"http://127.0.0.1:{port}", f"http://{namespace.host_address}:{port}"
-        )
-    finally:
-        await runner.cleanup()
-
-
-def link_on(base_url: str, link: str) -> str:
-    return base_url + "/c/" + link.split("/c/", 1)[1]
+    async with two_address_server(settings, namespace.host_address) as server:
+        yield server
 
 
 async def firefox_frames(page: FirefoxPage, minimum: int) -> list[int]:
