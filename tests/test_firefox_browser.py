@@ -119,6 +119,8 @@ async def test_firefox_and_chromium_hold_an_encrypted_call(
     ):
         await fox.goto(firefox_url)
         await fox.expect_state("precall")
+        # The standard encoded-transform path of e2ee.js, not Chromium's fallback.
+        assert await fox.evaluate("() => typeof RTCRtpScriptTransform") == "function"
         _, other = await open_page(browser, chromium_url)
         await expect_state(other, "precall")
         if firefox_role == "practitioner":
