@@ -5,12 +5,8 @@
 // retry (endings.js).
 
 import { hangUp, toggle } from "./call-controls.js";
-import {
-  onMediaRestart,
-  onSubscriptionClosed,
-  onSubscriptionOffer,
-  startAudio,
-} from "./call-screen.js";
+import { insecurePage } from "./browser-support.js";
+import { onMediaRestart, onSubscriptionClosed, onSubscriptionOffer } from "./call-screen.js";
 import {
   armSessionWatchdog,
   onConnect,
@@ -33,6 +29,7 @@ import {
 } from "./i18n.js";
 import { takeJoinLink } from "./link.js";
 import * as text from "./messages.js";
+import { resumeOnVisible, startAudio } from "./playback.js";
 import { copyGuestLink, inviteGuest, onWaitingList } from "./practitioner-tools.js";
 import { ResumeSecret } from "./resume.js";
 import { byTestId } from "./screens.js";
@@ -73,6 +70,7 @@ function wireControls() {
     switcher.value = locale;
   });
   document.addEventListener("visibilitychange", onVisible);
+  document.addEventListener("visibilitychange", resumeOnVisible);
 }
 
 function wireSignalling(signalling) {
@@ -125,14 +123,17 @@ async function boot() {
     finish({ state: "error", title: "error.incomplete_title", message: text.INCOMPLETE_LINK });
     return;
   }
+  if (insecurePage()) {
+    // Before connecting: over plain http the token would travel in clear.
+    finish({ state: "error", title: "browsers.insecure_title", message: "browsers.insecure" });
+    return;
+  }
   if (typeof window.io !== "function") {
     finish({ state: "error", title: "error.page_failed_title", message: text.PAGE_FAILED, retry: true });
     return;
   }
-  if (typeof window.RTCPeerConnection !== "function") {
-    finish({ state: "error", title: "error.browser_title", message: text.BROWSER_UNSUPPORTED });
-    return;
-  }
+  // Whether the browser can hold the call is checked at `session` (session.js):
+  // the refusal then comes in the appointment's language, with whom to contact.
 
   // Only patients and guests are given one (the role is known at `session`).
   const resumeSecret = new ResumeSecret(roomId);
