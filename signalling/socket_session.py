@@ -50,6 +50,9 @@ class SocketSession:
     resume_hash: str | None = None
     # The entry's takeover count this connection holds.
     connection: int = 0
+    # The person was declined (docs/protocol.md, "One person, one entry"): the connection
+    # only hears `undenied`; it takes nobody's place and nobody takes its own.
+    denied: bool = False
 
 
 def ice_servers_payload(settings: Settings, entry_id: str, now: datetime) -> list[dict[str, Any]]:
@@ -179,36 +182,41 @@ class Sessions:
         resume_secret = auth.resume_secret()
         resumed: PendingAnnouncement | None = None
         new_secret: str | None = None
-        if actor.role is Role.PRACTITIONER:
-            session = SocketSession(room_id, actor, secrets.token_urlsafe(9))
+        denial = room.denial_of(actor)
+        if denial is not None:
+            # Declined stays declined, whatever the device or secret, until re-opened.
+            session = SocketSession(room_id, actor, denial.entry_id, denied=True)
         else:
-            presented = None
-            if resume_secret is not None:
-                presented = hash_resume_secret(resume_secret)
-                resumed = await self._resume(room_id, actor, presented, now)
+            if resume_secret is not None and actor.role is not Role.PRACTITIONER:
+                resumed = await self._resume(room_id, actor, hash_resume_secret(resume_secret), now)
+            if resumed is None:
+                # One person, one entry: this link's entry, if any, is this connection's now.
+                if actor.role is not Role.PRACTITIONER:
+                    new_secret = secrets.token_urlsafe(32)
+                new_hash = None if new_secret is None else hash_resume_secret(new_secret)
+                resumed = await self._take_over(room_id, actor, new_hash, now)
             if resumed is not None:
                 [event] = resumed.transition.events
                 assert isinstance(event, ParticipantResumed)
                 taken = _entry_state(resumed.transition.room, event.entry_id)
                 session = SocketSession(
-                    room_id,
-                    actor,
-                    event.entry_id,
-                    presented,
-                    taken.connection,
+                    room_id, actor, event.entry_id, taken.resume_hash, taken.connection
                 )
             else:
-                new_secret = secrets.token_urlsafe(32)
                 session = SocketSession(
                     room_id,
                     actor,
                     secrets.token_urlsafe(9),
-                    hash_resume_secret(new_secret),
+                    None if new_secret is None else hash_resume_secret(new_secret),
                 )
+        # Every other live connection of this person (never a declined one) is replaced.
         replaced = [
             other
             for other, known in self.by_sid.items()
-            if known.room_id == room_id and known.entry_id == session.entry_id
+            if known.room_id == room_id
+            and not session.denied
+            and not known.denied
+            and (known.entry_id == session.entry_id or known.actor == actor)
         ]
         for other in replaced:
             # Its late disconnect must not mark the entry away, nor events reach it.
@@ -230,6 +238,7 @@ class Sessions:
         if new_secret is not None:
             payload["resume"] = new_secret
         payload["resumed"] = None
+        payload["denied"] = None if denial is None else {"reason": denial.reason}
         if resumed is not None:
             in_call = resumed.transition.room.participant(session.entry_id) is not None
             payload["resumed"] = "in_call" if in_call else "waiting"
@@ -244,6 +253,19 @@ class Sessions:
         try:
             return await self.hub.stage(
                 room_id, lambda room: presence.resume(room, actor, presented, now)
+            )
+        except DomainError as exc:
+            if exc.code is ErrorCode.NOT_WAITING:
+                return None
+            raise
+
+    async def _take_over(
+        self, room_id: str, actor: Actor, resume_hash: str | None, now: datetime
+    ) -> PendingAnnouncement | None:
+        """Take the person's entry over, or None when they have none (start afresh)."""
+        try:
+            return await self.hub.stage(
+                room_id, lambda room: presence.take_over(room, actor, resume_hash, now)
             )
         except DomainError as exc:
             if exc.code is ErrorCode.NOT_WAITING:
