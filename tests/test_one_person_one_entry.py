@@ -57,6 +57,10 @@ class Device(SyntheticParticipant):
         self.log.append(("subscription_offer", data["publisher"]))
         await super()._accept_subscription(data)
 
+    async def _on_waiting_list(self, data: dict[str, Any]) -> None:
+        self.log.append(("waiting_list", None))  # Counted, not kept: names.
+        await super()._on_waiting_list(data)
+
     async def connect(self, timeout: float = 10.0) -> dict[str, Any]:
         auth = {"token": self.token, "room_id": self.room_id}
         if self.resume is not None:
@@ -120,7 +124,8 @@ async def test_a_flood_on_one_link_is_one_entry_and_one_check_in(
         assert await patient.check_in() == 1
         await patient.sio.disconnect()
     elapsed = time.monotonic() - started
-    print(f"{FLOOD} connect/check-in/disconnect cycles in {elapsed:.1f} s")
+    pushes = len(doctor.told("waiting_list"))
+    print(f"{FLOOD} connect/check-in/disconnect cycles in {elapsed:.1f} s, {pushes} list pushes")
 
     await eventually(lambda: len(doctor.waiting_list) == 1 and doctor.waiting_list[0]["away_since"])
     hub_room = await server.app[HUB].room(room_id_of(room["links"]["patient"]))

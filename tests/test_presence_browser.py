@@ -8,6 +8,7 @@ from playwright.async_api import expect
 from tests.conftest import LiveServer
 from tests.support.browser import chromium
 from tests.support.polling import eventually
+from tests.support.screens import check_screen
 from tests.test_e2e_browser import STEP, confirm, expect_state, local_link, open_page, state_of
 
 pytestmark = pytest.mark.browser
@@ -36,6 +37,7 @@ async def test_the_same_link_in_two_tabs_is_one_entry_and_take_back_works(
         await second.goto(patient_url)
         await expect_state(first, "replaced")
         await expect(first.get_by_test_id("replaced-message")).to_contain_text(REPLACED_FR)
+        await check_screen(first, "replaced", "fr-FR")
         await expect_state(second, "waiting")
         await expect(second.get_by_test_id("waiting-position")).to_contain_text("1")
         await expect(entry).to_have_count(1)
