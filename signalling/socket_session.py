@@ -3,7 +3,10 @@
 A connection authenticates with the join token of its link (`auth.token`)
 and, for patients and guests, the resume secret of an earlier `session`
 (`auth.resume`, docs/protocol.md "Coming back"): a matching secret takes the
-kept entry over, anything else is a fresh start with a new secret.
+kept entry over; without one, the person's entry, if any, is taken over all
+the same (one person, one entry: docs/protocol.md), else it is a fresh start.
+Either way every other connection of that person is `replaced`. A declined
+person is told so (`session.denied`) and does nothing else.
 """
 
 from __future__ import annotations
@@ -50,7 +53,7 @@ class SocketSession:
     resume_hash: str | None = None
     # The entry's takeover count this connection holds.
     connection: int = 0
-    # The person was declined (docs/protocol.md, "One person, one entry"): the connection
+    # The person was declined (docs/protocol.md, "Decisions that stick"): the connection
     # only hears `undenied`; it takes nobody's place and nobody takes its own.
     denied: bool = False
 
