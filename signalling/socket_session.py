@@ -223,8 +223,10 @@ class Sessions:
         ]
         for other in replaced:
             # Its late disconnect must not mark the entry away, nor events reach it.
-            self.by_sid.pop(other, None)
-            await self.sio.leave_room(other, entry_channel(session.entry_id))
+            gone = self.by_sid.pop(other)
+            await self.sio.leave_room(other, entry_channel(gone.entry_id))
+            if gone.actor.role is Role.PRACTITIONER:
+                await self.sio.leave_room(other, practitioners_channel(room_id))
         self.by_sid[sid] = session
         await self.sio.enter_room(sid, entry_channel(session.entry_id))
         await self.sio.enter_room(sid, room_channel(room_id))

@@ -354,3 +354,22 @@ async def test_bad_reopens_and_undos_change_nothing(
     await doctor.call("end_consultation")
     status, body = await api(server, f"/api/v1/rooms/{room_id}/reopen")
     assert (status, body["error"]["code"]) == (409, "room_ended")
+
+
+async def test_a_second_practitioner_device_before_the_call_replaces_the_first(
+    server: LiveServer, devices: Callable[..., Awaitable[Device]]
+) -> None:
+    room = await server.book()
+    first = await devices(server, room["links"]["practitioner"], "doctor laptop")
+    second = await devices(server, room["links"]["practitioner"], "doctor phone")
+    assert (await second.session)["resumed"] is None  # Nothing to take over yet.
+    await eventually(lambda: first.told("replaced") == [{}])
+    await eventually(lambda: not first.sio.connected)
+    await second.open_consultation()
+    patient = await devices(server, room["links"]["patient"], "patient")
+    await patient.check_in()
+    await second.wait_for_waiting(1)
+    hub_room = await server.app[HUB].room(room_id_of(room["links"]["patient"]))
+    assert hub_room is not None
+    assert [p.role.value for p in hub_room.in_call] == ["practitioner"]
+    assert first.told("waiting_list") == []
