@@ -11,6 +11,7 @@ person is told so (`session.denied`) and does nothing else.
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import secrets
 from dataclasses import dataclass
@@ -56,6 +57,15 @@ class SocketSession:
     # The person was declined (docs/protocol.md, "Decisions that stick"): the connection
     # only hears `undenied`; it takes nobody's place and nobody takes its own.
     denied: bool = False
+
+
+def person_channel(room_id: str, actor: Actor) -> str:
+    """Every live connection of one person (docs/protocol.md, "One person, one entry").
+
+    Hashed: channel names travel between nodes through Redis, person ids need not.
+    """
+    key = f"{room_id}\n{actor.role.value}\n{actor.person_id}".encode()
+    return "person:" + hashlib.sha256(key).hexdigest()[:32]
 
 
 def ice_servers_payload(settings: Settings, entry_id: str, now: datetime) -> list[dict[str, Any]]:
@@ -221,12 +231,19 @@ class Sessions:
             and not known.denied
             and (known.entry_id == session.entry_id or known.actor == actor)
         ]
+        person = person_channel(room_id, actor)
         for other in replaced:
             # Its late disconnect must not mark the entry away, nor events reach it.
             gone = self.by_sid.pop(other)
             await self.sio.leave_room(other, entry_channel(gone.entry_id))
+            await self.sio.leave_room(other, person)
             if gone.actor.role is Role.PRACTITIONER:
                 await self.sio.leave_room(other, practitioners_channel(room_id))
+        if not session.denied:
+            # This person's connections on other nodes (those here are told below); with one
+            # node, nobody is left in the channel to hear it.
+            await self.sio.emit("replaced", {}, room=person)
+            await self.sio.enter_room(sid, person)
         self.by_sid[sid] = session
         await self.sio.enter_room(sid, entry_channel(session.entry_id))
         await self.sio.enter_room(sid, room_channel(room_id))
