@@ -16,7 +16,7 @@ import {
 } from "./connection.js";
 import { runConnectionTest } from "./connection-test.js";
 import { onCheckInClick } from "./device-check.js";
-import { finish, onReplaced, onRoomEnded, pageFailed } from "./endings.js";
+import { finish, onRoomEnded, pageFailed } from "./endings.js";
 import {
   chooseLocale,
   currentLocale,
@@ -31,18 +31,21 @@ import { takeJoinLink } from "./link.js";
 import * as text from "./messages.js";
 import { resumeOnVisible, startAudio } from "./playback.js";
 import { copyGuestLink, inviteGuest, onWaitingList } from "./practitioner-tools.js";
+import { onReplaced, takeBack } from "./replaced-screen.js";
 import { ResumeSecret } from "./resume.js";
 import { byTestId } from "./screens.js";
 import { onSession } from "./session.js";
 import { Signalling } from "./signalling.js";
 import { app, metrics, show } from "./state.js";
 import { testDevicesEarly } from "./too-early.js";
+import { undo } from "./undo-deny.js";
 import {
   leaveWaitingRoom,
   onAdmitted,
   onDenied,
   onPractitionerMessage,
   onReturnedToWaiting,
+  onUndenied,
   onWaiting,
 } from "./waiting-screen.js";
 
@@ -60,6 +63,8 @@ function wireControls() {
   byTestId("early-device-test").addEventListener("click", () => testDevicesEarly().catch(pageFailed));
   byTestId("invite-guest-form").addEventListener("submit", inviteGuest);
   byTestId("copy-guest-link").addEventListener("click", copyGuestLink);
+  byTestId("take-back").addEventListener("click", takeBack);
+  byTestId("undo").addEventListener("click", undo);
   const switcher = byTestId("language-switcher");
   switcher.value = currentLocale();
   switcher.addEventListener("change", () => {
@@ -83,6 +88,7 @@ function wireSignalling(signalling) {
   signalling.on("denied", onDenied);
   signalling.on("returned_to_waiting", onReturnedToWaiting);
   signalling.on("replaced", onReplaced);
+  signalling.on("undenied", onUndenied);
   signalling.on("practitioner_message", onPractitionerMessage);
   signalling.on("waiting_list", onWaitingList);
   signalling.on("subscription_offer", onSubscriptionOffer);
