@@ -19,6 +19,8 @@ from signalling.config import Settings
 from signalling.e2ee_forwarding import LIMITS as E2EE_LIMITS
 from signalling.e2ee_forwarding import E2eeForwarding
 from signalling.media_signalling import MediaSignalling
+from signalling.media_state import LIMITS as MEDIA_STATE_LIMITS
+from signalling.media_state import MediaStateForwarding
 from signalling.room_actions import RoomActions
 from signalling.room_hub import RoomHub
 from signalling.socket_session import Sessions, SocketSession
@@ -35,8 +37,9 @@ class SignallingNamespace(AckNamespace[SocketSession]):
                 **RoomActions(sio, hub, settings).handlers(),
                 **MediaSignalling(hub).handlers(),
                 **E2eeForwarding(sio, hub).handlers(),
+                **MediaStateForwarding(sio, hub).handlers(),
             },
-            E2EE_LIMITS,
+            {**E2EE_LIMITS, **MEDIA_STATE_LIMITS},
         )
         self.sio = sio
         self._sessions = Sessions(sio, hub, settings)

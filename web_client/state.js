@@ -15,6 +15,12 @@ export const app = {
   session: null,
   role: "patient",
   stream: null,
+  // Why the camera is not there (a catalogue key), or null: the call is then audio only.
+  cameraProblem: null,
+  // The person switched to audio only during the call: the camera is released.
+  audioOnly: false,
+  // The chosen speaker (setSinkId), "" for the system's default.
+  speakerId: "",
   startingDevices: false,
   micLevel: null,
   call: null,

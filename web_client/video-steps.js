@@ -1,0 +1,82 @@
+// When the connection stays bad, send less video; when it is good again for a
+// while, send more (docs/web_client.md, "Network quality"). Pure policy: the
+// call applies a step with RTCRtpSender.setParameters (call-quality.js).
+// Audio is never touched: it is what a consultation cannot do without.
+
+/** Step 0 is the camera as captured; each next step costs less. */
+export const STEPS = Object.freeze([
+  Object.freeze({ scaleResolutionDownBy: 1, maxFramerate: 30, maxBitrate: null }),
+  Object.freeze({ scaleResolutionDownBy: 2, maxFramerate: 15, maxBitrate: 250_000 }),
+  Object.freeze({ scaleResolutionDownBy: 4, maxFramerate: 10, maxBitrate: 100_000 }),
+  Object.freeze({ scaleResolutionDownBy: 4, maxFramerate: 5, maxBitrate: 50_000 }),
+]);
+export const LOWEST = STEPS.length - 1;
+
+// Down fast (a frozen picture helps no one), up slowly (no see-saw on a link
+// that is only briefly better). A "fair" link may lose the first step only.
+export const DOWN_AFTER_MS = 3000;
+export const UP_AFTER_MS = 5000;
+export const OFFER_AUDIO_ONLY_AFTER_MS = 6000;
+const FAIR_FLOOR = 1;
+
+/** The policy's state: the step, since when the quality has been what it is, the offer. */
+export function initialSteps() {
+  return { step: 0, quality: "unknown", since: 0, changedAt: 0, offerAudioOnly: false };
+}
+
+/**
+ * The next state after measuring `quality` at `now` (ms). Pure: the caller
+ * applies `step` when it changed and shows the audio-only offer when
+ * `offerAudioOnly` became true.
+ */
+export function nextSteps(state, quality, now) {
+  const since = quality === state.quality ? state.since : now;
+  const next = { ...state, quality, since };
+  const held = now - since;
+  const sinceChange = now - state.changedAt;
+  if (quality === "poor") {
+    if (state.step < LOWEST && held >= DOWN_AFTER_MS && sinceChange >= DOWN_AFTER_MS) {
+      return { ...next, step: state.step + 1, changedAt: now };
+    }
+    if (state.step === LOWEST && sinceChange >= OFFER_AUDIO_ONLY_AFTER_MS) {
+      return { ...next, offerAudioOnly: true };
+    }
+    return next;
+  }
+  if (quality === "fair") {
+    if (state.step < FAIR_FLOOR && held >= DOWN_AFTER_MS && sinceChange >= DOWN_AFTER_MS) {
+      return { ...next, step: state.step + 1, changedAt: now };
+    }
+    return next;
+  }
+  if (quality === "good") {
+    if (state.step > 0 && held >= UP_AFTER_MS && sinceChange >= UP_AFTER_MS) {
+      return { ...next, step: state.step - 1, changedAt: now, offerAudioOnly: false };
+    }
+    return { ...next, offerAudioOnly: false };
+  }
+  return next;
+}
+
+/**
+ * The encoding parameters of `step` merged into a sender's current
+ * `getParameters()` result (what setParameters requires back, unchanged
+ * otherwise). A step without a bitrate cap removes the cap.
+ */
+export function withStep(parameters, step) {
+  const wanted = STEPS[Math.max(0, Math.min(LOWEST, step))];
+  const encodings = (parameters.encodings && parameters.encodings.length
+    ? parameters.encodings
+    : [{}]
+  ).map((encoding) => {
+    const next = {
+      ...encoding,
+      scaleResolutionDownBy: wanted.scaleResolutionDownBy,
+      maxFramerate: wanted.maxFramerate,
+    };
+    if (wanted.maxBitrate === null) delete next.maxBitrate;
+    else next.maxBitrate = wanted.maxBitrate;
+    return next;
+  });
+  return { ...parameters, encodings };
+}
