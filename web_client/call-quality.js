@@ -6,7 +6,7 @@
 
 import { interval, QualityMeter, readStats, worst } from "./quality.js";
 import * as screens from "./media-screens.js";
-import { app, practitionerName } from "./state.js";
+import { app, metrics, practitionerName } from "./state.js";
 import { initialSteps, nextSteps } from "./video-steps.js";
 
 const TICK_MS = 1000;
@@ -14,6 +14,9 @@ const TICK_MS = 1000;
 const REPORT_MS = 2000;
 // No new video frame for this long while the sender says it sends: frozen.
 const FROZEN_MS = 2500;
+// The browser's bandwidth estimate starts low and ramps up for a few seconds:
+// no step down for that alone.
+const WARM_UP_MS = 8000;
 
 let quality = null;
 
@@ -32,6 +35,7 @@ function fresh() {
     peers: new Map(),
     lastReport: 0,
     lastSent: "",
+    startedAt: Date.now(),
   };
 }
 
@@ -166,34 +170,46 @@ function reading(key, report) {
 }
 
 /**
- * Our own link: what the relay says of what we send (loss, round trip), the
- * browser's estimate of what we can send, the round trip of every
- * connection, and what the others say they receive from us (unless they are
- * on a poor link themselves: then the trouble is likely theirs). Loss on what
- * we receive is the sender's as much as ours, so it counts for them.
+ * Our own link, from what only it explains: what the relay says of what we
+ * send (when it says), the browser's estimate of what we can send (while we
+ * do not cap our video: then the estimate follows our cap), the round trip
+ * of every connection, what others say they receive from us, and what we
+ * receive from someone whose own link is good. Others' reports are left out
+ * while their own link is poor: the trouble is then likely theirs.
  */
 function measureSelf(publisher, subscriptions) {
-  const parts = [];
-  if (publisher) parts.push(reading("publisher", publisher));
+  const combined = { loss: null, rtt: null, availableBitrate: null };
+  const worse = (name, value) => {
+    if (value !== null && value !== undefined) combined[name] = Math.max(combined[name] || 0, value);
+  };
+  if (publisher) {
+    const sent = reading("publisher", publisher);
+    worse("loss", sent.outboundLoss);
+    worse("rtt", sent.rtt);
+    if (quality.appliedStep === 0) combined.availableBitrate = sent.availableBitrate;
+  }
+  quality.inbound = new Map();
   for (const [id, report] of subscriptions) {
     const measure = reading(`sub:${id}`, report);
-    parts.push({ loss: null, rtt: measure.rtt, availableBitrate: null, inbound: measure, id });
-  }
-  const combined = { loss: null, rtt: null, availableBitrate: null };
-  for (const part of parts) {
-    const loss = part.inbound ? null : part.outboundLoss;
-    if (loss !== null && loss !== undefined) combined.loss = Math.max(combined.loss || 0, loss);
-    if (part.rtt !== null && part.rtt !== undefined) combined.rtt = Math.max(combined.rtt || 0, part.rtt);
-    if (part.availableBitrate !== null && part.availableBitrate !== undefined) {
-      combined.availableBitrate = part.availableBitrate;
-    }
+    quality.inbound.set(id, measure);
+    worse("rtt", measure.rtt);
+    const remote = quality.remotes.get(id);
+    const peer = remote ? peerOf(remote) : null;
+    if (peer && peer.quality === "good") worse("loss", measure.inboundLoss);
   }
   let self = quality.self.update(combined);
   for (const peer of quality.peers.values()) {
     if (peer.quality !== "poor") self = worst(self, peer.receivingYou);
   }
-  // The inbound readings, for measureRemotes.
-  quality.inbound = new Map(parts.filter((p) => p.inbound).map((p) => [p.id, p.inbound]));
+  metrics.quality = {
+    self,
+    loss: quality.self.loss,
+    rtt: quality.self.rtt,
+    availableBitrate: quality.self.availableBitrate,
+    peers: [...quality.peers.values()].map((p) => ({ quality: p.quality, receivingYou: p.receivingYou })),
+    remotes: [...quality.remotes.values()].map((r) => ({ quality: r.meter.quality, loss: r.meter.loss })),
+    step: quality.appliedStep,
+  };
   const changed = self !== quality.selfQuality;
   quality.selfQuality = self;
   screens.renderQualitySelf(self, quality.appliedStep);
@@ -214,7 +230,7 @@ function measureRemotes(subscriptions) {
 
 /** Our video's step: down when our link stays bad, up again when it stays good. */
 async function stepVideo(call) {
-  if (!sendingVideo()) return;
+  if (!sendingVideo() || Date.now() - quality.startedAt < WARM_UP_MS) return;
   quality.steps = nextSteps(quality.steps, quality.selfQuality, Date.now());
   screens.renderAudioOnlyOffer(quality.steps.offerAudioOnly && !app.audioOnly);
   if (quality.steps.step === quality.appliedStep) return;

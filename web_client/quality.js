@@ -9,13 +9,17 @@ export const QUALITIES = Object.freeze(["good", "fair", "poor"]);
 // freezes well before. Round-trip time is both ways: above ~400 ms people
 // start talking over each other. Below ~150 kbit/s only audio fits.
 export const THRESHOLDS = Object.freeze({
-  poor: { loss: 0.05, rtt: 0.4, bitrate: 150_000 },
-  fair: { loss: 0.02, rtt: 0.25, bitrate: 400_000 },
+  poor: { loss: 0.04, rtt: 0.4, bitrate: 150_000 },
+  // Chrome starts its estimate at 300 kbit/s and ramps up from there.
+  fair: { loss: 0.015, rtt: 0.25, bitrate: 250_000 },
 });
+// Leaving a level takes a clearly better link than entering it: measures
+// wobble around a threshold, the indicator must not.
+const LEAVE = Object.freeze({ loss: 0.6, rtt: 0.8, bitrate: 1.25 });
 
 /**
  * The counters of one connection's report: what it sends and what it
- * receives (sums over its streams), and its transport's estimates.
+ * receives (sums over its streams, audio apart), and its transport's estimates.
  */
 export function readStats(report) {
   const totals = {
@@ -23,15 +27,16 @@ export function readStats(report) {
     packetsSent: 0,
     packetsReceived: 0,
     packetsLost: 0,
-    remoteLost: 0,
-    remotePackets: 0,
-    framesDecoded: 0,
     audioPacketsReceived: 0,
+    audioPacketsLost: 0,
+    remoteLost: 0,
+    remoteReports: 0,
+    framesDecoded: 0,
     rtt: null,
     availableBitrate: null,
   };
   const entries = typeof report.values === "function" ? report.values() : report;
-  let pairs = [];
+  const pairs = [];
   let selectedPair = null;
   for (const stats of entries) {
     totals.at = Math.max(totals.at, stats.timestamp || 0);
@@ -43,10 +48,16 @@ export function readStats(report) {
         totals.packetsReceived += stats.packetsReceived || 0;
         totals.packetsLost += Math.max(0, stats.packetsLost || 0);
         if (stats.kind === "video") totals.framesDecoded += stats.framesDecoded || 0;
-        else if (stats.kind === "audio") totals.audioPacketsReceived += stats.packetsReceived || 0;
+        if (stats.kind === "audio") {
+          // Audio is never retransmitted: its loss is the link's, where video's
+          // is what retransmission could not repair.
+          totals.audioPacketsReceived += stats.packetsReceived || 0;
+          totals.audioPacketsLost += Math.max(0, stats.packetsLost || 0);
+        }
         break;
       case "remote-inbound-rtp":
-        // What the relay says it got of what we sent.
+        // What the relay says it got of what we sent (when it says).
+        totals.remoteReports += 1;
         totals.remoteLost += Math.max(0, stats.packetsLost || 0);
         if (typeof stats.roundTripTime === "number") totals.rtt = maxOf(totals.rtt, stats.roundTripTime);
         break;
@@ -72,7 +83,6 @@ export function readStats(report) {
       totals.availableBitrate = pair.availableOutgoingBitrate;
     }
   }
-  totals.remotePackets = totals.packetsSent;
   return totals;
 }
 
@@ -80,21 +90,26 @@ function maxOf(a, b) {
   return a === null ? b : Math.max(a, b);
 }
 
+function lossOf(lost, received) {
+  return received + lost > 0 ? lost / (received + lost) : null;
+}
+
 /**
  * What happened between two readings of the same connection: loss as a
- * fraction of the packets of the interval (received side and, where the relay
- * reports it, sent side), the latest round-trip time and bitrate estimate,
- * and how many video frames and audio packets arrived.
+ * fraction of the packets of the interval (what we received, the worse of
+ * audio and video; what we sent, where the relay reports it), the latest
+ * round-trip time and bitrate estimate, and how many video frames and audio
+ * packets arrived.
  */
 export function interval(before, after) {
   const seconds = before && after.at > before.at ? (after.at - before.at) / 1000 : 0;
   const diff = (name) => (before ? Math.max(0, after[name] - before[name]) : 0);
-  const received = diff("packetsReceived");
-  const lost = diff("packetsLost");
+  const audioLoss = lossOf(diff("audioPacketsLost"), diff("audioPacketsReceived"));
+  const allLoss = lossOf(diff("packetsLost"), diff("packetsReceived"));
   const sent = diff("packetsSent");
-  const remoteLost = diff("remoteLost");
-  const inboundLoss = received + lost > 0 ? lost / (received + lost) : null;
-  const outboundLoss = sent > 0 ? Math.min(1, remoteLost / sent) : null;
+  const outboundLoss =
+    after.remoteReports > 0 && sent > 0 ? Math.min(1, diff("remoteLost") / sent) : null;
+  const inboundLoss = maxOrNull(audioLoss, allLoss);
   return {
     seconds,
     loss: maxOrNull(inboundLoss, outboundLoss),
@@ -104,13 +119,13 @@ export function interval(before, after) {
     availableBitrate: after.availableBitrate,
     framesDecoded: diff("framesDecoded"),
     audioPackets: diff("audioPacketsReceived"),
-    packetsReceived: received,
+    packetsReceived: diff("packetsReceived"),
   };
 }
 
 function maxOrNull(a, b) {
-  if (a === null) return b;
-  if (b === null) return a;
+  if (a === null || a === undefined) return b === undefined ? null : b;
+  if (b === null || b === undefined) return a;
   return Math.max(a, b);
 }
 
@@ -121,14 +136,21 @@ export function smooth(previous, value, weight = 0.4) {
   return previous + weight * (value - previous);
 }
 
-/** good | fair | poor from {loss, rtt, availableBitrate}; unknown measures do not count. */
-export function classify({ loss = null, rtt = null, availableBitrate = null }) {
+/**
+ * good | fair | poor from {loss, rtt, availableBitrate}; unknown measures do
+ * not count. `current`, the level now, is left only for a clearly better one.
+ */
+export function classify({ loss = null, rtt = null, availableBitrate = null }, current = "unknown") {
   const over = (level) => {
     const limit = THRESHOLDS[level];
+    const stay = QUALITIES.indexOf(current) >= QUALITIES.indexOf(level);
+    const lossLimit = stay ? limit.loss * LEAVE.loss : limit.loss;
+    const rttLimit = stay ? limit.rtt * LEAVE.rtt : limit.rtt;
+    const bitrateLimit = stay ? limit.bitrate * LEAVE.bitrate : limit.bitrate;
     return (
-      (loss !== null && loss >= limit.loss) ||
-      (rtt !== null && rtt >= limit.rtt) ||
-      (availableBitrate !== null && availableBitrate < limit.bitrate)
+      (loss !== null && loss >= lossLimit) ||
+      (rtt !== null && rtt >= rttLimit) ||
+      (availableBitrate !== null && availableBitrate < bitrateLimit)
     );
   };
   if (over("poor")) return "poor";
@@ -157,10 +179,14 @@ export class QualityMeter {
   }
 
   update(measure) {
-    this.loss = smooth(this.loss, measure.loss);
+    this.loss = smooth(this.loss, measure.loss, 0.3);
     this.rtt = smooth(this.rtt, measure.rtt);
-    this.availableBitrate = smooth(this.availableBitrate, measure.availableBitrate);
-    this.quality = classify(this);
+    // Not smoothed over a gap: an estimate that stopped counting must not stay.
+    this.availableBitrate =
+      measure.availableBitrate === null || measure.availableBitrate === undefined
+        ? null
+        : smooth(this.availableBitrate, measure.availableBitrate);
+    this.quality = classify(this, this.quality);
     return this.quality;
   }
 }

@@ -17,11 +17,23 @@ export const LOWEST = STEPS.length - 1;
 export const DOWN_AFTER_MS = 3000;
 export const UP_AFTER_MS = 5000;
 export const OFFER_AUDIO_ONLY_AFTER_MS = 6000;
+// A step up that the link could not carry (poor again soon after) was a
+// probe that failed: wait twice as long before the next one, up to a limit.
+const PROBE_FAILED_WITHIN_MS = 10_000;
+const UP_AFTER_MAX_MS = 40_000;
 const FAIR_FLOOR = 1;
 
 /** The policy's state: the step, since when the quality has been what it is, the offer. */
 export function initialSteps() {
-  return { step: 0, quality: "unknown", since: 0, changedAt: 0, offerAudioOnly: false };
+  return {
+    step: 0,
+    quality: "unknown",
+    since: 0,
+    changedAt: 0,
+    upAfterMs: UP_AFTER_MS,
+    lastUpAt: -Infinity,
+    offerAudioOnly: false,
+  };
 }
 
 /**
@@ -34,9 +46,18 @@ export function nextSteps(state, quality, now) {
   const next = { ...state, quality, since };
   const held = now - since;
   const sinceChange = now - state.changedAt;
+  const down = () => ({
+    ...next,
+    step: state.step + 1,
+    changedAt: now,
+    upAfterMs:
+      now - state.lastUpAt < PROBE_FAILED_WITHIN_MS
+        ? Math.min(UP_AFTER_MAX_MS, state.upAfterMs * 2)
+        : state.upAfterMs,
+  });
   if (quality === "poor") {
     if (state.step < LOWEST && held >= DOWN_AFTER_MS && sinceChange >= DOWN_AFTER_MS) {
-      return { ...next, step: state.step + 1, changedAt: now };
+      return down();
     }
     if (state.step === LOWEST && sinceChange >= OFFER_AUDIO_ONLY_AFTER_MS) {
       return { ...next, offerAudioOnly: true };
@@ -44,16 +65,20 @@ export function nextSteps(state, quality, now) {
     return next;
   }
   if (quality === "fair") {
-    if (state.step < FAIR_FLOOR && held >= DOWN_AFTER_MS && sinceChange >= DOWN_AFTER_MS) {
-      return { ...next, step: state.step + 1, changedAt: now };
+    // Only a lasting "fair" costs the first step.
+    if (state.step < FAIR_FLOOR && held >= 2 * DOWN_AFTER_MS && sinceChange >= DOWN_AFTER_MS) {
+      return down();
     }
     return next;
   }
   if (quality === "good") {
-    if (state.step > 0 && held >= UP_AFTER_MS && sinceChange >= UP_AFTER_MS) {
-      return { ...next, step: state.step - 1, changedAt: now, offerAudioOnly: false };
+    const wait = state.upAfterMs;
+    if (state.step > 0 && held >= wait && sinceChange >= wait) {
+      return { ...next, step: state.step - 1, changedAt: now, lastUpAt: now, offerAudioOnly: false };
     }
-    return { ...next, offerAudioOnly: false };
+    // Long at full video on a good link: the next trouble starts from scratch.
+    const settled = state.step === 0 && held >= UP_AFTER_MAX_MS;
+    return { ...next, upAfterMs: settled ? UP_AFTER_MS : state.upAfterMs, offerAudioOnly: false };
   }
   return next;
 }

@@ -31,8 +31,8 @@ COLLECT_CONNECTIONS = """
 
 RECEIVED = """
 async () => {
-  const totals = {audioPackets: 0, audioEnergy: 0, audioSamples: 0, videoFrames: 0,
-                  videoWidth: 0, videoPackets: 0};
+  const totals = {audioPackets: 0, audioLost: 0, audioEnergy: 0, audioSamples: 0,
+                  videoFrames: 0, videoWidth: 0, videoPackets: 0, videoLost: 0};
   for (const pc of window.__testPeerConnections || []) {
     if (pc.connectionState === "closed") continue;
     const report = await pc.getStats();
@@ -40,11 +40,13 @@ async () => {
       if (s.type !== "inbound-rtp") return;
       if (s.kind === "audio") {
         totals.audioPackets += s.packetsReceived || 0;
+        totals.audioLost += s.packetsLost || 0;
         totals.audioEnergy += s.totalAudioEnergy || 0;
         totals.audioSamples += s.totalSamplesReceived || 0;
       } else if (s.kind === "video") {
         totals.videoFrames += s.framesDecoded || 0;
         totals.videoPackets += s.packetsReceived || 0;
+        totals.videoLost += s.packetsLost || 0;
         totals.videoWidth = Math.max(totals.videoWidth, s.frameWidth || 0);
       }
     });
@@ -75,11 +77,13 @@ async () => {
 
 class Received(TypedDict):
     audioPackets: int
+    audioLost: int
     audioEnergy: float
     audioSamples: int
     videoFrames: int
     videoWidth: int
     videoPackets: int
+    videoLost: int
 
 
 async def received(page: Page) -> Received:
