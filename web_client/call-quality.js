@@ -34,7 +34,6 @@ function fresh() {
     // publisher entry id -> their last media_state
     peers: new Map(),
     lastReport: 0,
-    lastSent: "",
     startedAt: Date.now(),
   };
 }
@@ -64,7 +63,8 @@ export function sendingVideo() {
 
 /** Tells the others now (a toggle, audio only) rather than at the next report. */
 export function reportMediaState() {
-  if (!quality || !app.signalling) return;
+  // Not buffered through a disconnection: a stale report is worth nothing.
+  if (!quality || !app.signalling || !app.signalling.connected) return;
   const receiving = {};
   for (const remote of quality.remotes.values()) {
     if (remote.publisherId && remote.meter.quality !== "unknown") {
@@ -73,7 +73,6 @@ export function reportMediaState() {
   }
   const message = { quality: quality.selfQuality, video: sendingVideo(), receiving };
   quality.lastReport = Date.now();
-  quality.lastSent = JSON.stringify(message);
   // A hint only: a refused or lost report is replaced by the next one.
   app.signalling.request("media_state", message).catch(() => {});
 }
