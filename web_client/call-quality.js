@@ -16,7 +16,7 @@ const REPORT_MS = 2000;
 const FROZEN_MS = 2500;
 // The browser's bandwidth estimate starts low and ramps up for a few seconds:
 // no step down for that alone.
-const WARM_UP_MS = 8000;
+const WARM_UP_MS = 10_000;
 
 let quality = null;
 

@@ -179,13 +179,12 @@ export class QualityMeter {
   }
 
   update(measure) {
-    this.loss = smooth(this.loss, measure.loss, 0.3);
-    this.rtt = smooth(this.rtt, measure.rtt);
-    // Not smoothed over a gap: an estimate that stopped counting must not stay.
-    this.availableBitrate =
-      measure.availableBitrate === null || measure.availableBitrate === undefined
-        ? null
-        : smooth(this.availableBitrate, measure.availableBitrate);
+    // Not smoothed over a gap: a measure that stopped counting must not stay.
+    const next = (previous, value, weight) =>
+      value === null || value === undefined ? null : smooth(previous, value, weight);
+    this.loss = next(this.loss, measure.loss, 0.3);
+    this.rtt = next(this.rtt, measure.rtt, 0.4);
+    this.availableBitrate = next(this.availableBitrate, measure.availableBitrate, 0.4);
     this.quality = classify(this, this.quality);
     return this.quality;
   }

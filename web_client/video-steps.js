@@ -74,7 +74,15 @@ export function nextSteps(state, quality, now) {
   if (quality === "good") {
     const wait = state.upAfterMs;
     if (state.step > 0 && held >= wait && sinceChange >= wait) {
-      return { ...next, step: state.step - 1, changedAt: now, lastUpAt: now, offerAudioOnly: false };
+      // Each step up the link carried halves the wait again (see the doubling above).
+      return {
+        ...next,
+        step: state.step - 1,
+        changedAt: now,
+        lastUpAt: now,
+        upAfterMs: Math.max(UP_AFTER_MS, wait / 2),
+        offerAudioOnly: false,
+      };
     }
     // Long at full video on a good link: the next trouble starts from scratch.
     const settled = state.step === 0 && held >= UP_AFTER_MAX_MS;

@@ -160,6 +160,17 @@ check("steps: a failed probe up doubles the wait before the next", () => {
   for (let i = 0; i < DOWN_AFTER_MS / 1000 + 1; i += 1) state = nextSteps(state, "poor", (now += 1000));
   assert.equal(state.step, 1);
   assert.equal(state.upAfterMs, 2 * UP_AFTER_MS);
+  // A step up the link carries halves it again.
+  for (let i = 0; i < 2 * UP_AFTER_MS / 1000 + 1; i += 1) state = nextSteps(state, "good", (now += 1000));
+  assert.equal(state.step, 0);
+  assert.equal(state.upAfterMs, UP_AFTER_MS);
+});
+
+check("QualityMeter forgets a loss nobody measures any more", () => {
+  const meter = new QualityMeter();
+  for (let i = 0; i < 5; i += 1) meter.update({ loss: 0.2, rtt: null, availableBitrate: null });
+  assert.equal(meter.quality, "poor");
+  assert.equal(meter.update({ loss: null, rtt: 0.02, availableBitrate: null }), "good");
 });
 
 check("withStep keeps the sender's parameters and sets the step's limits", () => {
