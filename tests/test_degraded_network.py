@@ -119,7 +119,13 @@ async def test_a_weak_link_keeps_the_voice_and_steps_video_down_then_up(
 
             async def stepped_down() -> None:
                 assert await step_of(patient) >= 1
-                assert (await sent_video(patient))["frameWidth"] < full_width
+                sent = await sent_video(patient)
+                assert sent["frameWidth"] < full_width
+                # Asked of the encoder by the page, not only the browser's own adaptation.
+                (encoding,) = sent["encodings"]
+                assert encoding["scaleResolutionDownBy"] >= 2
+                assert encoding["maxFramerate"] <= 15
+                assert encoding["maxBitrate"] <= 250_000
 
             await eventually(stepped_down, timeout=PHASE)
             figures["poor_to_step_down_s"] = round(time.monotonic() - started, 1)
@@ -152,6 +158,9 @@ async def test_a_weak_link_keeps_the_voice_and_steps_video_down_then_up(
 
             async def back_up() -> None:
                 assert await step_of(patient) == 0
+                (encoding,) = (await sent_video(patient))["encodings"]
+                assert encoding["scaleResolutionDownBy"] == 1
+                assert "maxBitrate" not in encoding
 
             await eventually(back_up, timeout=PHASE)
             frames = (await received(doctor))["videoFrames"]

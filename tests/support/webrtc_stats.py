@@ -57,10 +57,16 @@ async () => {
 
 SENT_VIDEO = """
 async () => {
-  const out = {frameWidth: 0, framesPerSecond: 0, framesEncoded: 0, remoteDescriptions: []};
+  const out = {frameWidth: 0, framesPerSecond: 0, framesEncoded: 0, remoteDescriptions: [],
+               encodings: []};
   for (const pc of window.__testPeerConnections || []) {
     if (pc.connectionState === "closed") continue;
     if (pc.remoteDescription) out.remoteDescriptions.push(pc.remoteDescription.sdp);
+    for (const sender of pc.getSenders()) {
+      // What setParameters asked of the encoder (null: the sender sends no track).
+      const kind = sender.track ? sender.track.kind : null;
+      if (kind === "video") out.encodings.push(...sender.getParameters().encodings);
+    }
     const report = await pc.getStats();
     report.forEach((s) => {
       if (s.type === "outbound-rtp" && s.kind === "video") {
