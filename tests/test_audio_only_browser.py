@@ -183,3 +183,66 @@ async def test_a_patient_turns_to_audio_only_during_the_call(live_server: LiveSe
 
 async def _more_frames(page: Page, at_least: int) -> bool:
     return (await received(page))["videoFrames"] >= at_least
+
+
+SENDER_DEVICES = """
+() => Object.fromEntries(
+  window.__testPeerConnections
+    .filter((pc) => pc.connectionState !== "closed")
+    .flatMap((pc) => pc.getSenders())
+    .filter((s) => s.track)
+    .map((s) => [s.track.kind, s.track.getSettings().deviceId])
+)
+"""
+
+
+async def test_camera_and_microphone_are_switched_during_the_call(live_server: LiveServer) -> None:
+    room = await live_server.book(patient_name="Alice Martin", practitioner_name="Dr Bernard")
+    # Fake cameras and microphones to choose from. Chromium's second fake camera
+    # gives Y16 (depth) frames, which no encoder takes; its third gives MJPEG.
+    flags = ["--use-fake-device-for-media-stream=device-count=3"]
+    async with chromium(flags) as browser:
+        _, doctor = await open_page(
+            browser,
+            local_link(live_server, room["links"]["practitioner"]),
+            init_script=COLLECT_CONNECTIONS,
+        )
+        await doctor.get_by_test_id("check-in").click()
+        await expect_state(doctor, "in-call")
+        _, patient = await open_page(
+            browser,
+            local_link(live_server, room["links"]["patient"]),
+            init_script=COLLECT_CONNECTIONS,
+        )
+        await patient.get_by_test_id("check-in").click()
+        await doctor.get_by_test_id("waiting-entry").get_by_test_id("admit").click()
+        await expect_state(patient, "in-call")
+        await heard(doctor)
+        start = (await received(doctor))["videoFrames"]
+        await eventually(lambda: _more_frames(doctor, start + 10), timeout=STEP / 1000)
+        before = await patient.evaluate(SENDER_DEVICES)
+
+        # The selects moved into the call's device panel.
+        await patient.locator(".call-devices summary").click()
+        for testid, kind in (("microphone-select", "audio"), ("camera-select", "video")):
+            select = patient.get_by_test_id(testid)
+            await expect(select).to_be_visible()
+            values = await select.locator("option").evaluate_all("os => os.map(o => o.value)")
+            other = values[-1]
+            assert other != before[kind]
+            await select.select_option(other)
+
+            async def switched(kind: str = kind, other: str = other) -> None:
+                assert (await patient.evaluate(SENDER_DEVICES))[kind] == other
+
+            await eventually(switched, timeout=STEP / 1000)
+        # Still heard and seen through the same connections, still encrypted.
+        packets = (await received(doctor))["audioPackets"]
+        await heard(doctor, packets + 50)
+        frames = (await received(doctor))["videoFrames"]
+        await eventually(lambda: _more_frames(doctor, frames + 10), timeout=STEP / 1000)
+        await expect(doctor.get_by_test_id("e2ee-status")).to_have_attribute(
+            "data-state", "encrypted"
+        )
+        for page in (doctor, patient):
+            assert page.errors == [], page.errors  # type: ignore[attr-defined]

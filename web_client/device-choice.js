@@ -58,7 +58,7 @@ export async function useDevice(kind, deviceId) {
   if (!stream) return;
   const old = kind === "audio" ? stream.getAudioTracks()[0] : stream.getVideoTracks()[0];
   if (!old || deviceOf(old) === deviceId) return;
-  const track = await openTrack(kind, deviceId);
+  const track = await openTrack(kind, deviceId, old);
   if (!track) return;
   track.enabled = old.enabled;
   if (app.call) await app.call.replaceTrack(kind, track);

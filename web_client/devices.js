@@ -92,10 +92,18 @@ function explainMicrophoneError(error) {
   }
 }
 
-/** One new track of `kind` ("audio" | "video") from `deviceId` (empty: the default). */
-export async function openTrack(kind, deviceId = "") {
+/**
+ * One new track of `kind` ("audio" | "video") from `deviceId` (empty: the
+ * default). A camera replacing `like` keeps its size: the encoder on the
+ * sender then goes on without reconfiguring.
+ */
+export async function openTrack(kind, deviceId = "", like = null) {
   const choice = kind === "audio" ? { microphoneId: deviceId } : { cameraId: deviceId };
   const wanted = constraints(choice);
+  const size = like && typeof like.getSettings === "function" ? like.getSettings() : {};
+  if (kind === "video" && size.width && size.height) {
+    wanted.video = { ...wanted.video, width: { ideal: size.width }, height: { ideal: size.height } };
+  }
   const stream = await navigator.mediaDevices.getUserMedia(
     kind === "audio" ? { audio: wanted.audio } : { video: wanted.video },
   );
