@@ -4,8 +4,8 @@ The contract is docs/protocol.md. Every event answers through its ack with
 `{"ok": true, ...}` or `{"ok": false, "error": {"code", "message"}}`
 (signalling/ack_namespace.py). The handlers live by concept: who a connection
 is (socket_session), room actions (room_actions), SDP to the relay
-(media_signalling), E2EE key messages (e2ee_forwarding); what the events
-carry is in socket_payloads.
+(media_signalling), E2EE key messages (e2ee_forwarding), media state
+(media_state); what the events carry is in socket_payloads.
 """
 
 from __future__ import annotations
