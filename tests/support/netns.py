@@ -22,9 +22,10 @@ from __future__ import annotations
 import ipaddress
 import os
 import random
+import signal
 import subprocess
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import contextmanager, suppress
 from dataclasses import dataclass
 from itertools import count
 from typing import Any
@@ -118,6 +119,17 @@ class Namespace:
         argv = ["tc", "qdisc", "del", "dev", self.host_interface, "root"]
         subprocess.run(argv, capture_output=True, check=False)
 
+    def pids(self) -> list[int]:
+        """The processes running inside (all of them started by the test that made it)."""
+        result = _ip("netns", "pids", self.name, check=False)
+        return [int(pid) for pid in result.stdout.split()]
+
+    def kill_all(self) -> None:
+        """SIGKILLs every process still inside: the last resort of a cleanup."""
+        for pid in self.pids():
+            with suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
 
 def create(prefix: str = "tc") -> Namespace:
     """Makes a namespace with its veth pair and addresses; `delete` it (or use the context)."""
@@ -179,7 +191,8 @@ def _sysctl(key: str, value: str) -> None:
 
 
 def delete(ns: Namespace) -> None:
-    """Removes the namespace and its veth pair (deleting one end deletes both)."""
+    """Kills what still runs inside, removes the namespace and its veth pair (either end goes)."""
+    ns.kill_all()
     _ip("link", "del", ns.host_interface, check=False)
     _ip("netns", "del", ns.name, check=False)
 
