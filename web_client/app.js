@@ -4,8 +4,9 @@
 // ends on a screen that says what happened and, where it can help, offers to
 // retry (endings.js).
 
-import { hangUp, toggle } from "./call-controls.js";
+import { hangUp, toggle, toggleAudioOnly } from "./call-controls.js";
 import { insecurePage } from "./browser-support.js";
+import { onMediaState } from "./call-quality.js";
 import { onMediaRestart, onSubscriptionClosed, onSubscriptionOffer } from "./call-screen.js";
 import {
   armSessionWatchdog,
@@ -15,7 +16,8 @@ import {
   onVisible,
 } from "./connection.js";
 import { runConnectionTest } from "./connection-test.js";
-import { onCheckInClick } from "./device-check.js";
+import { continueAudioOnly, onCheckInClick, retryCamera } from "./device-check.js";
+import { wireDeviceChoice } from "./device-choice.js";
 import { finish, onRoomEnded, pageFailed } from "./endings.js";
 import {
   chooseLocale,
@@ -58,6 +60,13 @@ function wireControls() {
   byTestId("toggle-mic").addEventListener("click", () => toggle("audio"));
   byTestId("toggle-camera").addEventListener("click", () => toggle("video"));
   byTestId("hang-up").addEventListener("click", hangUp);
+  byTestId("audio-only").addEventListener("click", toggleAudioOnly);
+  byTestId("audio-only-accept").addEventListener("click", () => {
+    if (!app.audioOnly) toggleAudioOnly();
+  });
+  byTestId("audio-only-continue").addEventListener("click", continueAudioOnly);
+  byTestId("camera-retry").addEventListener("click", () => retryCamera().catch(pageFailed));
+  wireDeviceChoice();
   byTestId("start-audio").addEventListener("click", startAudio);
   byTestId("retry").addEventListener("click", () => location.reload());
   byTestId("early-device-test").addEventListener("click", () => testDevicesEarly().catch(pageFailed));
@@ -94,6 +103,7 @@ function wireSignalling(signalling) {
   signalling.on("subscription_offer", onSubscriptionOffer);
   signalling.on("subscription_closed", onSubscriptionClosed);
   signalling.on("media_restart", onMediaRestart);
+  signalling.on("media_state", onMediaState);
   signalling.on("room_ended", onRoomEnded);
   signalling.on("e2ee_hello", (message) => app.e2ee && app.e2ee.onHello(message));
   signalling.on("e2ee_key", (message) => app.e2ee && app.e2ee.onKey(message));
