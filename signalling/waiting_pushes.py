@@ -36,7 +36,7 @@ from signalling.room_hub import (
     practitioners_channel,
     waiting_list_payload,
 )
-from waiting_room.day_queue import DayQueue, Standing
+from waiting_room.day_queue import DayQueue, Standing, place_of
 from waiting_room.practitioner_day import WaitingPlace
 
 logger = logging.getLogger(__name__)
@@ -142,7 +142,7 @@ class WaitingPushes:
         if day.synced_at is None:
             await self._sync(day)
         standing = day.queue.standings(self._hub.clock()).get(entry_id)
-        return None if standing is None else standing.place()
+        return None if standing is None else place_of(standing)
 
     async def places(self, room: Room) -> dict[str, WaitingPlace]:
         """Every waiting entry's place in `room`'s practitioner's day."""
@@ -150,7 +150,7 @@ class WaitingPushes:
         if day.synced_at is None:
             await self._sync(day)
         return {
-            entry_id: standing.place()
+            entry_id: place_of(standing)
             for entry_id, standing in day.queue.standings(self._hub.clock()).items()
         }
 
@@ -229,11 +229,12 @@ class WaitingPushes:
         for entry_id in [entry_id for entry_id in told if entry_id not in standings]:
             del told[entry_id]  # No longer waiting: a return to the queue is told afresh.
         for entry_id, standing in standings.items():
-            now_told = (standing.connection, standing.position, minute(standing.expected))
+            position, expected, connection = standing
+            now_told = (connection, position, minute(expected))
             if told.get(entry_id) == now_told:
                 continue
             told[entry_id] = now_told
-            await self._emit("waiting", place_payload(standing.place()), entry_channel(entry_id))
+            await self._emit("waiting", place_payload(place_of(standing)), entry_channel(entry_id))
 
     async def _tell_desks(self, day: _Day, now: datetime, expected: dict[str, float]) -> None:
         rows, day.rows = day.rows, set()

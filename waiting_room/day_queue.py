@@ -29,6 +29,7 @@ class Slot:
     """What one room gives the queue, times as POSIX seconds."""
 
     room: Room
+    room_id: str
     key: tuple[float, str]
     state: DeskState  # its state while its window is open
     starts: float
@@ -37,16 +38,13 @@ class Slot:
     started: float | None  # in consultation since
     entries: tuple[tuple[str, int], ...]  # waiting entries: id, connection number
 
-    @property
-    def room_id(self) -> str:
-        return self.room.id
-
 
 def slot_of(room: Room) -> Slot:
     appointment = room.appointment
     starts = appointment.starts_at.timestamp()
     return Slot(
         room=room,
+        room_id=room.id,
         key=(starts, room.id),
         state=desk_state(room, _EARLIEST),
         starts=starts,
@@ -57,19 +55,16 @@ def slot_of(room: Room) -> Slot:
     )
 
 
-@dataclass(frozen=True, slots=True)
-class Standing:
-    """One waiting entry's place: `expected` in POSIX seconds, or None."""
+# One waiting entry's place: (position, expected start in POSIX seconds or None, connection
+# number). A plain tuple: thousands are made on each push.
+Standing = tuple[int, float | None, int]
 
-    position: int
-    expected: float | None
-    connection: int
 
-    def place(self) -> WaitingPlace:
-        expected = self.expected
-        return WaitingPlace(
-            self.position, None if expected is None else datetime.fromtimestamp(expected, UTC)
-        )
+def place_of(standing: Standing) -> WaitingPlace:
+    position, expected, _ = standing
+    return WaitingPlace(
+        position, None if expected is None else datetime.fromtimestamp(expected, UTC)
+    )
 
 
 class DayQueue:
@@ -145,13 +140,15 @@ class DayQueue:
             if slot.state is DeskState.IN_CONSULTATION and t < slot.closes:
                 started = t if slot.started is None else slot.started
                 # Overrunning: it ends "now" at the earliest, we cannot know more.
-                free_at = max(free_at, started + slot.duration)
+                busy_until = started + slot.duration
+                if busy_until > free_at:
+                    free_at = busy_until
         expected: dict[str, float] = {}
         for slot in self._slots:
             if slot.state not in _QUEUED or t >= slot.closes:
                 continue
-            start = max(slot.starts, free_at)
-            expected[slot.room.id] = start
+            start = slot.starts if slot.starts > free_at else free_at
+            expected[slot.room_id] = start
             if slot.state is DeskState.WAITING or slot.starts > t:
                 # A patient late for a slot already begun does not hold the waiting ones up.
                 free_at = start + slot.duration
@@ -166,10 +163,11 @@ class DayQueue:
         standings: dict[str, Standing] = {}
         position = 0
         for slot in self._slots:
-            if not slot.entries:
+            entries = slot.entries
+            if not entries:
                 continue
-            start = expected.get(slot.room.id)
-            for entry_id, connection in slot.entries:
+            start = expected.get(slot.room_id)
+            for entry_id, connection in entries:
                 position += 1
-                standings[entry_id] = Standing(position, start, connection)
+                standings[entry_id] = (position, start, connection)
         return standings
