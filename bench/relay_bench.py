@@ -31,6 +31,7 @@ from typing import Any
 
 from bench.baseline_modes import BASELINES, MODES
 from bench.clip import load_clip
+from bench.signalling_bench import add_signalling_arguments
 from media.worker_connection import WorkerConnection
 from media.worker_relay import WorkerRelay
 
@@ -56,6 +57,7 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
     relay.add_argument(
         "--mode", choices=list(MODES), default="rtp", help="the mode measured first (rtp)"
     )
+    add_signalling_arguments(targets)
 
 
 def run_bench(args: argparse.Namespace) -> int:

@@ -41,8 +41,8 @@ from waiting_room.practitioner_day import WaitingPlace
 
 logger = logging.getLogger(__name__)
 
-# At most this often per practitioner's day (seconds): about five pushes a second per screen.
-PUSH_INTERVAL = 0.2
+# At most this often per practitioner's day (seconds): at most about seven pushes a second per screen.
+PUSH_INTERVAL = 0.15
 # How often one node alone re-reads a day from the store (seconds).
 RESYNC_INTERVAL = 5.0
 
