@@ -446,18 +446,22 @@ async def _phases(
     sizes = list(received.delta_sizes)
 
     received.reset()
+    cpu_before = _server_cpu(pid)
     sent_at: dict[int, float] = {}
+    acked: list[float] = []
     for desk in desks:
         assert desk.client is not None
         sent_at[desk.practitioner] = time.monotonic()
         ack = await desk.client.call(
             "message", {"text": "Le cabinet a 10 minutes de retard."}, namespace="/desk"
         )
+        acked.append(time.monotonic() - sent_at[desk.practitioner])
         if not ack.get("ok"):
             raise BenchFailed(f"the message was refused: {ack.get('error')}")
     if not await _heard(lambda: all(p.message_at is not None for p in patients), plan.wait):
         missing = sum(p.message_at is None for p in patients)
         raise BenchFailed(f"{missing} of {len(patients)} waiting never got the message")
+    message_cpu = _server_cpu(pid) - cpu_before
     message = [p.message_at - sent_at[p.practitioner] for p in patients if p.message_at is not None]
 
     def ms(value: float) -> float:
@@ -475,8 +479,11 @@ async def _phases(
         "check_in_ms_p95": ms(_quantile(latencies, 0.95)),
         "check_in_ms_p99": ms(_quantile(latencies, 0.99)),
         "server_cpu_ms_per_check_in": round(cpu * 1000 / len(patients), 2),
+        "message_to_all_ms_p50": ms(_quantile(message, 0.50)),
         "message_to_all_ms_p95": ms(_quantile(message, 0.95)),
         "message_to_all_ms_max": ms(max(message)),
+        "message_ack_ms_max": ms(max(acked)),
+        "server_cpu_ms_per_message_to_all": ms(message_cpu / len(desks)),
         "sent_to_screens_messages": messages,
         "sent_to_screens_bytes": sent_bytes,
         "desk_delta_bytes_median": int(statistics.median(sizes)) if sizes else 0,

@@ -258,11 +258,13 @@ class DeskNamespace(AckNamespace[str]):
 
     async def _document(self, practitioner_id: str, *, delta: bool = False) -> dict[str, Any]:
         now = self.hub.clock()
-        rooms = await self.hub.practitioner_rooms(practitioner_id, now)
+        queue = DayQueue()
+        queue.replace_all(await self.hub.practitioner_rooms(practitioner_id, now))
+        expected = queue.expected(now)
         if delta:
-            # Later deltas give every row's expected start once: this desk holds today's.
-            self.pushes.desk_joined(practitioner_id)
-        return desk_document(self.settings, rooms, practitioner_id, now, delta=delta)
+            # Later deltas correct whatever this desk was shown that the others were not.
+            self.pushes.desk_joined(practitioner_id, expected)
+        return _queue_document(self.settings, queue, expected, now, delta=delta)
 
     async def _send(self, sid: str, practitioner_id: str) -> None:
         document = await self._document(practitioner_id, delta=sid in self.deltas)

@@ -41,10 +41,14 @@ from waiting_room.practitioner_day import WaitingPlace
 
 logger = logging.getLogger(__name__)
 
-# At most this often per practitioner's day (seconds): at most about seven pushes a second per screen.
+# At most this often per practitioner's day (seconds): about seven pushes a second per screen.
 PUSH_INTERVAL = 0.15
 # How often one node alone re-reads a day from the store (seconds).
 RESYNC_INTERVAL = 5.0
+
+
+# Never a minute: a row whose expected start must be sent at the next push.
+UNSHOWN = -(2**62)
 
 
 def minute(seconds: float | None) -> int | None:
@@ -132,9 +136,16 @@ class WaitingPushes:
         day.rows.add(room.id)
         self._schedule(day)
 
-    def desk_joined(self, practitioner_id: str) -> None:
-        """A desk took a whole document: the next push gives every row's expected start."""
-        self._day(practitioner_id).desk_told.clear()
+    def desk_joined(self, practitioner_id: str, shown: dict[str, float]) -> None:
+        """A desk took a whole document showing these expected starts (POSIX seconds).
+
+        The desks of a practitioner share one record of what they were told: where this
+        one was shown otherwise, the next push gives that row's expected start.
+        """
+        desk_told = self._day(practitioner_id).desk_told
+        for room_id, at in shown.items():
+            if room_id in desk_told and desk_told[room_id] != minute(at):
+                desk_told[room_id] = UNSHOWN
 
     async def place(self, room: Room, entry_id: str) -> WaitingPlace | None:
         """Where `entry_id` of `room` (just stored) stands now, for an ack."""
@@ -186,7 +197,9 @@ class WaitingPushes:
             day.noted.pop(room_id, None)
             day.rows.discard(room_id)
             day.removed.add(room_id)
-        return bool(foreign) and not first
+        # One node alone stored every change itself: a version it has not noted yet is
+        # one whose announcement is on its way, not another node's.
+        return bool(foreign) and not first and self._shared
 
     async def _push(self, day: _Day) -> None:
         async with day.lock:
