@@ -8,14 +8,16 @@ from datetime import timedelta
 from typing import Any
 
 import pytest
+from playwright.async_api import WebSocket, expect
 
 from signalling.config import Settings
 from signalling.waiting_pushes import PUSH_INTERVAL
 from tests.conftest import LiveServer
 from tests.support import make_settings
+from tests.support.browser import chromium
 from tests.support.polling import eventually, stays_true
 from tests.support.synthetic import SyntheticParticipant
-from tests.test_desk import API_KEY, Desk, book_for, desk_link, states
+from tests.test_desk import API_KEY, STEP, Desk, book_for, desk_link, states
 
 
 @pytest.fixture
@@ -196,3 +198,66 @@ async def test_a_whole_document_desk_still_gets_its_links(live_server: LiveServe
         assert "open" not in document["rows"][0]
     finally:
         await desk.close()
+
+
+@pytest.mark.browser
+async def test_the_desk_page_changes_only_the_row_of_the_room_that_changed(
+    live_server: LiveServer,
+) -> None:
+    rooms = [
+        await book_for(live_server, "prac-1", starts_in=timedelta(minutes=2 + i / 4))
+        for i in range(30)
+    ]
+    link = await desk_link(live_server, "prac-1")
+    changed = rooms[17]["room_id"]
+    async with chromium() as browser:
+        page = await (await browser.new_context(locale="en-US")).new_page()
+        page.set_default_timeout(STEP)
+        errors: list[str] = []
+        page.on("pageerror", lambda exc: errors.append(str(exc)))
+        heard: list[str | bytes] = []
+        said: list[str | bytes] = []
+
+        def watch(socket: WebSocket) -> None:
+            socket.on("framereceived", lambda frame: heard.append(frame))
+            socket.on("framesent", lambda frame: said.append(frame))
+
+        page.on("websocket", watch)
+        await page.goto(live_server.base_url + "/d#" + link.split("#", 1)[1])
+        rows = page.get_by_test_id("desk-row")
+        await expect(rows).to_have_count(30)
+        # Mark every row's element: a delta must leave the 29 others as they are.
+        await page.evaluate(
+            "() => document.querySelectorAll('[data-testid=desk-row]')"
+            ".forEach((tr) => { tr.dataset.mark = 'kept'; })"
+        )
+        patient = SyntheticParticipant(live_server.base_url, rooms[17]["links"]["patient"])
+        await patient.connect()
+        try:
+            await patient.check_in()
+            row = page.locator(f'[data-testid=desk-row][data-room-id="{changed}"]')
+            await expect(row).to_have_attribute("data-state", "waiting")
+            await expect(row.get_by_test_id("desk-waiting-entry")).to_have_count(1)
+            await expect(page.get_by_test_id("desk-summary")).to_contain_text("1 waiting")
+            marks = await page.evaluate(
+                "() => [...document.querySelectorAll('[data-testid=desk-row]')]"
+                ".map((tr) => [tr.dataset.roomId, tr.dataset.mark || null])"
+            )
+            assert [room_id for room_id, _ in marks] == [room["room_id"] for room in rooms]
+            assert [room_id for room_id, mark in marks if mark != "kept"] == [changed]
+            # What came was a delta of that room, not the day again.
+            deltas = [frame for frame in heard if isinstance(frame, str) and "desk_delta" in frame]
+            assert deltas
+            assert all(frame.count('"room_id"') <= 1 for frame in deltas)
+
+            # Opening the room asks for its link then.
+            requested: list[str] = []
+            page.context.on("request", lambda request: requested.append(request.url))
+            async with page.context.expect_page():
+                await row.get_by_test_id("desk-open").click()
+            await eventually(lambda: any(f"/c/{changed}" in url for url in requested))
+            assert all("#" not in url for url in requested)
+            assert any("join_link" in frame for frame in said if isinstance(frame, str))
+        finally:
+            await patient.close()
+        assert errors == []
