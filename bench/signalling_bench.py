@@ -220,6 +220,8 @@ def serve() -> Iterator[tuple[str, subprocess.Popen[bytes]]]:
         [*SERVE, "--port", str(port)],
         env=env,
         stdout=subprocess.DEVNULL,
+        # What python-socketio logs of clients gone mid-handshake is not the bench's output.
+        stderr=subprocess.DEVNULL,
     )
     try:
         yield f"http://127.0.0.1:{port}", process
@@ -377,15 +379,19 @@ async def measure(plan: Plan) -> dict[str, Any]:
             patients = await _book(http, base, plan)
             desks = await _desk_links(http, base, practitioners)
             try:
-                for desk in desks:
-                    await _open_desk(base, desk, received, http)
-                limit = asyncio.Semaphore(50)
+                try:
+                    for desk in desks:
+                        await _open_desk(base, desk, received, http)
+                    limit = asyncio.Semaphore(50)
 
-                async def opened(patient: Patient) -> None:
-                    async with limit:
-                        await _open_patient(base, patient, received, http)
+                    async def opened(patient: Patient) -> None:
+                        async with limit:
+                            await _open_patient(base, patient, received, http)
 
-                await asyncio.gather(*(opened(p) for p in patients))
+                    await asyncio.gather(*(opened(p) for p in patients))
+                except (socketio.exceptions.ConnectionError, TimeoutError) as exc:
+                    problem = str(exc) or type(exc).__name__
+                    raise BenchFailed(f"a screen could not connect: {problem}") from exc
                 await _quiet(received)
                 return await _phases(plan, process.pid, patients, desks, received, load_before)
             finally:
