@@ -120,7 +120,14 @@ class WaitingPushes:
         day = self._day(room.appointment.practitioner.id)
         if room.version >= day.noted.get(room.id, -1):
             day.noted[room.id] = room.version
-        day.queue.update(room)
+        before = day.queue.room(room.id)
+        if day.queue.update(room) and before is not None:
+            # Back in the queue since the last version (sent back from the call): their
+            # screen is told its place again, even where it is the same as before.
+            was_there = {entry.entry_id for entry in before.waiting.entries}
+            for entry in room.waiting.entries:
+                if entry.entry_id not in was_there:
+                    day.told.pop(entry.entry_id, None)
         return day
 
     async def waiting_changed(self, room: Room) -> None:

@@ -261,3 +261,28 @@ async def test_the_desk_page_changes_only_the_row_of_the_room_that_changed(
         finally:
             await patient.close()
         assert errors == []
+
+
+async def test_a_patient_sent_back_from_the_call_is_told_their_place_again(
+    live_server: LiveServer,
+) -> None:
+    room = await book_for(live_server, "prac-1")
+    patient = Patient(live_server.base_url, room["links"]["patient"])
+    doctor = SyntheticParticipant(live_server.base_url, room["links"]["practitioner"], "doctor")
+    returned: list[Any] = []
+    patient.sio.on("returned_to_waiting", returned.append)
+    try:
+        await patient.connect()
+        await doctor.connect()
+        await doctor.open_consultation()
+        await patient.check_in()
+        entry_id = (await doctor.wait_for_waiting(1))[0]["entry_id"]
+        await eventually(lambda: len(patient.places) == 1)
+        # Admitted and sent back within one push window: the same place as before, told again.
+        await doctor.admit(entry_id)
+        await doctor.call("return_to_waiting", {"entry_id": entry_id})
+        await eventually(lambda: returned == [{}])
+        await eventually(lambda: [p["position"] for p in patient.places] == [1, 1])
+    finally:
+        await patient.close()
+        await doctor.close()
