@@ -381,14 +381,14 @@ function refusalKey(code) {
 function connect(language) {
   // `delta`: the day once, then only what changed (docs/protocol.md, "Desk deltas").
   socket = window.io("/desk", { auth: { token, delta: true }, transports: ["websocket"], timeout: 5000 });
-  // Applied in order: a delta waits for the document (and the catalogues) before it.
+  // Applied in order: a delta waits for the document (and the catalogues) before it. A
+  // failed step still surfaces (unhandled), but does not stop the ones after it.
   let applied = Promise.resolve();
-  socket.on("desk", (desk) => {
-    applied = applied.then(() => language).then(() => render(desk));
-  });
-  socket.on("desk_delta", (delta) => {
-    applied = applied.then(() => language).then(() => state !== "error" && applyDelta(delta));
-  });
+  const then = (step) => {
+    applied = applied.catch(() => {}).then(() => language).then(step);
+  };
+  socket.on("desk", (desk) => then(() => render(desk)));
+  socket.on("desk_delta", (delta) => then(() => state !== "error" && applyDelta(delta)));
   socket.on("connect", () => {
     notice.hidden = true;
   });
