@@ -4,7 +4,10 @@ A desk link (`{public_url}/d#{token}`, minted through the API) carries a
 desk-scoped token for one practitioner. The desk lists that practitioner's
 appointments around now, who is waiting, and lets them admit, deny (with a
 reason the patient sees) and message waiting patients. Updates are pushed
-whenever one of their rooms changes.
+when one of their rooms changes, coalesced with the practitioner's day
+(signalling/waiting_pushes.py): the whole document, or for a desk that asks
+(`auth.delta`, as the web client does) the changed rows only, with join links
+minted on demand (`join_link`) instead of signed for every row on every push.
 """
 
 from __future__ import annotations
