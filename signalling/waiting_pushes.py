@@ -234,27 +234,35 @@ class WaitingPushes:
             day.desk_told.clear()
         now = hub.clock()
         expected = day.queue.expected(now)
-        await self._send_places(day, day.queue.standings(now, expected))
-        lists, day.lists = day.lists, set()
-        for room_id in lists:
-            room = day.queue.room(room_id)
-            if room is not None:
-                await self._emit(
-                    "waiting_list", waiting_list_payload(room), practitioners_channel(room_id)
-                )
+        standings = day.queue.standings(now, expected)
+        # The practitioner's screens first: theirs is the one a check-in waits on.
         await self._tell_desks(day, now, expected)
+        lists, day.lists = day.lists, set()
+        sends = [
+            ("waiting_list", waiting_list_payload(room), practitioners_channel(room.id))
+            for room_id in lists
+            if (room := day.queue.room(room_id)) is not None
+        ]
+        sends += self._places(day, standings)
+        # All at once: awaited one by one, thousands of sends take as many turns of the loop.
+        await asyncio.gather(*(self._emit(*send) for send in sends))
 
-    async def _send_places(self, day: _Day, standings: dict[str, Standing]) -> None:
+    def _places(
+        self, day: _Day, standings: dict[str, Standing]
+    ) -> list[tuple[str, dict[str, object], str]]:
+        """The `waiting` due: to those whose position or minute of expected start moved."""
         told = day.told
         for entry_id in [entry_id for entry_id in told if entry_id not in standings]:
             del told[entry_id]  # No longer waiting: a return to the queue is told afresh.
+        sends = []
         for entry_id, standing in standings.items():
             position, expected, connection = standing
             now_told = (connection, position, minute(expected))
             if told.get(entry_id) == now_told:
                 continue
             told[entry_id] = now_told
-            await self._emit("waiting", place_payload(place_of(standing)), entry_channel(entry_id))
+            sends.append(("waiting", place_payload(place_of(standing)), entry_channel(entry_id)))
+        return sends
 
     async def _tell_desks(self, day: _Day, now: datetime, expected: dict[str, float]) -> None:
         rows, day.rows = day.rows, set()
