@@ -159,7 +159,7 @@ class WaitingPushes:
         day = self._note(room)
         if day.synced_at is None:
             await self._sync(day)
-        standing = day.queue.standings(self._hub.clock()).get(entry_id)
+        standing = day.queue.standing(room.id, entry_id, self._hub.clock())
         return None if standing is None else place_of(standing)
 
     async def places(self, room: Room) -> dict[str, WaitingPlace]:

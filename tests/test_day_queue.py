@@ -20,8 +20,13 @@ def same_as_practitioner_day(queue: DayQueue, rooms: list[Room], now: datetime) 
         room_id: datetime.fromtimestamp(at, UTC) for room_id, at in queue.expected(now).items()
     }
     assert expected == expected_starts(rooms, now)
-    places = {entry: place_of(standing) for entry, standing in queue.standings(now).items()}
+    standings = queue.standings(now)
+    places = {entry: place_of(standing) for entry, standing in standings.items()}
     assert places == waiting_places(rooms, now)
+    for r in rooms:
+        for entry in r.waiting.entries:
+            assert queue.standing(r.id, entry.entry_id, now) == standings[entry.entry_id]
+        assert queue.standing(r.id, "nobody", now) is None
 
 
 def a_day(seed: int) -> list[Room]:
@@ -103,3 +108,15 @@ def test_a_new_version_takes_its_new_place() -> None:
     assert later.id in queue
     assert queue.remove(later.id)
     assert not queue.remove(later.id)
+
+
+def test_a_consultation_that_ends_stops_holding_the_queue_up() -> None:
+    running = in_consultation(room(0), DAY)
+    waiting = arrive(room(1), DAY + 15 * MIN)
+    queue = DayQueue()
+    queue.replace_all([running, waiting])
+    now = DAY + 30 * MIN  # running over: the next one is expected "now"
+    same_as_practitioner_day(queue, [running, waiting], now)
+    ended = end(running, DOCTOR, now).room
+    queue.update(ended)
+    same_as_practitioner_day(queue, [ended, waiting], now)

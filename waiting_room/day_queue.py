@@ -74,6 +74,8 @@ class DayQueue:
         self._keys: list[tuple[float, str]] = []
         self._slots: list[Slot] = []
         self._by_id: dict[str, Slot] = {}
+        # The rooms in consultation: they decide when the practitioner is next free.
+        self._busy: dict[str, Slot] = {}
 
     def __len__(self) -> int:
         return len(self._slots)
@@ -108,10 +110,15 @@ class DayQueue:
             self._keys.insert(index, slot.key)
             self._slots.insert(index, slot)
         self._by_id[room.id] = slot
+        if slot.state is DeskState.IN_CONSULTATION:
+            self._busy[room.id] = slot
+        else:
+            self._busy.pop(room.id, None)
         return True
 
     def remove(self, room_id: str) -> bool:
         old = self._by_id.pop(room_id, None)
+        self._busy.pop(room_id, None)
         if old is None:
             return False
         self._drop(old)
@@ -132,17 +139,22 @@ class DayQueue:
             self.remove(room_id)
         return changed, dropped
 
-    def expected(self, now: datetime) -> dict[str, float]:
-        """`expected_starts` over the held rooms, as POSIX seconds by room id."""
-        t = now.timestamp()
+    def _free_at(self, t: float) -> float:
+        """When the practitioner is free of the consultations under way (POSIX seconds)."""
         free_at = t
-        for slot in self._slots:
-            if slot.state is DeskState.IN_CONSULTATION and t < slot.closes:
+        for slot in self._busy.values():
+            if t < slot.closes:
                 started = t if slot.started is None else slot.started
                 # Overrunning: it ends "now" at the earliest, we cannot know more.
                 busy_until = started + slot.duration
                 if busy_until > free_at:
                     free_at = busy_until
+        return free_at
+
+    def expected(self, now: datetime) -> dict[str, float]:
+        """`expected_starts` over the held rooms, as POSIX seconds by room id."""
+        t = now.timestamp()
+        free_at = self._free_at(t)
         expected: dict[str, float] = {}
         for slot in self._slots:
             if slot.state not in _QUEUED or t >= slot.closes:
@@ -153,6 +165,24 @@ class DayQueue:
                 # A patient late for a slot already begun does not hold the waiting ones up.
                 free_at = start + slot.duration
         return expected
+
+    def standing(self, room_id: str, entry_id: str, now: datetime) -> Standing | None:
+        """One entry's item of `standings`, without working out everyone's (a check-in's ack)."""
+        t = now.timestamp()
+        free_at = self._free_at(t)
+        position = 0
+        for slot in self._slots:
+            queued = slot.state in _QUEUED and t < slot.closes
+            start = (slot.starts if slot.starts > free_at else free_at) if queued else None
+            if slot.room_id == room_id:
+                for index, (waiting_id, connection) in enumerate(slot.entries):
+                    if waiting_id == entry_id:
+                        return (position + index + 1, start, connection)
+                return None
+            position += len(slot.entries)
+            if start is not None and (slot.state is DeskState.WAITING or slot.starts > t):
+                free_at = start + slot.duration
+        return None
 
     def standings(
         self, now: datetime, expected: dict[str, float] | None = None
