@@ -51,7 +51,8 @@ class CountingClient(socketio.AsyncClient):  # type: ignore[misc]
     """A python-socketio client that counts every packet it receives."""
 
     def __init__(self, received: Received, **kwargs: Any) -> None:
-        super().__init__(reconnection=False, **kwargs)
+        # A loaded machine can take seconds over a handshake: that is not a lost screen.
+        super().__init__(reconnection=False, request_timeout=30, **kwargs)
         self._received = received
 
     async def _handle_eio_message(self, data: Any) -> None:
