@@ -28,6 +28,7 @@ from rooms.roles import Actor, Role
 from rooms.room import Lifecycle, Room
 from signalling import errors, tokens
 from signalling.ack_namespace import Ack, AckNamespace, Handler, ok, refusal
+from signalling.broadcast import broadcast
 from signalling.config import Settings
 from signalling.links import join_link
 from signalling.room_hub import RoomHub, entry_channel
@@ -349,13 +350,9 @@ class DeskNamespace(AckNamespace[str]):
             rooms = await self.hub.practitioner_rooms(practitioner_id, now)
         recipients = [entry.entry_id for room in rooms for entry in room.waiting.entries]
         payload = {"text": message.text, "sent_at": now.isoformat()}
-        if recipients:
-            # To their pages, on the default namespace: one packet encoded for all.
-            await self.sio.emit(
-                "practitioner_message",
-                payload,
-                room=[entry_channel(entry_id) for entry_id in recipients],
-            )
+        # To their pages, on the default namespace: one packet encoded for all.
+        channels = [entry_channel(entry_id) for entry_id in recipients]
+        await broadcast(self.sio, "practitioner_message", payload, channels)
         return ok(recipients=len(recipients))
 
     async def refresh(self, practitioner_id: str, data: Any) -> Ack:
