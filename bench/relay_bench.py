@@ -32,6 +32,7 @@ from typing import Any
 from bench.baseline_modes import BASELINES, MODES
 from bench.clip import load_clip
 from bench.join_bench import add_join_arguments, run_join
+from bench.signalling_bench import add_signalling_arguments
 from media.worker_connection import WorkerConnection
 from media.worker_relay import WorkerRelay
 
@@ -58,6 +59,7 @@ def add_bench_arguments(parser: argparse.ArgumentParser) -> None:
         "--mode", choices=list(MODES), default="rtp", help="the mode measured first (rtp)"
     )
     add_join_arguments(targets)
+    add_signalling_arguments(targets)
     relay.add_argument(
         "--receiver-loss",
         type=float,

@@ -99,7 +99,7 @@ def _parser(*, bench_arguments: bool = False) -> argparse.ArgumentParser:
         help="HOST:PORT for Prometheus /metrics (TELECONSULT_METRICS_ADDR; off when unset)",
     )
     _log_level_argument(relay)
-    bench = commands.add_parser("bench", help="measure the media relay")
+    bench = commands.add_parser("bench", help="measure the media relay or signalling")
     if bench_arguments:
         # Imported only for `bench`: the server never loads the benchmark or its extras.
         try:
@@ -135,6 +135,10 @@ def configure_logging(level: str, log_format: str = "text") -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     given = sys.argv[1:] if argv is None else list(argv)
     args = _parser(bench_arguments=given[:1] == ["bench"]).parse_args(given)
+    if args.command == "bench" and args.target == "signalling":
+        from bench.signalling_bench import run_signalling_bench
+
+        return run_signalling_bench(args)
     if args.command == "bench":
         from bench.relay_bench import run_bench
 

@@ -21,6 +21,7 @@ from signalling.links import join_link
 from signalling.room_hub import RoomHub, entry_channel, place_payload, waiting_list_payload
 from signalling.socket_payloads import Denial, EntryAction, GuestInvitation, Undenial, parse
 from signalling.socket_session import SocketSession
+from signalling.waiting_pushes import pushes_of
 
 
 class RoomActions:
@@ -49,7 +50,9 @@ class RoomActions:
                 room, session.actor, session.entry_id, self.hub.clock(), session.resume_hash
             ),
         )
-        place = (await self.hub.waiting_places(transition.room))[session.entry_id]
+        place = await pushes_of(self.hub).place(transition.room, session.entry_id)
+        if place is None:
+            raise DomainError(ErrorCode.NOT_WAITING)
         return ok(**place_payload(place))
 
     async def open_consultation(self, session: SocketSession, data: Any) -> Ack:

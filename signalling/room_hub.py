@@ -40,7 +40,7 @@ from signalling.clock import Clock
 from signalling.media_recovery import GuardedRelay, MediaRecovery
 from store.event_log import EVENT_RETENTION, EventLog
 from store.room_store import RoomStore
-from waiting_room.practitioner_day import WaitingPlace, days_rooms, waiting_places
+from waiting_room.practitioner_day import WaitingPlace, days_rooms
 
 logger = logging.getLogger(__name__)
 
@@ -224,21 +224,16 @@ class RoomHub:
 
     async def waiting_places(self, room: Room) -> dict[str, WaitingPlace]:
         """Places in the practitioner's queue, across their rooms of the day."""
-        practitioner_id = room.appointment.practitioner.id
-        others = [
-            other
-            for other in await self.practitioner_rooms(practitioner_id, self.clock())
-            if other.id != room.id
-        ]
-        return waiting_places([room, *others], self.clock())
+        # Imported here: signalling/waiting_pushes.py builds on this module.
+        from signalling.waiting_pushes import pushes_of
+
+        return await pushes_of(self).places(room)
 
     async def publish_waiting(self, room: Room) -> None:
-        await self.sio.emit(
-            "waiting_list", waiting_list_payload(room), room=practitioners_channel(room.id)
-        )
-        # A change in one room moves the patients waiting in the practitioner's other rooms.
-        for entry_id, place in (await self.waiting_places(room)).items():
-            await self.sio.emit("waiting", place_payload(place), room=entry_channel(entry_id))
+        # Coalesced, and to each screen only what changed: signalling/waiting_pushes.py.
+        from signalling.waiting_pushes import pushes_of
+
+        await pushes_of(self).waiting_changed(room)
 
     async def _handle(self, room: Room, event: RoomEvent) -> bool:
         match event:

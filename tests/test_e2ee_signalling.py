@@ -90,6 +90,12 @@ async def call(live_server: LiveServer) -> AsyncIterator[Call]:
         await doctor.client.admit(patient.entry_id)
         await asyncio.wait_for(patient.client.admitted.wait(), 5)
         await intruder.client.check_in()
+        # Waiting lists are coalesced: the one without the admitted patient may come later.
+        await eventually(
+            lambda: (
+                [e["entry_id"] for e in doctor.client.waiting_list] not in ([], [patient.entry_id])
+            )
+        )
         intruder.entry_id = (await doctor.client.wait_for_waiting(1))[0]["entry_id"]
         # The doctor's entry id, as the patient learns it.
         await doctor.client.call("e2ee_hello", {"public_key": public_key()})

@@ -168,13 +168,41 @@ function actionsCell(row) {
     bindAttr(send, "aria-label", "desk.send_name", { name: row.patient_name });
     actions.append(text, send);
   }
-  if (row.link) {
-    const open = element("a", { href: row.link, target: `room-${row.room_id}`, rel: "noopener", "data-testid": "desk-open", "data-key": `open-${row.room_id}`, class: "button button-secondary" });
+  if (row.link || row.open) {
+    const open = element("a", { href: row.link || `#open-${row.room_id}`, target: `room-${row.room_id}`, rel: "noopener", "data-testid": "desk-open", "data-key": `open-${row.room_id}`, class: "button button-secondary" });
     bindText(open, "desk.open_room");
     bindAttr(open, "aria-label", "desk.open_room_name", { name: row.patient_name });
+    if (!row.link) linkOnDemand(open, row);
     actions.append(open);
   }
   return actions;
+}
+
+/** Join links are minted when needed (`join_link`), not signed for every row on every push. */
+function linkOnDemand(open, row) {
+  let fetching = null;
+  const fetchLink = () => {
+    fetching ||= request("join_link", { room_id: row.room_id }).then((ack) => {
+      if (ack.ok && typeof ack.url === "string") {
+        open.href = ack.url;
+        open.dataset.ready = "true";
+      } else {
+        fetching = null;
+        bindText(summary, reasonOf(ack.error).key);
+      }
+      return ack;
+    });
+    return fetching;
+  };
+  // Fetched ahead when the pointer or the keyboard comes to it, so a click opens at once.
+  open.addEventListener("pointerenter", fetchLink, { once: true });
+  open.addEventListener("focus", fetchLink, { once: true });
+  open.addEventListener("click", async (event) => {
+    if (open.dataset.ready === "true") return; // A real link now: the browser opens it.
+    event.preventDefault(); // Never follow the placeholder: the desk's token is the fragment.
+    const ack = await fetchLink();
+    if (ack.ok && typeof ack.url === "string") window.open(ack.url, `room-${row.room_id}`, "noopener");
+  });
 }
 
 /** The practice of the day's appointments (`desk.practice`, optional `{name, phone}`). */
@@ -185,40 +213,111 @@ function renderPractice(practice) {
   header.hidden = !name;
 }
 
+function rowElement(row, now) {
+  const tr = element("tr", { class: "desk-row", "data-testid": "desk-row", "data-state": row.state, "data-room-id": row.room_id });
+  const starts = parseInstant(row.starts_at);
+  tr.append(
+    cell("time", "desk-time", starts ? formatTime(starts) : ""),
+    cell("patient", "desk-patient", row.patient_name),
+    cell("state", "desk-state", stateText(row, now)),
+    cell("expected", "desk-expected", expectedText(row)),
+    actionsCell(row),
+  );
+  return tr;
+}
+
+function expectedText(row) {
+  const expected = parseInstant(row.expected_start);
+  return expected ? formatTime(expected) : "";
+}
+
+// room id -> its <tr>: a delta rebuilds only the rows it names.
+const rowElements = new Map();
+
 function render(desk) {
   lastDesk = desk;
   renderPractice(desk.practice);
   const now = Date.now();
   const typing = typedInputs();
-  const rows = [];
+  rowElements.clear();
+  const rows = desk.rows.map((row) => {
+    const tr = rowElement(row, now);
+    rowElements.set(row.room_id, tr);
+    return tr;
+  });
+  rowsBody.replaceChildren(...rows);
+  restoreInputs(typing);
+  settle();
+}
+
+/** After the rows changed: counts, the chime for a new arrival, the page ready. */
+function settle() {
+  empty.hidden = lastDesk.rows.length !== 0;
   waitingCount = 0;
   const waitingIds = new Set();
-  for (const row of desk.rows) {
-    const tr = element("tr", { class: "desk-row", "data-testid": "desk-row", "data-state": row.state, "data-room-id": row.room_id });
-    const starts = parseInstant(row.starts_at);
-    const expected = parseInstant(row.expected_start);
+  for (const row of lastDesk.rows) {
     for (const entry of row.waiting) {
       waitingCount += 1;
       waitingIds.add(entry.entry_id);
     }
-    tr.append(
-      cell("time", "desk-time", starts ? formatTime(starts) : ""),
-      cell("patient", "desk-patient", row.patient_name),
-      cell("state", "desk-state", stateText(row, now)),
-      cell("expected", "desk-expected", expected ? formatTime(expected) : ""),
-      actionsCell(row),
-    );
-    rows.push(tr);
   }
-  rowsBody.replaceChildren(...rows);
-  restoreInputs(typing);
-  empty.hidden = desk.rows.length !== 0;
   renderCounts();
   const arrived = [...waitingIds].some((id) => !knownWaiting.has(id));
   if (arrived && state === "ready") chime();
   knownWaiting = waitingIds;
   byTestId("desk").hidden = false;
   setState("ready");
+}
+
+const slotOrder = (a, b) =>
+  (Date.parse(a.starts_at) - Date.parse(b.starts_at)) || (a.room_id < b.room_id ? -1 : a.room_id > b.room_id ? 1 : 0);
+
+/** A `desk_delta` (docs/protocol.md, "Desk deltas"): changed rows only, in slot order. */
+function applyDelta(delta) {
+  if (!lastDesk || !delta || !Array.isArray(delta.rows)) return;
+  const byId = new Map(lastDesk.rows.map((row) => [row.room_id, row]));
+  for (const roomId of delta.removed || []) byId.delete(roomId);
+  const changed = new Set();
+  for (const row of delta.rows) {
+    byId.set(row.room_id, row);
+    changed.add(row.room_id);
+  }
+  const moved = [];
+  for (const [roomId, at] of Object.entries(delta.expected || {})) {
+    const row = byId.get(roomId);
+    if (row && !changed.has(roomId)) {
+      row.expected_start = at;
+      moved.push(row);
+    }
+  }
+  if ("practice" in delta) lastDesk.practice = delta.practice;
+  lastDesk.now = delta.now;
+  lastDesk.rows = [...byId.values()].sort(slotOrder);
+  renderPractice(lastDesk.practice);
+  const typing = typedInputs();
+  for (const roomId of delta.removed || []) {
+    const tr = rowElements.get(roomId);
+    if (tr) tr.remove();
+    rowElements.delete(roomId);
+  }
+  const now = Date.now();
+  // From the last row up, so the row after each one is already in place.
+  for (let index = lastDesk.rows.length - 1; index >= 0; index -= 1) {
+    const row = lastDesk.rows[index];
+    if (!changed.has(row.room_id)) continue;
+    const old = rowElements.get(row.room_id);
+    const tr = rowElement(row, now);
+    rowElements.set(row.room_id, tr);
+    const next = index + 1 < lastDesk.rows.length ? rowElements.get(lastDesk.rows[index + 1].room_id) : null;
+    if (old) old.remove();
+    rowsBody.insertBefore(tr, next || null);
+  }
+  for (const row of moved) {
+    const cellOfRow = rowElements.get(row.room_id)?.querySelector('[data-testid="desk-expected"]');
+    if (cellOfRow) cellOfRow.textContent = expectedText(row);
+  }
+  restoreInputs(typing);
+  settle();
 }
 
 function renderCounts() {
@@ -280,8 +379,16 @@ function refusalKey(code) {
 
 /** Connects at once (a desk link may be about to expire); shows nothing before `language`. */
 function connect(language) {
-  socket = window.io("/desk", { auth: { token }, transports: ["websocket"], timeout: 5000 });
-  socket.on("desk", (desk) => language.then(() => render(desk)));
+  // `delta`: the day once, then only what changed (docs/protocol.md, "Desk deltas").
+  socket = window.io("/desk", { auth: { token, delta: true }, transports: ["websocket"], timeout: 5000 });
+  // Applied in order: a delta waits for the document (and the catalogues) before it. A
+  // failed step still surfaces (unhandled), but does not stop the ones after it.
+  let applied = Promise.resolve();
+  const then = (step) => {
+    applied = applied.catch(() => {}).then(() => language).then(step);
+  };
+  socket.on("desk", (desk) => then(() => render(desk)));
+  socket.on("desk_delta", (delta) => then(() => state !== "error" && applyDelta(delta)));
   socket.on("connect", () => {
     notice.hidden = true;
   });
