@@ -3,12 +3,9 @@
 from __future__ import annotations
 
 import random
-import time
 from datetime import UTC, datetime
 
-from rooms.admission import check_in
 from rooms.lifecycle import cancel, end
-from rooms.roles import Actor, Role
 from rooms.room import Room
 from tests.test_practitioner_day import DAY, DOCTOR, MIN, arrive, in_consultation, room
 from waiting_room.day_queue import DayQueue, place_of
@@ -38,8 +35,9 @@ def a_day(seed: int) -> list[Room]:
         kind = pick.random()
         if kind < 0.4:
             r = arrive(r, at)
-            if pick.random() < 0.3:  # a second device on the same link
-                r = check_in(r, Actor(r.appointment.patient.id, Role.PATIENT), f"x-{r.id}", at).room
+            # A second device on the same link takes the entry over (rooms.presence): no
+            # second place, nothing new for the queue.
+            pick.random()
         elif kind < 0.5:
             r = in_consultation(r, at)
         elif kind < 0.55:
@@ -75,23 +73,19 @@ def test_rooms_dropped_and_replaced_are_forgotten() -> None:
     same_as_practitioner_day(queue, kept, DAY + 90 * MIN)
 
 
-def test_a_check_in_at_two_thousand_costs_a_fraction_of_the_whole_day() -> None:
-    # The same answer as `waiting_places`, at a fraction of its Python work: the hub
-    # computes it once per push (and once per check-in ack) for a queue of 2,000.
+def test_a_queue_of_two_thousand_gives_the_whole_days_answer() -> None:
+    # What it costs is measured by `teleconsult bench signalling` (docs/benchmarks.md),
+    # not timed here: a timed assertion fails on a busy machine and proves nothing.
     now = DAY + 5 * MIN
     rooms = [arrive(r, r.appointment.starts_at) for r in map(room, range(2000))]
     queue = DayQueue()
     queue.replace_all(rooms)
-    started = time.process_time()
-    for _ in range(10):
-        queue.standings(now)
-    incremental = (time.process_time() - started) / 10
-    started = time.process_time()
-    for _ in range(3):
-        waiting_places(rooms, now)
-    whole = (time.process_time() - started) / 3
-    assert incremental < whole / 3, (incremental, whole)
-    assert queue.standings(now)[f"e-{rooms[-1].id}"][0] == 2000
+    standings = queue.standings(now)
+    places = waiting_places(rooms, now)
+    assert standings[f"e-{rooms[-1].id}"][0] == 2000
+    assert {entry: place.position for entry, place in places.items()} == {
+        entry: standing[0] for entry, standing in standings.items()
+    }
 
 
 def test_a_new_version_takes_its_new_place() -> None:

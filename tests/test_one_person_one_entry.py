@@ -259,6 +259,8 @@ async def test_a_denied_person_stays_denied_on_a_new_connection_and_a_resume(
             await again.check_in()
         assert refused.value.code == "not_allowed"
     assert alice.sio.connected  # A declined page is never `replaced`: it shows its denial.
+    # The practitioner's list is pushed coalesced (signalling/waiting_pushes.py).
+    await eventually(lambda: doctor.waiting_list == [])
     await stays_true(lambda: doctor.waiting_list == [], for_seconds=0.3)
     types = await checked_in_events(server, room_id_of(room["links"]["patient"]))
     assert types.count("consultation.patient_checked_in") == 1
