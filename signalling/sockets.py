@@ -15,7 +15,11 @@ from typing import Any
 import socketio
 
 from signalling.ack_namespace import AckNamespace
+from signalling.call_chat import LIMITS as CHAT_LIMITS
+from signalling.call_chat import CallChat
 from signalling.config import Settings
+from signalling.day_screen import LIMITS as DAY_LIMITS
+from signalling.day_screen import DayScreen
 from signalling.e2ee_forwarding import LIMITS as E2EE_LIMITS
 from signalling.e2ee_forwarding import E2eeForwarding
 from signalling.media_signalling import MediaSignalling
@@ -35,8 +39,10 @@ class SignallingNamespace(AckNamespace[SocketSession]):
                 **RoomActions(sio, hub, settings).handlers(),
                 **MediaSignalling(hub).handlers(),
                 **E2eeForwarding(sio, hub).handlers(),
+                **DayScreen(sio, hub, settings).handlers(),
+                **CallChat(sio, hub).handlers(),
             },
-            E2EE_LIMITS,
+            {**E2EE_LIMITS, **DAY_LIMITS, **CHAT_LIMITS},
         )
         self.sio = sio
         self._sessions = Sessions(sio, hub, settings)
