@@ -4,6 +4,7 @@
 // ends on a screen that says what happened and, where it can help, offers to
 // retry (endings.js).
 
+import { onChat, sendChat } from "./call-chat.js";
 import { hangUp, toggle } from "./call-controls.js";
 import {
   onMediaRestart,
@@ -18,6 +19,7 @@ import {
   onDisconnect,
   onVisible,
 } from "./connection.js";
+import { startDayScreen } from "./day-screen.js";
 import { onCheckInClick } from "./device-check.js";
 import { finish, onReplaced, onRoomEnded, pageFailed } from "./endings.js";
 import {
@@ -34,6 +36,7 @@ import { takeJoinLink } from "./link.js";
 import * as text from "./messages.js";
 import { copyGuestLink, inviteGuest, onWaitingList } from "./practitioner-tools.js";
 import { ResumeSecret } from "./resume.js";
+import { configureRoomSwitch } from "./room-switch.js";
 import { byTestId } from "./screens.js";
 import { onSession } from "./session.js";
 import { Signalling } from "./signalling.js";
@@ -47,6 +50,7 @@ import {
   onReturnedToWaiting,
   onWaiting,
 } from "./waiting-screen.js";
+import { sendReply } from "./waiting-reply.js";
 
 window.teleconsultMetrics = metrics;
 
@@ -61,6 +65,8 @@ function wireControls() {
   byTestId("early-device-test").addEventListener("click", () => testDevicesEarly().catch(pageFailed));
   byTestId("invite-guest-form").addEventListener("submit", inviteGuest);
   byTestId("copy-guest-link").addEventListener("click", copyGuestLink);
+  byTestId("chat-form").addEventListener("submit", sendChat);
+  byTestId("reply-form").addEventListener("submit", sendReply);
   const switcher = byTestId("language-switcher");
   switcher.value = currentLocale();
   switcher.addEventListener("change", () => {
@@ -74,24 +80,33 @@ function wireControls() {
 }
 
 function wireSignalling(signalling) {
-  signalling.on("connect", onConnect);
-  signalling.on("connect_error", onConnectError);
-  signalling.on("disconnect", onDisconnect);
-  signalling.on("session", onSession);
-  signalling.on("waiting", onWaiting);
-  signalling.on("admitted", onAdmitted);
-  signalling.on("denied", onDenied);
-  signalling.on("returned_to_waiting", onReturnedToWaiting);
-  signalling.on("replaced", onReplaced);
-  signalling.on("practitioner_message", onPractitionerMessage);
-  signalling.on("waiting_list", onWaitingList);
-  signalling.on("subscription_offer", onSubscriptionOffer);
-  signalling.on("subscription_closed", onSubscriptionClosed);
-  signalling.on("media_restart", onMediaRestart);
-  signalling.on("room_ended", onRoomEnded);
-  signalling.on("e2ee_hello", (message) => app.e2ee && app.e2ee.onHello(message));
-  signalling.on("e2ee_key", (message) => app.e2ee && app.e2ee.onKey(message));
-  signalling.on("e2ee_peer_left", (message) => app.e2ee && app.e2ee.onPeerLeft(message));
+  // A connection the practitioner moved away from (room-switch.js) is heard no more.
+  const on = (event, handler) =>
+    signalling.on(event, (...args) => {
+      if (app.signalling === signalling) handler(...args);
+    });
+  on("connect", onConnect);
+  on("connect_error", onConnectError);
+  on("disconnect", onDisconnect);
+  on("session", (session) => {
+    onSession(session);
+    startDayScreen(session);
+  });
+  on("waiting", onWaiting);
+  on("admitted", onAdmitted);
+  on("denied", onDenied);
+  on("returned_to_waiting", onReturnedToWaiting);
+  on("replaced", onReplaced);
+  on("practitioner_message", onPractitionerMessage);
+  on("waiting_list", onWaitingList);
+  on("subscription_offer", onSubscriptionOffer);
+  on("subscription_closed", onSubscriptionClosed);
+  on("media_restart", onMediaRestart);
+  on("room_ended", onRoomEnded);
+  on("e2ee_hello", (message) => app.e2ee && app.e2ee.onHello(message));
+  on("e2ee_key", (message) => app.e2ee && app.e2ee.onKey(message));
+  on("e2ee_peer_left", (message) => app.e2ee && app.e2ee.onPeerLeft(message));
+  on("chat", onChat);
 }
 
 /** The language before anything is shown: remembered choice, link, browser, deployment. */
@@ -140,6 +155,7 @@ async function boot() {
     window.io,
   );
   wireSignalling(app.signalling);
+  configureRoomSwitch(wireSignalling);
   armSessionWatchdog();
 }
 

@@ -2,6 +2,7 @@
 // our camera, the remote tiles from the relay's subscriptions, and starting
 // over when the relay changes.
 
+import { rememberSpeaker, showChat } from "./call-chat.js";
 import { renderToggles } from "./call-controls.js";
 import { E2ee } from "./e2ee.js";
 import { endedByAck } from "./endings.js";
@@ -47,6 +48,7 @@ function ensureCall() {
   } else {
     screens.renderE2eeStatus("off");
   }
+  showChat(Boolean(app.e2ee));
   app.call = new Call(
     app.signalling,
     app.session && app.session.ice_servers,
@@ -65,7 +67,13 @@ function ensureCall() {
 function addRemoteVideo(subscriptionId, role, publisherId) {
   let name = "";
   if (role === "practitioner") name = practitionerName();
-  else name = (app.waitingList && app.waitingList.nameOf(publisherId)) || "";
+  else {
+    name =
+      (app.waitingList && app.waitingList.nameOf(publisherId)) ||
+      (app.desk && app.desk.nameOf(publisherId)) ||
+      "";
+  }
+  rememberSpeaker(publisherId, name);
   const label = name
     ? { key: "call.tile_name", params: { name } }
     : { key: `call.tile_${role === "practitioner" ? "practitioner" : role === "guest" ? "guest" : "patient"}` };

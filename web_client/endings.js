@@ -20,6 +20,7 @@ export function finish(outcome) {
   if (outcome.state !== "error" && app.resumeSecret) app.resumeSecret.clear();
   releaseMedia();
   if (app.waitingList) app.waitingList.stop();
+  if (app.desk) app.desk.close(); // The day's queue: no names left on screen.
   if (app.signalling) app.signalling.disconnect();
   screens.showNotice("connection-notice", null);
   screens.renderOutcome(outcome.state, outcome);
