@@ -9,6 +9,7 @@
 import { chime } from "./chime.js";
 import { DayQueue, firstWaiting, validRooms } from "./day-queue.js";
 import { bindText } from "./i18n.js";
+import { formatTime } from "./format.js";
 import { reasonOf } from "./messages.js";
 import { MoveError, moveToRoom } from "./room-switch.js";
 import * as screens from "./screens.js";
@@ -181,11 +182,33 @@ function notePresence() {
       }
     }
   } else {
-    notice(null);
+    clearNotices(); // Another consultation.
   }
   day.presence = { roomId, inCall };
 }
 
+const MAX_NOTICES = 3;
+
+/** One more line of who dropped, came back or left (the last few stay, with their time). */
 function notice(key, params) {
-  screens.setInline("presence-notice", key ? { key, params } : null);
+  const list = byTestId("presence-notices");
+  const item = document.createElement("li");
+  item.className = "presence-notice";
+  item.dataset.testid = "presence-notice";
+  const time = document.createElement("time");
+  const now = new Date();
+  time.dateTime = now.toISOString();
+  time.textContent = formatTime(now);
+  const text = document.createElement("span");
+  bindText(text, key, params);
+  item.append(time, " ", text);
+  list.append(item);
+  while (list.children.length > MAX_NOTICES) list.firstChild.remove();
+  list.hidden = false;
+}
+
+function clearNotices() {
+  const list = byTestId("presence-notices");
+  list.replaceChildren();
+  list.hidden = true;
 }
