@@ -78,7 +78,8 @@ class ServerTap:
             self.handled.append((event, data))
             return await emit(event, data, *args, **kwargs)
 
-        namespace.trigger_event = trigger_event
+        # Instance attributes shadow the methods python-socketio calls.
+        namespace.trigger_event = trigger_event  # type: ignore[method-assign]
         namespace.sio.emit = emitted
 
     def text(self) -> str:
