@@ -78,7 +78,6 @@ export class DayQueue {
     this.rows = new Map();
     this.rooms = [];
     this.currentRoomId = null;
-    this.replies = [];
     this.timer = setInterval(() => this.refresh(), REFRESH_MS);
     onLocaleChange(() => this.refresh());
   }
@@ -107,7 +106,20 @@ export class DayQueue {
     });
     byTestId("day-empty").hidden = this.rooms.length > 0;
     this.root.hidden = false;
+    this.forgetReplies();
     this.refresh();
+  }
+
+  /** Answers go with their room: once it is over (or gone), they are no longer shown. */
+  forgetReplies() {
+    const open = new Set(
+      this.rooms.filter((row) => !["ended", "cancelled"].includes(row.state)).map((row) => row.room_id),
+    );
+    const list = byTestId("waiting-replies");
+    for (const item of [...list.children]) {
+      if (!open.has(item.dataset.roomId)) item.remove();
+    }
+    byTestId("waiting-replies-block").hidden = list.children.length === 0;
   }
 
   /** Who someone in the day's rooms is, by entry id (for tiles and notices). */
@@ -242,6 +254,7 @@ export class DayQueue {
     const sentAt = parseInstant(reply.sent_at) || new Date();
     const item = make("li", "waiting-reply", "waiting-reply");
     item.dataset.entryId = typeof reply.entry_id === "string" ? reply.entry_id : "";
+    item.dataset.roomId = typeof reply.room_id === "string" ? reply.room_id : "";
     const time = make("time", "message-time");
     time.dateTime = sentAt.toISOString();
     time.textContent = formatTime(sentAt);

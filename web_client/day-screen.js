@@ -20,6 +20,7 @@ const REQUEST_TIMEOUT_MS = 10_000;
 
 // {socket, queue, rooms, presence: {roomId, inCall: Map}}; null until a practitioner's session.
 let day = null;
+let controlsWired = false;
 
 function currentRoomId() {
   return (app.session && app.session.room && app.session.room.id) || null;
@@ -57,9 +58,12 @@ export function startDayScreen(session) {
     // The server ended it (its token expired): no names left on screen.
     if (reason === "io server disconnect") stopDayScreen();
   });
-  byTestId("admit-next").addEventListener("click", admitNext);
-  byTestId("day-queue-toggle").addEventListener("click", toggleQueue);
-  byTestId("day-message-form").addEventListener("submit", sendMessage);
+  if (!controlsWired) {
+    controlsWired = true;
+    byTestId("admit-next").addEventListener("click", admitNext);
+    byTestId("day-queue-toggle").addEventListener("click", toggleQueue);
+    byTestId("day-message-form").addEventListener("submit", sendMessage);
+  }
 }
 
 export function stopDayScreen() {
