@@ -2,6 +2,8 @@
 
 - `frames`: the walking skeleton's frame pass-through, which reassembles
   frames and packetizes them again (`bench.passthrough`, `bench.frame_fanout`);
+- `minimal`: the least a relay can do per packet, same sockets and cipher
+  (`bench.minimal_mode`): the floor the fast path's bookkeeping is measured on;
 - `mediarelay`: aiortc's MediaRelay, which decodes and re-encodes (it cannot
   work with end-to-end encryption).
 
@@ -23,12 +25,13 @@ from aiortc.contrib.media import MediaRelay
 from aiortc.rtcrtpreceiver import RTCRtpReceiver
 
 from bench.frame_fanout import ForwardingTrack, TrackFanout
+from bench.minimal_mode import MinimalForwarding
 from bench.passthrough import install_packer, install_tap
+from bench.stamped_mode import StampedRtpForwarding
 from media import aiortc_internals as internals
 from media.forwarding_mode import ForwardingMode
 from media.latency import LatencyHistogram
 from media.peer_connections import codec_preferences, forwarded_transceivers
-from media.rtp_mode import RtpForwarding
 from media.srtp_path import enlarge_receive_buffers
 
 logger = logging.getLogger(__name__)
@@ -164,7 +167,9 @@ class MediaRelayForwarding:
 
 # Every mode the benchmark can run, the relay's own first.
 MODES: dict[str, Callable[[], ForwardingMode]] = {
-    "rtp": RtpForwarding,
+    # The production mode, timed from the sender's stamp (`bench.stamped_mode`).
+    "rtp": StampedRtpForwarding,
+    "minimal": MinimalForwarding,
     "frames": FrameForwarding,
     "mediarelay": MediaRelayForwarding,
 }

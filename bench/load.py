@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
 import json
 import random
 import struct
@@ -28,9 +29,22 @@ from typing import Any
 
 import uvloop
 from aiortc import RTCPeerConnection, RTCSessionDescription
-from aiortc.rtp import RTCP_PSFB_FIR, RTCP_PSFB_PLI, RtcpPsfbPacket
+from aiortc.clock import current_ntp_time
+from aiortc.codecs import is_rtx
+from aiortc.rtp import (
+    RTCP_PSFB_APP,
+    RTCP_PSFB_FIR,
+    RTCP_PSFB_PLI,
+    RtcpPsfbPacket,
+    RtcpReceiverInfo,
+    RtcpRrPacket,
+    RtcpSenderInfo,
+    RtcpSrPacket,
+    pack_remb_fci,
+)
 
 from bench.clip import VIDEO_FPS, Clip, load_clip
+from bench.receiver_feedback import InboundStream
 from media import aiortc_internals as internals
 from media.latency import LatencyHistogram
 from media.rtp_header import ONE_BYTE_PROFILE, relay_extension_ids
@@ -49,6 +63,12 @@ _ABS_ID = _IDS[ABS_SEND_TIME_URI]
 _FIXED = struct.Struct("!BBHII")
 _EXT_HEAD = struct.Struct("!HH")
 _U32 = struct.Struct("!I")
+_SEQ = struct.Struct("!H")
+# What a receiver's REMB says it can take (a browser on a good link).
+REMB_BITRATE = 1_500_000
+# Browsers send receiver and sender reports about once a second per stream.
+REPORT_INTERVAL = 1.0
+FEEDBACK_TICK = 0.02
 
 
 def abs_send_time(now: float) -> int:
@@ -75,7 +95,25 @@ class SendStream:
         self.index = 0
         self.next_due = 0.0
         self.sent = 0
+        self.octets = 0
         self.keyframe_requests = 0
+        self.rtcp_sent = 0
+
+    def sender_report(self) -> None:
+        """What a browser sends about once a second per stream (RFC 3550 6.4.1)."""
+        if self.egress.buffer is None or not self.sent:
+            return
+        report = RtcpSrPacket(
+            ssrc=self.ssrc,
+            sender_info=RtcpSenderInfo(
+                ntp_timestamp=current_ntp_time(),
+                rtp_timestamp=self.ts,
+                packet_count=self.sent & 0xFFFFFFFF,
+                octet_count=self.octets & 0xFFFFFFFF,
+            ),
+        )
+        if self.egress.send_rtcp(bytes(report)):
+            self.rtcp_sent += 1
 
     def request_keyframe(self) -> None:
         # The clip starts with its key frame.
@@ -124,22 +162,22 @@ class SendStream:
             egress.send(HEADER + size)
             self.seq = (self.seq + 1) & 0xFFFF
             self.sent += 1
+            self.octets += size
         self.ts = (self.ts + self.ts_step) & 0xFFFFFFFF
 
 
 class ReceiveCounter:
-    """Everything one participant receives: packets per SSRC and one-way delay samples."""
+    """Everything one participant receives: unique packets, repairs and one-way delay samples."""
 
     def __init__(self) -> None:
         self.packets = 0
-        self.per_ssrc: dict[int, int] = {}
+        self.streams: list[InboundStream] = []
         self.latency = LatencyHistogram()
+        self._samples = 0
 
-    def on_rtp(self, view: memoryview, length: int, now: float) -> None:
-        self.packets += 1
-        ssrc = _U32.unpack_from(view, 8)[0]
-        self.per_ssrc[ssrc] = self.per_ssrc.get(ssrc, 0) + 1
-        if self.packets & 7 or not view[0] & 0x10:
+    def sample_delay(self, view: memoryview, length: int) -> None:
+        self._samples += 1
+        if self._samples & 7 or not view[0] & 0x10:
             return
         pos = 16 + 4 * (view[0] & 0x0F)
         end = min(pos + 4 * _EXT_HEAD.unpack_from(view, pos - 4)[1], length)
@@ -155,15 +193,108 @@ class ReceiveCounter:
                 return
             pos += 2 + (head & 0x0F)
 
+    def total(self, key: str) -> int:
+        return sum(getattr(stream, key) for stream in self.streams)
+
+
+class LossyIngress(SrtpIngress):
+    """The relay's own ingress, with the receiver's loss emulation in front of libsrtp."""
+
+    def __init__(self, dtls: Any, inbound: SubscriptionInbound) -> None:
+        super().__init__(dtls, inbound.on_rtp)
+        self._inbound = inbound
+
+    def _forward(self, data: bytes) -> None:
+        if len(data) >= 12 and not self._inbound.admit(data):
+            return
+        super()._forward(data)
+
+
+class SubscriptionInbound:
+    """One subscription's incoming streams, told apart by SSRC, kind found by payload type."""
+
+    def __init__(self, totals: ReceiveCounter, drop_every: int, seed: int) -> None:
+        self.totals = totals
+        self.drop_every = drop_every
+        self.seed = seed
+        self.kinds: dict[int, tuple[str, Any]] = {}
+        self.by_ssrc: dict[int, InboundStream] = {}
+        self._verdict = InboundStream.FRESH
+
+    def admit(self, data: bytes) -> bool:
+        """Before decryption: classify the packet, and drop it here if the loss emulation says.
+
+        Dropping after decryption would not do: libsrtp would have marked the
+        packet as seen and refuse its retransmission as a replay.
+        """
+        ssrc = _U32.unpack_from(data, 8)[0]
+        stream = self.by_ssrc.get(ssrc)
+        if stream is None:
+            kind, receiver = self.kinds.get(data[1] & 0x7F, ("audio", None))
+            # Browsers NACK video only; audio loss is concealed, not repaired.
+            drop_every = self.drop_every if kind == "video" else 0
+            stream = InboundStream(ssrc, kind, receiver, drop_every, self.seed + len(self.by_ssrc))
+            self.by_ssrc[ssrc] = stream
+            self.totals.streams.append(stream)
+        self._verdict = stream.on_packet(_SEQ.unpack_from(data, 2)[0], time.monotonic())
+        return self._verdict != InboundStream.DROPPED
+
+    def on_rtp(self, view: memoryview, length: int, now: float) -> None:
+        self.totals.packets += 1
+        if self._verdict == InboundStream.FRESH:
+            self.totals.sample_delay(view, length)
+
+    async def feedback(self, now: float, report_due: bool) -> int:
+        """NACKs for what is missing, and each second a receiver report and a REMB."""
+        sent = 0
+        video_ssrcs: list[int] = []
+        for stream in self.by_ssrc.values():
+            receiver = stream.receiver
+            if receiver is None:
+                continue
+            lost = stream.due_nacks(now)
+            if lost:
+                await internals.send_nack(receiver, stream.ssrc, lost)
+                sent += 1
+            if report_due:
+                rtcp_ssrc = internals.receiver_rtcp_ssrc(receiver)
+                if rtcp_ssrc is not None:
+                    report = RtcpReceiverInfo(
+                        ssrc=stream.ssrc, jitter=0, lsr=0, dlsr=0, **stream.report()
+                    )
+                    await internals.send_rtcp(
+                        receiver, RtcpRrPacket(ssrc=rtcp_ssrc, reports=[report])
+                    )
+                    sent += 1
+                if stream.kind == "video":
+                    video_ssrcs.append(stream.ssrc)
+        if video_ssrcs:
+            receiver = self.by_ssrc[video_ssrcs[0]].receiver
+            rtcp_ssrc = internals.receiver_rtcp_ssrc(receiver)
+            if rtcp_ssrc is not None:
+                remb = RtcpPsfbPacket(
+                    fmt=RTCP_PSFB_APP,
+                    ssrc=rtcp_ssrc,
+                    media_ssrc=0,
+                    fci=pack_remb_fci(REMB_BITRATE, video_ssrcs),
+                )
+                await internals.send_rtcp(receiver, remb)
+                sent += 1
+        return sent
+
 
 class LoadParticipant:
-    def __init__(self, worker: WorkerConnection, room_id: str, name: str, clip: Clip) -> None:
+    def __init__(
+        self, worker: WorkerConnection, room_id: str, name: str, clip: Clip, drop_every: int = 0
+    ) -> None:
         self.worker = worker
         self.room_id = room_id
         self.name = name
         self.clip = clip
+        self.drop_every = drop_every
         self.streams: list[SendStream] = []
         self.received = ReceiveCounter()
+        self.inbound: list[SubscriptionInbound] = []
         self.pcs: list[RTCPeerConnection] = []
         self.ingresses: list[SrtpIngress] = []
 
@@ -204,8 +335,16 @@ class LoadParticipant:
         self.pcs.append(pc)
         await pc.setRemoteDescription(RTCSessionDescription(sdp, "offer"))
         await pc.setLocalDescription(await pc.createAnswer())
+        inbound = SubscriptionInbound(
+            self.received, self.drop_every, hash((self.room_id, self.name))
+        )
+        for transceiver in pc.getTransceivers():
+            for codec in internals.negotiated_codecs(transceiver):
+                if not is_rtx(codec) and codec.payloadType is not None:
+                    inbound.kinds[codec.payloadType] = (transceiver.kind, transceiver.receiver)
+        self.inbound.append(inbound)
         for dtls in {t.receiver.transport for t in pc.getTransceivers()}:
-            self.ingresses.append(SrtpIngress(dtls, self.received.on_rtp))
+            self.ingresses.append(LossyIngress(dtls, inbound))
         await self.worker.request(
             "answer",
             room_id=self.room_id,
@@ -219,7 +358,16 @@ class LoadParticipant:
 
     def flowing(self) -> bool:
         # Two streams from the other participant, both arriving.
-        return len(self.received.per_ssrc) >= 2
+        return len([s for s in self.received.streams if s.received]) >= 2
+
+    async def feedback(self, now: float, report_due: bool) -> int:
+        sent = 0
+        for inbound in self.inbound:
+            sent += await inbound.feedback(now, report_due)
+        if report_due:
+            for stream in self.streams:
+                stream.sender_report()
+        return sent
 
     async def close(self) -> None:
         for ingress in self.ingresses:
@@ -229,16 +377,22 @@ class LoadParticipant:
 
 
 class LoadGenerator:
-    def __init__(self, workers: list[WorkerConnection], first: int, count: int) -> None:
+    def __init__(
+        self, workers: list[WorkerConnection], first: int, count: int, drop_every: int = 0
+    ) -> None:
         self.clip = load_clip()
         self.participants: list[LoadParticipant] = []
         for index in range(first, first + count):
             worker = workers[index % len(workers)]
             room_id = f"bench-{index}"
             for name in ("practitioner", "patient"):
-                self.participants.append(LoadParticipant(worker, room_id, name, self.clip))
+                self.participants.append(
+                    LoadParticipant(worker, room_id, name, self.clip, drop_every)
+                )
         self.sending = False
+        self.feedback_sent = 0
         self._pacer: asyncio.Task[None] | None = None
+        self._feedback: asyncio.Task[None] | None = None
 
     async def set_up(self) -> None:
         for participant in self.participants:
@@ -254,6 +408,7 @@ class LoadGenerator:
             stream.next_due = base + random.random() * stream.interval
         self.sending = True
         self._pacer = asyncio.ensure_future(self._pace())
+        self._feedback = asyncio.ensure_future(self._feed_back())
 
     def streams(self) -> list[SendStream]:
         return [s for p in self.participants for s in p.streams]
@@ -266,6 +421,19 @@ class LoadGenerator:
                 stream.send_due(now)
             await asyncio.sleep(TICK)
 
+    async def _feed_back(self) -> None:
+        next_report = time.monotonic() + REPORT_INTERVAL * random.random()
+        while self.sending:
+            now = time.monotonic()
+            report_due = now >= next_report
+            if report_due:
+                next_report += REPORT_INTERVAL
+            for participant in self.participants:
+                # A transport going away at the end of the run.
+                with contextlib.suppress(ConnectionError):
+                    self.feedback_sent += await participant.feedback(now, report_due)
+            await asyncio.sleep(FEEDBACK_TICK)
+
     async def wait_flowing(self) -> bool:
         deadline = time.monotonic() + READY_TIMEOUT
         while not all(p.flowing() for p in self.participants):
@@ -275,10 +443,20 @@ class LoadGenerator:
         return True
 
     def counters(self) -> dict[str, int]:
+        def inbound(key: str) -> int:
+            return sum(p.received.total(key) for p in self.participants)
+
         return {
             "sent": sum(s.sent for s in self.streams()),
             "received": sum(p.received.packets for p in self.participants),
             "keyframe_requests": sum(s.keyframe_requests for s in self.streams()),
+            "dropped_on_purpose": inbound("dropped"),
+            "gaps": inbound("gaps"),
+            "repaired": inbound("repaired"),
+            "duplicates": inbound("duplicates"),
+            "nacked": inbound("nacked"),
+            "feedback_rtcp_sent": self.feedback_sent,
+            "sender_reports_sent": sum(s.rtcp_sent for s in self.streams()),
         }
 
     def reset_latency(self) -> None:
@@ -293,18 +471,21 @@ class LoadGenerator:
 
     async def stop(self) -> None:
         self.sending = False
-        if self._pacer is not None:
-            await self._pacer
+        for task in (self._pacer, self._feedback):
+            if task is not None:
+                await task
 
     async def close(self) -> None:
         for participant in self.participants:
             await participant.close()
 
 
-async def run(sockets: list[str], first: int, count: int, drain: float) -> None:
+async def run(
+    sockets: list[str], first: int, count: int, drain: float, drop_every: int = 0
+) -> None:
     internals.check_internals()
     workers = [await WorkerConnection.open(path) for path in sockets]
-    generator = LoadGenerator(workers, first, count)
+    generator = LoadGenerator(workers, first, count, drop_every)
     loop = asyncio.get_running_loop()
     commands = asyncio.StreamReader()
     await loop.connect_read_pipe(lambda: asyncio.StreamReaderProtocol(commands), sys.stdin)
@@ -343,8 +524,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--first", type=int, default=0, help="index of the first consultation")
     parser.add_argument("--count", type=int, required=True, help="consultations to run")
     parser.add_argument("--drain", type=float, default=0.5, help="seconds to await stragglers")
+    parser.add_argument(
+        "--drop-every",
+        type=int,
+        default=0,
+        help="receivers drop one in N video packets on purpose and NACK it (0: none)",
+    )
     args = parser.parse_args(argv)
-    uvloop.run(run(args.socket, args.first, args.count, args.drain))
+    uvloop.run(run(args.socket, args.first, args.count, args.drain, args.drop_every))
     return 0
 
 

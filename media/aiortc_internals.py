@@ -242,6 +242,21 @@ def intercept_socket(protocol: StunProtocol, handler: SocketHandler) -> SocketHa
     return original
 
 
+def socket_component(protocol: StunProtocol) -> int | None:
+    """The ICE component a socket's datagrams belong to (what aioice passes up).
+
+    None when aioice no longer keeps it there: callers then leave every
+    datagram to aioice (an instance attribute, so the start-up check cannot see it).
+    """
+    candidate = getattr(protocol, "local_candidate", None)
+    component = getattr(candidate, "component", None)
+    return component if isinstance(component, int) else None
+
+
+def socket_intercepted(protocol: StunProtocol) -> bool:
+    return "datagram_received" in vars(protocol)
+
+
 def release_socket(protocol: StunProtocol) -> None:
     if "datagram_received" in vars(protocol):
         del protocol.datagram_received

@@ -121,7 +121,7 @@ class DownTrack:
 
     def _emit(
         self, src: Any, length: int, mid_at: int, out_seq: int, out_ts: int, find_mid: bool = False
-    ) -> None:
+    ) -> bool:
         egress = self.egress
         buf = egress.buffer
         assert buf is not None
@@ -132,17 +132,19 @@ class DownTrack:
             mid_at = rewrite_extensions(buf, length, RELAY_IDENTITY)
         if mid_at >= 0:
             write_mid(buf, mid_at, self.mid)
-        egress.send(length)
+        if not egress.send(length):
+            return False
         self.packets += 1
         self.octets += length
+        return True
 
     def retransmit(self, data: bytes, seq: int, ts: int) -> None:
         if self.egress.buffer is None:
             return
         out_seq = (seq + self.seq_offset) & 0xFFFF
         out_ts = (ts + self.ts_offset) & 0xFFFFFFFF
-        self._emit(data, len(data), -1, out_seq, out_ts, find_mid=True)
-        self.retransmitted += 1
+        if self._emit(data, len(data), -1, out_seq, out_ts, find_mid=True):
+            self.retransmitted += 1
 
     def in_current_mapping(self, out_seq: int) -> bool:
         return (out_seq - self.first_seq) & 0xFFFF <= (self.last_seq - self.first_seq) & 0xFFFF

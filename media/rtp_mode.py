@@ -61,6 +61,9 @@ class RtpForwarding:
 
     name = "rtp"
     keeps_subscriptions = True
+    # What carries one published track (the benchmark's minimal forwarder swaps it).
+    track_factory: Callable[[str, Any, bytes], PublishedTrack] = PublishedTrack
+    router_factory: Callable[[LatencyHistogram], PublicationRouter] = PublicationRouter
 
     def __init__(self) -> None:
         self.latency = LatencyHistogram()
@@ -70,11 +73,11 @@ class RtpForwarding:
         await pc.setLocalDescription(await pc.createAnswer())
         enlarge_receive_buffers(pc)
         id_map = extension_id_map(internals.header_extension_ids(pc.getTransceivers()))
-        publication = RtpPublication(PublicationRouter(self.latency))
+        publication = RtpPublication(self.router_factory(self.latency))
         transports: list[Any] = []
         for transceiver in transceivers:
             kind = transceiver.kind
-            track = PublishedTrack(kind, ReceiverUpstream(transceiver.receiver), id_map)
+            track = self.track_factory(kind, ReceiverUpstream(transceiver.receiver), id_map)
             codecs = internals.negotiated_codecs(transceiver)
             media_types = [
                 c.payloadType for c in codecs if c.mimeType.lower() == FORWARDED_CODECS[kind]

@@ -70,6 +70,37 @@ def enlarge_receive_buffers(pc: Any) -> None:
             enlarge_receive_buffer(protocol)
 
 
+def bypass_stun_parse(
+    connection: Any, protocol: Any, fast: Callable[[bytes, Any], None] | None = None
+) -> bool:
+    """Hand a socket's non-STUN datagrams straight to its ICE connection.
+
+    RFC 7983: only a first byte of 0-3 can be STUN. aioice tries to parse every
+    datagram as STUN first, an exception each for SRTCP and DTLS: a relay
+    receives a steady stream of subscribers' feedback. `fast(data, addr)`, if
+    given, takes SRTP first. Returns False (nothing changed) when aioice no
+    longer keeps what this needs.
+    """
+    component = internals.socket_component(protocol)
+    if component is None:
+        return False
+    if internals.socket_intercepted(protocol):
+        return True  # Audio and video of one bundled connection share the socket.
+    to_connection = connection.data_received
+    stun_first: Callable[[bytes, Any], None]
+
+    def datagram_received(data: bytes, addr: Any) -> None:
+        if fast is not None and len(data) >= 2 and is_srtp(data):
+            fast(data, addr)
+        elif data and data[0] > 3:
+            to_connection(data, component)
+        else:
+            stun_first(data, addr)
+
+    stun_first = internals.intercept_socket(protocol, datagram_received)
+    return True
+
+
 class SrtpIngress:
     """Feeds decrypted RTP from one DTLS transport to `sink(buffer, length)`.
 
@@ -109,17 +140,14 @@ class SrtpIngress:
         if pair is None or not internals.is_direct(pair.protocol):
             return
         protocol = pair.protocol
-        fallback: Callable[[bytes, Any], None]
 
-        def datagram_received(data: bytes, addr: Any) -> None:
-            if len(data) < 2:
-                self.malformed.drop()
-            elif is_srtp(data):
-                self._forward(data)
-            else:
-                fallback(data, addr)
+        def srtp_received(data: bytes, addr: Any) -> None:
+            self._forward(data)
 
-        fallback = internals.intercept_socket(protocol, datagram_received)
+        # SRTP straight to the session; SRTCP and DTLS to the connection (our hook
+        # there included), past aioice's STUN parse; STUN to aioice.
+        if not bypass_stun_parse(self._connection, protocol, srtp_received):
+            return
         self._protocol = protocol
         self.receive_buffer = enlarge_receive_buffer(protocol)
 
@@ -172,7 +200,12 @@ class SrtpEgress:
         self._sendto: Callable[[Any, Any], None] | None = None
         self._addr: Any = None
         self._slow_send: Callable[[bytes, Any], Any] | None = None
+        self._protocol: Any = None
+        # The datagram transport behind `_sendto`: asyncio logs a warning for every
+        # send to a closed one, so it is checked before each send.
+        self._transport: Any = None
         self._pending: set[asyncio.Future[Any]] = set()
+        # Datagrams handed to the kernel (or to the TURN client), not attempts.
         self.sent = 0
         self.closed = False
 
@@ -191,18 +224,32 @@ class SrtpEgress:
         if pair is None:
             return False
         if internals.is_direct(pair.protocol) and pair.protocol.transport is not None:
-            self.attach(session, pair.protocol.transport.sendto, pair.remote_addr)
+            transport = pair.protocol.transport
+            self.attach(session, transport.sendto, pair.remote_addr, transport)
+            # The subscriber's feedback (SRTCP) comes back on this socket.
+            if bypass_stun_parse(internals.ice_connection(dtls), pair.protocol):
+                self._protocol = pair.protocol
         else:
             # A TURN-relayed pair wraps data itself; rare for a relay, kept correct.
             self._slow_send = pair.protocol.send_data
             self.attach(session, None, pair.remote_addr)
         return True
 
-    def attach(self, session: Any, sendto: Callable[[Any, Any], None] | None, addr: Any) -> None:
-        """Protect with `session` and send with `sendto(data, addr)` (what `ready` sets up)."""
+    def attach(
+        self,
+        session: Any,
+        sendto: Callable[[Any, Any], None] | None,
+        addr: Any,
+        transport: Any = None,
+    ) -> None:
+        """Protect with `session` and send with `sendto(data, addr)` (what `ready` sets up).
+
+        `transport`, the datagram transport `sendto` belongs to, is checked before each send.
+        """
         self._srtp = internals.SrtpBuffer(session)
         self._sendto = sendto
         self._addr = addr
+        self._transport = transport
         self.buffer = self._srtp.view
 
     def write(self, src: Any, length: int) -> None:
@@ -210,26 +257,32 @@ class SrtpEgress:
         assert self._srtp is not None
         self._srtp.load(src, length)
 
-    def send(self, length: int) -> None:
+    def send(self, length: int) -> bool:
+        """Protect and send the packet in `buffer`; False when it did not go out."""
         srtp = self._srtp
         if srtp is None:
-            return
+            return False
         protected = srtp.protect(length)
         if protected < 0:
-            return
+            return False
         # A bytes copy, not a view: a loop may queue the datagram while the
         # session buffer is reused for the next packet.
-        self._emit(srtp.packed[0:protected])
+        return self._emit(srtp.packed[0:protected])
 
-    def send_rtcp(self, packet: bytes) -> None:
+    def send_rtcp(self, packet: bytes) -> bool:
         """For rare control packets; allocation here does not matter."""
         if not self.ready():
-            return
+            return False
         assert self._srtp is not None
-        self._emit(self._srtp.protect_rtcp(packet))
+        return self._emit(self._srtp.protect_rtcp(packet))
 
-    def _emit(self, data: bytes) -> None:
-        self.sent += 1
+    def _emit(self, data: bytes) -> bool:
+        transport = self._transport
+        if transport is not None and transport.is_closing():
+            # The subscriber's socket is gone: stop here, once, instead of a
+            # warning from asyncio for every packet still forwarded to it.
+            self.close()
+            return False
         try:
             if self._sendto is not None:
                 self._sendto(data, self._addr)
@@ -237,12 +290,21 @@ class SrtpEgress:
                 task = asyncio.ensure_future(self._slow_send(data, self._addr))
                 self._pending.add(task)
                 task.add_done_callback(self._pending.discard)
+            else:
+                return False
         except (OSError, RuntimeError, AttributeError):
             # A socket closed under us: the subscription is going away.
             self.close()
+            return False
+        self.sent += 1
+        return True
 
     def close(self) -> None:
         self.closed = True
         self.buffer = None
         self._sendto = None
         self._slow_send = None
+        self._transport = None
+        if self._protocol is not None:
+            internals.release_socket(self._protocol)
+            self._protocol = None

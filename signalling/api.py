@@ -26,6 +26,7 @@ from rooms.lifecycle import end_by_integration
 from rooms.roles import Role
 from rooms.room import Room
 from signalling import tokens
+from signalling.auth_throttle import AuthThrottle, request_source
 from signalling.booking_hook import create_appointment_room, read_body, validation_message
 from signalling.booking_payloads import ID_PATTERN, CreatedData, Text
 from signalling.config import Settings
@@ -102,10 +103,13 @@ async def _json_body(request: web.Request, adapter: TypeAdapter[T]) -> T:
 
 
 class IntegrationApi:
-    def __init__(self, settings: Settings, hub: RoomHub) -> None:
+    def __init__(
+        self, settings: Settings, hub: RoomHub, auth_throttle: AuthThrottle | None = None
+    ) -> None:
         self.settings = settings
         self.hub = hub
         self._key = None if settings.api_key is None else settings.api_key.encode()
+        self.auth_throttle = auth_throttle or AuthThrottle()
 
     def add_routes(self, app: web.Application) -> None:
         guarded: list[tuple[str, str, Handler]] = [
@@ -126,6 +130,8 @@ class IntegrationApi:
         async def guarded(request: web.Request) -> web.StreamResponse:
             if self._key is None:
                 raise RequestError("api_disabled", "The API is disabled: set TELECONSULT_API_KEY.")
+            source = request_source(request)
+            self.auth_throttle.check(source)
             scheme, _, presented = request.headers.get("Authorization", "").partition(" ")
             # A key is ASCII: anything else (raw bytes included) cannot match.
             if (
@@ -133,6 +139,7 @@ class IntegrationApi:
                 or not presented.isascii()
                 or not hmac.compare_digest(presented.strip().encode(), self._key)
             ):
+                self.auth_throttle.failed(source)
                 raise RequestError("unauthorized", "A valid Bearer API key is required.")
             return await handler(request)
 

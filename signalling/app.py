@@ -19,6 +19,7 @@ from media.relay_node_client import NodeRelay
 from media.relay_service import IceServerConfig, RelayService
 from media.worker_relay import WorkerRelay
 from signalling.api import IntegrationApi
+from signalling.auth_throttle import AuthThrottle
 from signalling.booking_hook import BookingHook
 from signalling.clock import Clock, utc_now
 from signalling.config import Settings, metrics_address
@@ -114,12 +115,14 @@ def make_app(
     app[SETTINGS] = settings
     app[HUB] = hub
     app[ROOM_STORE] = store
-    app[SOCKETS] = SignallingNamespace(sio, hub, settings)
+    # Failed authentication on every surface of this node spends one budget per source.
+    auth_throttle = AuthThrottle()
+    app[SOCKETS] = SignallingNamespace(sio, hub, settings, auth_throttle)
 
-    hook = BookingHook(settings, hub, receipts)
+    hook = BookingHook(settings, hub, receipts, auth_throttle)
     app.router.add_post("/hooks/booking", metrics.count_webhooks(hook.handle))
-    DeskNamespace(sio, hub, settings)
-    IntegrationApi(settings, hub).add_routes(app)
+    DeskNamespace(sio, hub, settings, auth_throttle)
+    IntegrationApi(settings, hub, auth_throttle).add_routes(app)
     if settings.events_url:
         delivery = EventDelivery(
             MeasuredDeliveryLog(hub.event_log, metrics),

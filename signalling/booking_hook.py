@@ -13,6 +13,7 @@ from rooms.errors import DomainError, ErrorCode
 from rooms.lifecycle import cancel, create_room, reschedule
 from rooms.room import Room
 from signalling import tokens, webhook_signature
+from signalling.auth_throttle import AuthThrottle, request_source
 from signalling.booking_payloads import (
     AppointmentCancelled,
     AppointmentCreated,
@@ -86,13 +87,22 @@ async def create_appointment_room(
 
 
 class BookingHook:
-    def __init__(self, settings: Settings, hub: RoomHub, receipts: WebhookReceipts) -> None:
+    def __init__(
+        self,
+        settings: Settings,
+        hub: RoomHub,
+        receipts: WebhookReceipts,
+        auth_throttle: AuthThrottle | None = None,
+    ) -> None:
         self.settings = settings
         self.hub = hub
         self.receipts = receipts
         self.key = webhook_key(settings.webhook_secret)
+        self.auth_throttle = auth_throttle or AuthThrottle()
 
     async def handle(self, request: web.Request) -> web.Response:
+        source = request_source(request)
+        self.auth_throttle.check(source)
         body = await read_body(request, self.settings.webhook_max_body)
         now = self.hub.clock()
         webhook_id = request.headers.get("webhook-id")
@@ -108,6 +118,7 @@ class BookingHook:
             )
         except webhook_signature.SignatureError as exc:
             logger.info("booking webhook refused: %s", exc.problem)
+            self.auth_throttle.failed(source)
             raise
         assert webhook_id is not None
         if len(webhook_id) > 200:

@@ -22,19 +22,22 @@ import socketio
 from rooms.errors import DomainError, ErrorCode
 from rooms.roles import Role
 from signalling import tokens
-from signalling.ack_namespace import Ack, Handler, Limit, ok
+from signalling.ack_namespace import Ack, Handler, ok
 from signalling.config import Settings
 from signalling.desk import NAMESPACE as DESK_NAMESPACE
 from signalling.desk import desk_channel
+from signalling.rate_limits import Budget
 from signalling.room_hub import RoomHub
+from signalling.socket_limits import Limit
 from signalling.socket_payloads import PatientReply, RoomTokenRequest, parse
 from signalling.socket_session import SocketSession
 
 LIMITS = {
     # A few words now and then; more is a page (or a person) flooding the doctor.
-    "reply": Limit(6, "Too many messages; wait a minute."),
-    # One per move to another room; a page in a loop would otherwise mint tokens.
-    "room_token": Limit(30, "Too many room changes; wait a minute."),
+    # `room_token` (one per move to another room) is a room action (socket_limits).
+    "reply": Limit(
+        "reply", Budget(burst=6, per_second=1 / 20), "Too many messages; wait a minute."
+    ),
 }
 
 

@@ -23,9 +23,11 @@ from rooms.roles import Actor, Role
 from rooms.room import Room
 from signalling import errors, tokens
 from signalling.ack_namespace import Ack, AckNamespace, Handler, ok, refusal
+from signalling.auth_throttle import AuthThrottle
 from signalling.config import Settings
 from signalling.links import join_link
 from signalling.room_hub import RoomHub, entry_channel
+from signalling.socket_limits import DESK_LIMITS
 from signalling.socket_payloads import DeskDenial, DeskEntryAction, DeskMessage, DeskRoom, parse
 from waiting_room.practitioner_day import days_rooms, desk_rows
 
@@ -104,7 +106,13 @@ class DeskNamespace(AckNamespace[str]):
 
     label = "desk"
 
-    def __init__(self, sio: socketio.AsyncServer, hub: RoomHub, settings: Settings) -> None:
+    def __init__(
+        self,
+        sio: socketio.AsyncServer,
+        hub: RoomHub,
+        settings: Settings,
+        auth_throttle: AuthThrottle | None = None,
+    ) -> None:
         handlers: dict[str, Handler[str]] = {
             "admit": self.admit,
             "deny": self.deny,
@@ -113,7 +121,7 @@ class DeskNamespace(AckNamespace[str]):
             "end": self.end,
             "refresh": self.refresh,
         }
-        super().__init__(NAMESPACE, hub.clock, handlers)
+        super().__init__(NAMESPACE, hub.clock, handlers, DESK_LIMITS, auth_throttle=auth_throttle)
         self.sio = sio
         self.hub = hub
         self.settings = settings
@@ -129,6 +137,13 @@ class DeskNamespace(AckNamespace[str]):
         if isinstance(exc, tokens.TokenError):
             return errors.desk_token_failure(exc)
         return super().failure_of(exc)
+
+    def rate_key(self, session: str) -> str:
+        return tokens.link_key(tokens.DESK_ROOM, session, Role.PRACTITIONER)
+
+    def connect_link(self, auth: Any) -> str | None:
+        token = auth.get("token") if isinstance(auth, dict) else None
+        return tokens.signed_link(self.settings.token_secret, token)
 
     async def session_of(self, sid: str) -> str | None:
         practitioner_id = self.sessions.get(sid)

@@ -11,18 +11,11 @@ from typing import Any
 import socketio
 
 from rooms.errors import DomainError, ErrorCode
-from signalling.ack_namespace import Ack, Handler, Limit, ok
+from signalling.ack_namespace import Ack, Handler, ok
 from signalling.media_signalling import room_in_call
 from signalling.room_hub import RoomHub, entry_channel
 from signalling.socket_payloads import E2eeHello, E2eeKey, parse
 from signalling.socket_session import SocketSession
-
-LIMITS = {
-    # A page sends a handful per join or rekey; more is a page flooding the others.
-    "e2ee_hello": Limit(60, "Too many key announcements; wait a few seconds."),
-    # A rekey sends one key to each other participant; a few rekeys a minute is plenty.
-    "e2ee_key": Limit(120, "Too many keys sent; wait a few seconds."),
-}
 
 
 def _recipient(to: str, others: list[str]) -> str:

@@ -59,6 +59,8 @@ STATUS: Mapping[str, int] = {
     "unauthorized": 401,
     "not_connected": 401,
     "not_found": 404,
+    # A genuine link from before a reschedule, while the room is open on its new time.
+    "link_outdated": 409,
     "method_not_allowed": 405,
     "payload_too_large": 413,
     "rate_limited": 429,
@@ -97,10 +99,15 @@ class Failure:
     status: int
     code: str
     message: str
+    # `rate_limited`: whole seconds before trying again (also HTTP's Retry-After).
+    retry_after: int | None = None
 
     def body(self) -> dict[str, Any]:
         """The JSON body of an HTTP error answer."""
-        return {"error": {"code": self.code, "message": self.message}}
+        error: dict[str, Any] = {"code": self.code, "message": self.message}
+        if self.retry_after is not None:
+            error["retry_after"] = self.retry_after
+        return {"error": error}
 
     def ack(self) -> Ack:
         """A Socket.IO acknowledgement refusing the event."""
@@ -119,6 +126,18 @@ class RequestError(Exception):
         super().__init__(f"{code}: {message}")
 
 
+class RateLimited(Exception):
+    """Too many actions, connections or failed authentications: try again in `retry_after` s."""
+
+    def __init__(self, retry_after: int, message: str = "") -> None:
+        self.retry_after = retry_after
+        self.message = message or RATE_LIMITED_MESSAGE
+        super().__init__(f"rate_limited: retry after {retry_after} s")
+
+
+RATE_LIMITED_MESSAGE = "Too many attempts; wait a few seconds."
+
+
 def status_of(code: str) -> int:
     # A code missing here (a worker relay's own, say) is our fault, not the caller's.
     return STATUS.get(code, 500)
@@ -126,6 +145,10 @@ def status_of(code: str) -> int:
 
 def failure(code: str, message: str) -> Failure:
     return Failure(status_of(code), code, message)
+
+
+def rate_limited(retry_after: int, message: str = RATE_LIMITED_MESSAGE) -> Failure:
+    return Failure(status_of("rate_limited"), "rate_limited", message, retry_after)
 
 
 STORE_UNAVAILABLE = failure(
@@ -137,6 +160,9 @@ STORE_UNAVAILABLE_ON_CONNECT = failure(
 )
 STORE_TIMEOUT = failure("store_unavailable", "The shared store did not answer in time.")
 INTERNAL_ERROR = failure("internal_error", "Something went wrong on our side.")
+LINK_OUTDATED = failure(
+    "link_outdated", "This appointment was moved: please use the newer link you were sent."
+)
 NOT_CONNECTED = failure("not_connected", "This connection is not authenticated.")
 
 
@@ -149,6 +175,8 @@ def failure_of(exc: BaseException) -> Failure | None:
             return failure(exc.code, exc.message)
         case StoreUnavailable():
             return STORE_UNAVAILABLE
+        case RateLimited():
+            return rate_limited(exc.retry_after, exc.message)
         case TokenError():
             return failure(exc.problem.value, JOIN_TOKEN_MESSAGES[exc.problem])
         case SignatureError():

@@ -16,7 +16,10 @@ logger = logging.getLogger(__name__)
 
 
 def error_response(failure: errors.Failure) -> web.Response:
-    return web.json_response(failure.body(), status=failure.status)
+    response = web.json_response(failure.body(), status=failure.status)
+    if failure.retry_after is not None:
+        response.headers["Retry-After"] = str(failure.retry_after)
+    return response
 
 
 @web.middleware

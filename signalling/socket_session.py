@@ -21,7 +21,7 @@ from rooms.errors import DomainError, ErrorCode
 from rooms.events import ParticipantResumed
 from rooms.resume_secret import hash_resume_secret
 from rooms.roles import Actor, Role
-from rooms.room import Participant, Room
+from rooms.room import Participant, Room, RoomStatus
 from rooms.waiting_queue import WaitingEntry
 from signalling import errors, tokens
 from signalling.ack_namespace import refusal
@@ -53,7 +53,14 @@ class SocketSession:
     connection: int = 0
 
 
-def ice_servers_payload(settings: Settings, entry_id: str, now: datetime) -> list[dict[str, Any]]:
+def ice_servers_payload(
+    settings: Settings, room: Room, actor: Actor, entry_id: str, now: datetime
+) -> list[dict[str, Any]]:
+    """STUN/TURN for the page; a TURN login only for whom may still be in this room's call.
+
+    One TURN username per person (README, `TELECONSULT_TURN_URLS`), valid until the room's
+    window closes at the latest; none for a denied entry or a finished room.
+    """
     servers: list[dict[str, Any]] = [
         {
             "urls": list(server.urls),
@@ -62,8 +69,14 @@ def ice_servers_payload(settings: Settings, entry_id: str, now: datetime) -> lis
         }
         for server in settings.ice_servers
     ]
-    if settings.turn_urls and settings.turn_secret:
-        login = turn_credentials.issue(settings.turn_secret, entry_id, now, settings.turn_ttl)
+    finished = room.status(now) in (RoomStatus.ENDED, RoomStatus.CANCELLED)
+    if settings.turn_urls and settings.turn_secret and not (finished or entry_id in room.denied):
+        person = turn_credentials.person_login_id(
+            settings.token_secret, room.id, actor.role.value, actor.person_id
+        )
+        login = turn_credentials.issue(
+            settings.turn_secret, person, now, settings.turn_ttl, room.window.closes_at
+        )
         servers.append(
             {
                 "urls": list(settings.turn_urls),
@@ -109,7 +122,7 @@ def session_payload(
             "closes_at": room.window.closes_at.isoformat(),
             "practitioner_name": room.appointment.practitioner.name,
         },
-        "ice_servers": ice_servers_payload(settings, entry_id, now),
+        "ice_servers": ice_servers_payload(settings, room, actor, entry_id, now),
         "ice_transport_policy": settings.ice_transport_policy,
         "e2ee": settings.e2ee,
         # The booking system's language for this appointment (null: the page chooses).
@@ -118,6 +131,23 @@ def session_payload(
         # The practitioner's day beside the call (signalling/day_screen.py).
         **session_extras(settings, room, actor, now),
     }
+
+
+def outside_its_window(room: Room, now: datetime) -> socketio.exceptions.ConnectionRefusedError:
+    """The refusal of a genuine link presented outside its own window, after the room's.
+
+    A reschedule moves the room's window, not the links already sent: an old
+    link is told the room's opening time, or that it is closed, or, when the
+    room is open now, that a newer link was sent (`link_outdated`).
+    """
+    details = appointment_details(room)
+    try:
+        room.check_joinable(now)
+    except DomainError as exc:
+        if exc.code is ErrorCode.ROOM_NOT_YET_OPEN:
+            details["opens_at"] = room.window.opens_at.isoformat()
+        return _refused(exc, **details)
+    return refusal(errors.LINK_OUTDATED, **details)
 
 
 def _refused(exc: Exception, **extra: Any) -> socketio.exceptions.ConnectionRefusedError:
@@ -145,12 +175,16 @@ class Sessions:
         except Exception as exc:
             raise _refused(exc) from None
 
-    async def _details_of(self, room_id: str) -> dict[str, Any]:
+    async def _early_or_late(
+        self, room_id: str, exc: tokens.TokenError, now: datetime
+    ) -> socketio.exceptions.ConnectionRefusedError:
         try:
             room = await self.hub.room(room_id)
         except StoreUnavailable:
-            return {}
-        return {} if room is None else appointment_details(room)
+            room = None
+        if room is None:
+            return _refused(exc, **({"opens_at": exc.opens_at.isoformat()} if exc.opens_at else {}))
+        return outside_its_window(room, now)
 
     async def _connect(self, sid: str, data: Any) -> None:
         auth = parse(JoinAuth, data)
@@ -159,11 +193,11 @@ class Sessions:
         try:
             claims = tokens.verify(self.settings.token_secret, auth.token, room_id, now)
         except tokens.TokenError as exc:
-            extra = {"opens_at": exc.opens_at.isoformat()} if exc.opens_at else {}
             if exc.problem in (tokens.TokenProblem.NOT_YET_VALID, tokens.TokenProblem.EXPIRED):
-                # A genuine link for this room, early or late: say for which appointment.
-                extra.update(await self._details_of(room_id))
-            raise _refused(exc, **extra) from None
+                # A genuine link for this room, early or late: the room says when (it may
+                # have moved since the link was minted), and for which appointment.
+                raise await self._early_or_late(room_id, exc, now) from None
+            raise _refused(exc) from None
         room = await self.hub.room(room_id)
         if room is None:
             raise DomainError(ErrorCode.ROOM_NOT_FOUND)

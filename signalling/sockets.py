@@ -14,24 +14,32 @@ from typing import Any
 
 import socketio
 
+from signalling import tokens
 from signalling.ack_namespace import AckNamespace
+from signalling.auth_throttle import AuthThrottle
 from signalling.call_chat import LIMITS as CHAT_LIMITS
 from signalling.call_chat import CallChat
 from signalling.config import Settings
 from signalling.day_screen import LIMITS as DAY_LIMITS
 from signalling.day_screen import DayScreen
-from signalling.e2ee_forwarding import LIMITS as E2EE_LIMITS
 from signalling.e2ee_forwarding import E2eeForwarding
 from signalling.media_signalling import MediaSignalling
 from signalling.room_actions import RoomActions
 from signalling.room_hub import RoomHub
+from signalling.socket_limits import ROOM_LIMITS
 from signalling.socket_session import Sessions, SocketSession
 
 
 class SignallingNamespace(AckNamespace[SocketSession]):
     """Registers itself on `sio` as the default namespace."""
 
-    def __init__(self, sio: socketio.AsyncServer, hub: RoomHub, settings: Settings) -> None:
+    def __init__(
+        self,
+        sio: socketio.AsyncServer,
+        hub: RoomHub,
+        settings: Settings,
+        auth_throttle: AuthThrottle | None = None,
+    ) -> None:
         super().__init__(
             "/",
             hub.clock,
@@ -42,9 +50,11 @@ class SignallingNamespace(AckNamespace[SocketSession]):
                 **DayScreen(sio, hub, settings).handlers(),
                 **CallChat(sio, hub).handlers(),
             },
-            {**E2EE_LIMITS, **DAY_LIMITS, **CHAT_LIMITS},
+            {**ROOM_LIMITS, **DAY_LIMITS, **CHAT_LIMITS},
+            auth_throttle=auth_throttle,
         )
         self.sio = sio
+        self._token_secret = settings.token_secret
         self._sessions = Sessions(sio, hub, settings)
         # sid -> who that connection is.
         self.sessions = self._sessions.by_sid
@@ -54,7 +64,11 @@ class SignallingNamespace(AckNamespace[SocketSession]):
         return self.sessions.get(sid)
 
     def rate_key(self, session: SocketSession) -> str:
-        return session.entry_id
+        return tokens.link_key(session.room_id, session.actor.person_id, session.actor.role)
+
+    def connect_link(self, auth: Any) -> str | None:
+        token = auth.get("token") if isinstance(auth, dict) else None
+        return tokens.signed_link(self._token_secret, token)
 
     def describe(self, session: SocketSession) -> str:
         return f"entry={session.entry_id}"

@@ -136,6 +136,26 @@ def verify(
     return JoinClaims(room, sub, Role(role), not_before, expires_at)
 
 
+def link_key(room_id: str, person_id: str, role: Role | str) -> str:
+    """One link (room, person, role) as one key: what rate limits count per."""
+    return "\x00".join((room_id, person_id, str(role)))
+
+
+def signed_link(secret: str, token: object) -> str | None:
+    """The link key of a genuine token (our signature, early or late alike); None otherwise."""
+    if not isinstance(token, str) or not token:
+        return None
+    options: jwt.types.Options = {"verify_nbf": False, "verify_exp": False}
+    try:
+        claims = jwt.decode(token, secret, algorithms=[ALGORITHM], options=options)
+    except jwt.PyJWTError:
+        return None
+    sub, room, role = claims.get("sub"), claims.get("room"), claims.get("role")
+    if not (isinstance(sub, str) and isinstance(room, str) and isinstance(role, str)):
+        return None
+    return link_key(room, sub, role)
+
+
 def room_id_for(secret: str, appointment_id: str) -> str:
     """The room id of an appointment: a keyed function of it, the same on every node.
 

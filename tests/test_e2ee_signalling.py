@@ -291,13 +291,8 @@ async def test_session_tells_the_browser_the_mode(aiohttp_server: Any, mode: str
 
 
 def test_key_announcements_are_rate_limited_per_participant() -> None:
-    from datetime import UTC, datetime, timedelta
+    from signalling.socket_limits import ROOM_LIMITS, SIGNALLING
 
-    from signalling.ack_namespace import RateLimit
-
-    limit = RateLimit(per_minute=3)
-    start = datetime(2030, 1, 1, tzinfo=UTC)
-    assert [limit.allow("a", start) for _ in range(4)] == [True, True, True, False]
-    assert limit.allow("b", start)  # per participant
-    assert not limit.allow("a", start + timedelta(seconds=59))
-    assert limit.allow("a", start + timedelta(seconds=60))
+    # Key messages are signalling: limited per connection and per link (tests/test_rate_limits.py).
+    assert ROOM_LIMITS["e2ee_hello"] is SIGNALLING
+    assert ROOM_LIMITS["e2ee_key"] is SIGNALLING

@@ -86,9 +86,16 @@ function refused(data) {
     notYetOpen(parseInstant(data.opens_at), data);
     return;
   }
+  if (data.code === "rate_limited") {
+    // Too many connections on this link (reloads, several tabs): try again when told.
+    screens.showNotice("connection-notice", "notice.reconnecting");
+    const wait = Number.isFinite(data.retry_after) ? data.retry_after : 5;
+    setTimeout(() => app.finished || app.signalling.connect(), Math.max(1, wait) * 1000);
+    return;
+  }
   // A genuine but late link also says whom to contact.
   screens.renderPractice(data.practice);
-  finish(text.outcomeForCode(data.code));
+  finish(text.outcomeForCode(data.code, data));
 }
 
 function notYetOpen(opensAt, details) {

@@ -296,6 +296,13 @@ function connect(language) {
   });
   socket.on("connect_error", (error) => {
     const data = error && error.data;
+    if (data && data.code === "rate_limited") {
+      // Too many connections on this desk link (reloads): try again when told, not an error.
+      notice.hidden = false;
+      const wait = Number.isFinite(data.retry_after) ? data.retry_after : 5;
+      setTimeout(() => socket.connect(), Math.max(1, wait) * 1000);
+      return;
+    }
     if (data && (typeof data.code === "string" || typeof data.message === "string")) {
       socket.disconnect();
       language.then(() => showError(refusalKey(data.code)));

@@ -55,8 +55,10 @@ const REFUSALS = {
  * What to show for a refused connection or an ending.
  * @returns {{state: string, title?: string, message: {key: string, params?: object}, retry?: boolean}}
  */
-export function outcomeForCode(code) {
+export function outcomeForCode(code, details) {
   switch (code) {
+    case "link_outdated":
+      return { state: "error", title: "limits.link_outdated_title", message: linkOutdatedMessage(details) };
     case "room_closed":
       return { state: "closed", title: "closed.title", message: { key: "closed.message" } };
     case "room_cancelled":
@@ -77,6 +79,13 @@ export function outcomeForRoomEnded(reason) {
   if (reason === "cancelled") return outcomeForCode("room_cancelled");
   if (reason === "closed") return outcomeForCode("room_closed");
   return outcomeForCode("room_ended");
+}
+
+/** A link from before a reschedule: the appointment's new time when the refusal gives it. */
+function linkOutdatedMessage(details) {
+  const startsAt = parseInstant(details && details.starts_at);
+  if (!startsAt) return { key: "limits.link_outdated" };
+  return { key: "limits.link_outdated_at", params: { when: { moment: startsAt.toISOString() } } };
 }
 
 export function notYetOpenMessage(opensAt) {
