@@ -228,6 +228,18 @@ async def test_the_practitioners_day_from_the_link_of_the_first_appointment(
         await expect(doctor.get_by_test_id("admit-next")).to_be_disabled()
         await expect_state(doctor, "in-call")
 
+        # On a phone the day sits under the call, behind its toggle.
+        await doctor.set_viewport_size({"width": 390, "height": 844})
+        toggle = doctor.get_by_test_id("day-queue-toggle")
+        await expect(toggle).to_be_visible()
+        await expect(toggle).to_have_attribute("aria-expanded", "false")
+        await expect(rows.first).to_be_hidden()
+        await toggle.click()
+        await expect(toggle).to_have_attribute("aria-expanded", "true")
+        await expect(rows.first).to_be_visible()
+        await doctor.set_viewport_size({"width": 1280, "height": 800})
+        await expect(toggle).to_be_hidden()
+
         # Alice hangs up: the practitioner is told she left.
         await alice.get_by_test_id("hang-up").click()
         await confirm(alice)
