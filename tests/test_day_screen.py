@@ -326,3 +326,36 @@ async def test_the_chat_goes_to_the_others_in_the_call_as_it_came(
     finally:
         for participant in (doctor, alice, guest):
             await participant.close()
+
+
+async def test_a_subscription_offer_names_the_publisher(live_server: LiveServer) -> None:
+    booked = await book_for(live_server, PRACTITIONER, patient_name="Alice Martin")
+    doctor = SyntheticParticipant(live_server.base_url, booked["links"]["practitioner"], "doctor")
+    alice = SyntheticParticipant(live_server.base_url, booked["links"]["patient"], "alice")
+    offered: list[dict[str, Any]] = []
+    accept = alice.sio.handlers["/"]["subscription_offer"]
+
+    async def record(data: dict[str, Any]) -> None:
+        offered.append(data["publisher"])
+        await accept(data)
+
+    alice.sio.on("subscription_offer", record)
+    try:
+        await doctor.connect()
+        await alice.connect()
+        await alice.check_in()
+        await doctor.open_consultation()
+        [entry] = await doctor.wait_for_waiting(1)
+        await doctor.admit(entry["entry_id"])
+        await alice.admitted.wait()
+        await doctor.publish()
+
+        async def offered_once() -> None:
+            assert len(offered) == 1
+
+        await eventually(offered_once, timeout=10)
+        assert offered[0]["role"] == "practitioner"
+        assert offered[0]["name"] == "Dr Bernard"
+    finally:
+        await doctor.close()
+        await alice.close()

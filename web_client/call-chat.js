@@ -16,7 +16,12 @@ const MAX_SHOWN = 200;
 const speakers = new Map();
 
 export function rememberSpeaker(entryId, name) {
-  if (entryId && name) speakers.set(entryId, name);
+  if (entryId && typeof name === "string" && name) speakers.set(entryId, name);
+}
+
+/** The name known for someone in the call (from their subscription offer or tile), or "". */
+export function knownName(entryId) {
+  return speakers.get(entryId) || "";
 }
 
 /** Shown in a call whose media is end-to-end encrypted, hidden otherwise. */

@@ -2,7 +2,7 @@
 // our camera, the remote tiles from the relay's subscriptions, and starting
 // over when the relay changes.
 
-import { rememberSpeaker, showChat } from "./call-chat.js";
+import { knownName, rememberSpeaker, showChat } from "./call-chat.js";
 import { renderToggles } from "./call-controls.js";
 import { E2ee } from "./e2ee.js";
 import { endedByAck } from "./endings.js";
@@ -71,7 +71,7 @@ function addRemoteVideo(subscriptionId, role, publisherId) {
     name =
       (app.waitingList && app.waitingList.nameOf(publisherId)) ||
       (app.desk && app.desk.nameOf(publisherId)) ||
-      "";
+      knownName(publisherId);
   }
   rememberSpeaker(publisherId, name);
   const label = name
@@ -111,6 +111,8 @@ export function startAudio() {
 export function onSubscriptionOffer(offer) {
   if (app.finished || !app.session) return;
   if (!offer || typeof offer.subscription_id !== "string" || typeof offer.sdp !== "string") return;
+  // The server names who this is (docs/protocol.md): their tile says it, never a bare role.
+  if (offer.publisher) rememberSpeaker(offer.publisher.entry_id, offer.publisher.name);
   const call = ensureCall();
   call.acceptSubscription(offer).catch((error) => {
     if (app.finished || call.closed || endedByAck(error)) return;
