@@ -8,6 +8,11 @@ STAMP := $(VENV)/.installed
 TEST_DEPS := /usr/bin/chromium:chromium /usr/bin/redis-server:redis-server \
 	/usr/bin/turnserver:coturn /usr/share/fonts/truetype/dejavu/DejaVuSans.ttf:fonts-dejavu-core \
 	/usr/bin/promtool:prometheus
+# Firefox and Safari's engine (docs/browsers.md): Firefox plays into a private PulseAudio,
+# WebKitGTK's MiniBrowser runs under Xvfb; network namespaces and shaping need iproute2.
+TEST_DEPS += /usr/bin/firefox-esr:firefox-esr /usr/bin/WebKitWebDriver:webkit2gtk-driver \
+	/usr/bin/Xvfb:xvfb /usr/bin/pulseaudio:pulseaudio /usr/bin/pactl:pulseaudio-utils \
+	/usr/sbin/tc:iproute2
 # ESLint (package.json) runs on these:
 NODE_DEPS := node:nodejs npm:npm
 NODE_STAMP := node_modules/.installed

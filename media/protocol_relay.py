@@ -163,6 +163,11 @@ class ProtocolRelay:
         await connection.request("leave", room_id=room_id, participant_id=participant_id)
         connection.listeners.pop((room_id, participant_id), None)
 
+    async def echo(self, room_id: str, offer_sdp: object) -> str:
+        # On the relay that carries (or will carry) the room: the test measures that path.
+        connection = await self._join_connection(room_id)
+        return str(await connection.request("echo", sdp=offer_sdp))
+
     @staticmethod
     async def _close_on(connection: WorkerConnection, room_id: str) -> None:
         await connection.request("close_room", room_id=room_id)

@@ -20,6 +20,7 @@ from collections.abc import Collection, Mapping
 from typing import Any
 
 from media.aiortc_internals import check_internals
+from media.echo_test import EchoPeers
 from media.errors import MediaError
 from media.forwarding_mode import ForwardingMode
 from media.latency import LatencyHistogram
@@ -49,6 +50,7 @@ class Relay:
         self.forwarding: ForwardingMode = forwarding or RtpForwarding()
         self._rooms: dict[str, RelayRoom] = {}
         self.closed_totals = ForwardingTotals()
+        self.echoes = EchoPeers(ice_servers)
 
     @property
     def mode(self) -> str:
@@ -247,6 +249,11 @@ class Relay:
             await self.leave(room_id, participant_id)
         self._rooms.pop(room_id, None)
 
+    async def echo(self, room_id: str, offer_sdp: object) -> str:
+        """A connection test's echo peer (`media.echo_test`): this process is the relay."""
+        return await self.echoes.open(offer_sdp)
+
     async def close(self) -> None:
         for room_id in list(self._rooms):
             await self.close_room(room_id)
+        await self.echoes.close()

@@ -49,6 +49,13 @@ class RelayService(Protocol):
 
     async def close(self) -> None: ...
 
+    async def echo(self, room_id: str, offer_sdp: object) -> str:
+        """Answer a pre-call connection test (`media.echo_test`) on the relay `room_id` would use.
+
+        The echo peer is nothing of the room: no media, no subscription; it closes by itself.
+        """
+        ...
+
 
 @dataclass(frozen=True, slots=True)
 class IceServerConfig:

@@ -13,7 +13,8 @@ events (a subscription offer for a participant, a subscription closed):
 
 Operations mirror `media.relay.Relay`: join, publish, answer, leave,
 close_room, stats, forwarding_stats, metrics (`media.relay_metrics`),
-reset_latency. Media never crosses this socket: only SDP, and only at call setup.
+reset_latency, and echo (a connection test's offer in, `media.echo_test`).
+Media never crosses this socket: only SDP, and only at call setup.
 
 Relay nodes (`teleconsult relay`) serve the same protocol over TCP, after a
 mutual HMAC-SHA256 challenge over the shared `TELECONSULT_RELAY_SECRET` (the
@@ -45,6 +46,7 @@ OPERATIONS = (
     "forwarding_stats",
     "metrics",
     "reset_latency",
+    "echo",
 )
 
 

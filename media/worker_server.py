@@ -161,6 +161,8 @@ class WorkerServer:
             return relay.forwarding_stats()
         if op == "metrics":
             return relay_snapshot(relay)
+        if op == "echo":
+            return await relay.echo("", args.get("sdp"))
         if op == "reset_latency":
             relay.latency.reset()
             return None

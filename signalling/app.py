@@ -31,6 +31,7 @@ from signalling.metrics import SignallingMetrics, listener
 from signalling.pages import add_page_routes, security_headers
 from signalling.readiness import add_readiness_route
 from signalling.room_hub import RoomHub
+from signalling.screen_resync import ScreenResync
 from signalling.socket_fanout import redis_lifetime, redis_manager
 from signalling.sockets import SignallingNamespace
 from signalling.store_metrics import MeasuredDeliveryLog, MeasuredRoomStore
@@ -121,7 +122,10 @@ def make_app(
 
     hook = BookingHook(settings, hub, receipts, auth_throttle)
     app.router.add_post("/hooks/booking", metrics.count_webhooks(hook.handle))
-    DeskNamespace(sio, hub, settings, auth_throttle)
+    desk = DeskNamespace(sio, hub, settings, auth_throttle)
+    if manager is not None:
+        # After a Redis outage, this node's screens get what they missed (socket_fanout.py).
+        manager.on_resubscribed = ScreenResync(sio, hub, app[SOCKETS].sessions, desk).resend
     IntegrationApi(settings, hub, auth_throttle).add_routes(app)
     if settings.events_url:
         delivery = EventDelivery(
@@ -177,6 +181,7 @@ async def _relay_lifetime(app: web.Application) -> AsyncIterator[None]:
         # Workers are up (relay nodes watched) before the first request needs them.
         await relay.start()
     yield
+    await app[HUB].media_recovery.close()
     await relay.close()
 
 

@@ -205,6 +205,17 @@ class DeskNamespace(AckNamespace[str]):
             "desk", await self._document(practitioner_id), to=sid, namespace=NAMESPACE
         )
 
+    async def resend_all(self) -> None:
+        """Every desk open on this node gets its document again (signalling/screen_resync.py)."""
+        for sid, practitioner_id in list(self.sessions.items()):
+            await self.sio.emit(
+                "desk",
+                await self._document(practitioner_id),
+                to=sid,
+                namespace=NAMESPACE,
+                ignore_queue=True,
+            )
+
     async def room_changed(self, room: Room) -> None:
         practitioner_id = room.appointment.practitioner.id
         await self.sio.emit(

@@ -35,6 +35,7 @@ from rooms.lifecycle import close_if_over, mark_no_show
 from rooms.presence import expire_away, next_expiry
 from rooms.room import Lifecycle, Room, Transition
 from signalling.clock import Clock
+from signalling.media_recovery import GuardedRelay, MediaRecovery
 from store.errors import StoreUnavailable
 from store.event_log import EVENT_RETENTION, EventLog
 from store.room_store import RoomStore
@@ -149,6 +150,12 @@ class RoomHub:
         self.sio = sio
         self.relay = relay
         self.clock = clock
+        # Announcements reach the relay through this: its failures never stop the
+        # announcements; the room's media is rebuilt instead (signalling/media_recovery.py).
+        self.media_recovery = MediaRecovery(
+            relay, self.room, lambda entry_id: EntryListener(sio, entry_id), self.media_restart
+        )
+        self._media = GuardedRelay(relay, self.media_recovery)
         # The store writes each change's consultation events into it, atomically (the outbox).
         self.event_log: EventLog = store.event_log
         self.no_show_after = no_show_after
@@ -257,7 +264,7 @@ class RoomHub:
                 await self.sio.emit("denied", payload, room=entry_channel(entry_id))
                 return True
             case PatientReturnedToWaiting(entry_id=entry_id):
-                await self.relay.leave(room.id, entry_id)
+                await self._media.leave(room.id, entry_id)
                 await self._peer_left(room, entry_id)
                 await self.sio.emit("returned_to_waiting", {}, room=entry_channel(entry_id))
                 return True
@@ -265,23 +272,23 @@ class RoomHub:
                 # Their connections are dead: stop forwarding to them, and the others
                 # rotate keys; coming back means a fresh publish and a rekey.
                 if not was_waiting:
-                    await self.relay.leave(room.id, entry_id)
+                    await self._media.leave(room.id, entry_id)
                     await self._peer_left(room, entry_id)
                 return was_waiting
             case ParticipantResumed(entry_id=entry_id, in_call=in_call):
                 if in_call:
                     # A takeover may come before the old connection was seen to drop.
-                    await self.relay.leave(room.id, entry_id)
+                    await self._media.leave(room.id, entry_id)
                     await self._peer_left(room, entry_id)
                     await self._join_media(room, entry_id)
                 return not in_call
             case ParticipantLeft(entry_id=entry_id, was_waiting=was_waiting):
                 if not was_waiting:
-                    await self.relay.leave(room.id, entry_id)
+                    await self._media.leave(room.id, entry_id)
                     await self._peer_left(room, entry_id)
                 return was_waiting
             case RoomEnded(reason=reason):
-                await self.relay.close_room(room.id)
+                await self._media.close_room(room.id)
                 await self.sio.emit(
                     "room_ended", {"reason": reason.value}, room=room_channel(room.id)
                 )
@@ -304,7 +311,7 @@ class RoomHub:
         participant = room.participant(entry_id)
         if participant is None:
             return
-        await self.relay.join(
+        await self._media.join(
             room.id,
             entry_id,
             EntryListener(self.sio, entry_id, lambda publisher: self._name_in(room.id, publisher)),

@@ -58,6 +58,12 @@ REFRESH = Limit(
     Budget(burst=10, per_second=1),
     "Too many refreshes; wait a few seconds.",
 )
+CONNECTION_TEST = Limit(
+    "connection_test",
+    # A page runs one when its device check opens, and again when the person asks.
+    Budget(burst=6, per_second=0.1),
+    "Too many connection tests; wait a minute.",
+)
 # A page reconnects after a drop, a reload or a takeover: tens a minute is never a person.
 CONNECT = Budget(burst=20, per_second=1 / 3)
 CONNECT_MESSAGE = "Too many connections on this link; wait a few seconds."
@@ -68,6 +74,7 @@ ROOM_LIMITS: dict[str, Limit] = {
     "e2ee_hello": SIGNALLING,
     "e2ee_key": SIGNALLING,
     "invite_guest": INVITATION,
+    "connection_test": CONNECTION_TEST,
 }
 DESK_LIMITS: dict[str, Limit] = {
     "message": MESSAGE,

@@ -16,6 +16,7 @@ from typing import Any
 
 import socketio
 
+from media.errors import MediaError
 from rooms import presence
 from rooms.errors import DomainError, ErrorCode
 from rooms.events import ParticipantResumed
@@ -323,6 +324,11 @@ class Sessions:
         except StoreUnavailable:
             # Their entry stays until the sweeper or the end of the window removes it.
             logger.warning("leave on disconnect lost: store unavailable entry=%s", session.entry_id)
+        except MediaError as exc:
+            # The hub rebuilds the room's media itself; the stored leave stands.
+            logger.warning(
+                "leave on disconnect: relay failed (%s) entry=%s", exc.code, session.entry_id
+            )
 
 
 def _entry_state(room: Room, entry_id: str) -> WaitingEntry | Participant:

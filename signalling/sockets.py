@@ -20,6 +20,7 @@ from signalling.auth_throttle import AuthThrottle
 from signalling.call_chat import LIMITS as CHAT_LIMITS
 from signalling.call_chat import CallChat
 from signalling.config import Settings
+from signalling.connection_test import ConnectionTests
 from signalling.day_screen import LIMITS as DAY_LIMITS
 from signalling.day_screen import DayScreen
 from signalling.e2ee_forwarding import E2eeForwarding
@@ -47,6 +48,7 @@ class SignallingNamespace(AckNamespace[SocketSession]):
                 **RoomActions(sio, hub, settings).handlers(),
                 **MediaSignalling(hub).handlers(),
                 **E2eeForwarding(sio, hub).handlers(),
+                **ConnectionTests(hub).handlers(),
                 **DayScreen(sio, hub, settings).handlers(),
                 **CallChat(sio, hub).handlers(),
             },

@@ -183,3 +183,36 @@ async def test_leaving_and_closing_are_quiet_and_final(relay: RelayService, peop
     await alice.join()
     await relay.close_room("room-1")
     await refused("not_in_call", relay.publish("room-1", "alice", "v=0"))
+
+
+async def test_a_connection_test_is_echoed_and_touches_no_room(relay: RelayService) -> None:
+    pc = RTCPeerConnection()
+    channel = pc.createDataChannel("probe", ordered=False, maxRetransmits=0)
+    echoed: asyncio.Queue[str] = asyncio.Queue()
+    opened = asyncio.Event()
+    channel.on("open", opened.set)
+    channel.on("message", echoed.put_nowait)
+    try:
+        await pc.setLocalDescription(await pc.createOffer())
+        answer = await relay.echo("room-probe", pc.localDescription.sdp)
+        await pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
+        await asyncio.wait_for(opened.wait(), EVENT_TIMEOUT)
+        for n in range(3):
+            channel.send(f"probe {n}")
+        got = [await asyncio.wait_for(echoed.get(), EVENT_TIMEOUT) for _ in range(3)]
+        assert sorted(got) == ["probe 0", "probe 1", "probe 2"]
+        # Nothing of a call: nobody can publish in the room the test was placed by.
+        await refused("not_in_call", relay.publish("room-probe", "anyone", "v=0"))
+    finally:
+        await pc.close()
+
+
+async def test_a_connection_test_offers_a_data_channel_only(relay: RelayService) -> None:
+    pc = RTCPeerConnection()
+    pc.addTransceiver("audio", direction="sendonly")
+    try:
+        await pc.setLocalDescription(await pc.createOffer())
+        await refused("invalid_request", relay.echo("room-probe", pc.localDescription.sdp))
+        await refused("invalid_request", relay.echo("room-probe", None))
+    finally:
+        await pc.close()

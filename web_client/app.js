@@ -6,12 +6,8 @@
 
 import { onChat, sendChat } from "./call-chat.js";
 import { hangUp, toggle } from "./call-controls.js";
-import {
-  onMediaRestart,
-  onSubscriptionClosed,
-  onSubscriptionOffer,
-  startAudio,
-} from "./call-screen.js";
+import { insecurePage } from "./browser-support.js";
+import { onMediaRestart, onSubscriptionClosed, onSubscriptionOffer } from "./call-screen.js";
 import {
   armSessionWatchdog,
   onConnect,
@@ -19,6 +15,7 @@ import {
   onDisconnect,
   onVisible,
 } from "./connection.js";
+import { runConnectionTest } from "./connection-test.js";
 import { startDayScreen } from "./day-screen.js";
 import { onCheckInClick } from "./device-check.js";
 import { finish, onReplaced, onRoomEnded, pageFailed } from "./endings.js";
@@ -34,6 +31,7 @@ import {
 } from "./i18n.js";
 import { takeJoinLink } from "./link.js";
 import * as text from "./messages.js";
+import { resumeOnVisible, startAudio } from "./playback.js";
 import { copyGuestLink, inviteGuest, onWaitingList } from "./practitioner-tools.js";
 import { ResumeSecret } from "./resume.js";
 import { configureRoomSwitch } from "./room-switch.js";
@@ -56,6 +54,7 @@ window.teleconsultMetrics = metrics;
 
 function wireControls() {
   byTestId("check-in").addEventListener("click", onCheckInClick);
+  byTestId("connection-test").addEventListener("click", runConnectionTest);
   byTestId("leave-waiting").addEventListener("click", leaveWaitingRoom);
   byTestId("toggle-mic").addEventListener("click", () => toggle("audio"));
   byTestId("toggle-camera").addEventListener("click", () => toggle("video"));
@@ -77,6 +76,7 @@ function wireControls() {
     switcher.value = locale;
   });
   document.addEventListener("visibilitychange", onVisible);
+  document.addEventListener("visibilitychange", resumeOnVisible);
 }
 
 function wireSignalling(signalling) {
@@ -138,14 +138,17 @@ async function boot() {
     finish({ state: "error", title: "error.incomplete_title", message: text.INCOMPLETE_LINK });
     return;
   }
+  if (insecurePage()) {
+    // Before connecting: over plain http the token would travel in clear.
+    finish({ state: "error", title: "browsers.insecure_title", message: "browsers.insecure" });
+    return;
+  }
   if (typeof window.io !== "function") {
     finish({ state: "error", title: "error.page_failed_title", message: text.PAGE_FAILED, retry: true });
     return;
   }
-  if (typeof window.RTCPeerConnection !== "function") {
-    finish({ state: "error", title: "error.browser_title", message: text.BROWSER_UNSUPPORTED });
-    return;
-  }
+  // Whether the browser can hold the call is checked at `session` (session.js):
+  // the refusal then comes in the appointment's language, with whom to contact.
 
   // Only patients and guests are given one (the role is known at `session`).
   const resumeSecret = new ResumeSecret(roomId);

@@ -7,6 +7,7 @@ import { renderToggles } from "./call-controls.js";
 import { E2ee } from "./e2ee.js";
 import { endedByAck } from "./endings.js";
 import { Call } from "./media.js";
+import { playRemote } from "./playback.js";
 import { addSendBack } from "./practitioner-tools.js";
 import * as screens from "./screens.js";
 import { app, e2eeRequired, metrics, practitionerName, show } from "./state.js";
@@ -90,22 +91,6 @@ function addRemoteVideo(subscriptionId, role, publisherId) {
     video.addEventListener("loadeddata", firstFrame, { once: true });
   }
   return video;
-}
-
-function playRemote(video) {
-  const started = video.play();
-  if (!started) return;
-  started.catch((error) => {
-    // Only a blocked autoplay needs the person's tap; other rejections mean
-    // the element was reloaded or removed meanwhile.
-    if (error && error.name === "NotAllowedError") byTestId("start-audio").hidden = false;
-  });
-}
-
-/** The "Turn on sound" tap after the browser blocked autoplay. */
-export function startAudio() {
-  byTestId("start-audio").hidden = true;
-  for (const video of screens.remoteVideos()) playRemote(video);
 }
 
 export function onSubscriptionOffer(offer) {

@@ -4,6 +4,7 @@
 
 import { enterCall } from "./call-screen.js";
 import { comeBack } from "./coming-back.js";
+import { offerConnectionTest } from "./connection-test.js";
 import { DeviceError, MicLevel, openCameraAndMicrophone, stopStream } from "./devices.js";
 import { endedByAck, finish } from "./endings.js";
 import * as text from "./messages.js";
@@ -22,6 +23,7 @@ export async function startPrecall() {
   screens.renderPrecall({ role: app.role, ...text.appointmentTexts(app.session) });
   ensureWaitingList();
   leaveTooEarly();
+  offerConnectionTest();
   if (app.startingDevices) return;
   // Tested already on the too-early screen: the same camera and microphone go on.
   let stream = app.stream;

@@ -33,8 +33,6 @@ const KNOWN_CODES = new Set([
 export const INCOMPLETE_LINK = { key: "error.incomplete_link" };
 export const NETWORK_UNREACHABLE = { key: "error.network_unreachable" };
 export const CONNECTION_LOST = { key: "error.connection_lost" };
-export const BROWSER_UNSUPPORTED = { key: "error.browser_unsupported" };
-export const E2EE_UNSUPPORTED = { key: "error.e2ee_unsupported" };
 export const PAGE_FAILED = { key: "error.page_failed" };
 
 /** The sentence for a failed request's error code (never the server's English). */

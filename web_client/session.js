@@ -2,6 +2,7 @@
 // check; a later one, after a reconnection, says whether we kept our place.
 
 import { comeBack } from "./coming-back.js";
+import { cannotCall, cannotEncrypt } from "./browser-support.js";
 import { checkIn, startPrecall } from "./device-check.js";
 import { transformSupport } from "./e2ee.js";
 import { finish, pageFailed } from "./endings.js";
@@ -33,9 +34,14 @@ export function onSession(session) {
   applyAppointment(session);
   if (app.call) app.call.setIceServers(session.ice_servers);
   if (!again) {
+    const blocked = cannotCall();
+    if (blocked) {
+      finish({ state: "error", title: "error.browser_title", message: blocked });
+      return;
+    }
     if (e2eeRequired() && !transformSupport()) {
       // Never a silently unencrypted call.
-      finish({ state: "error", title: "error.browser_title", message: text.E2EE_UNSUPPORTED });
+      finish({ state: "error", title: "error.browser_title", message: cannotEncrypt() });
       return;
     }
     startPrecall().catch(pageFailed);

@@ -3,7 +3,9 @@
 // test the person can do now. The stream it opens is kept for the device check,
 // which the page moves to by itself when the room opens (connection.js).
 
+import { advice, cannotCall } from "./browser-support.js";
 import { DeviceError, MicLevel, openCameraAndMicrophone, stopStream } from "./devices.js";
+import { transformSupport } from "./e2ee.js";
 import { parseInstant } from "./format.js";
 import * as text from "./messages.js";
 import * as screens from "./screens.js";
@@ -27,6 +29,12 @@ export function renderTooEarly(opensAt, details) {
   }
   screens.setInline("not-yet-open-appointment", appointment);
   screens.renderPractice(details && details.practice);
+  // Said now, while there is time to change browser (the call itself is refused at `session`).
+  const blocked = cannotCall() || !transformSupport();
+  screens.setInline(
+    "browser-warning",
+    blocked ? { key: "browsers.warning_early", params: { advice: advice() } } : null,
+  );
   startCountdown(opensAt);
 }
 

@@ -7,6 +7,7 @@ new ones are closed as they arrive, until `restore()`. `fail_after(marker)`:
 Redis receives the marker too and runs it, but its reply never comes back (the
 client's connection closes), and Redis is down the same way. A transaction is
 cut exactly where a crash, a partition or a killed connection would cut it.
+`cut()` takes Redis down at once, the same way.
 """
 
 from __future__ import annotations
@@ -58,6 +59,8 @@ class FailingRedisProxy:
         self.port = 0
         # Set once the armed failure happened.
         self.failed = asyncio.Event()
+        # Connections turned away while Redis was down (clients retrying).
+        self.refused = 0
 
     @property
     def url(self) -> str:
@@ -76,6 +79,14 @@ class FailingRedisProxy:
     def _arm(self, trap: _Trap) -> None:
         self.failed.clear()
         self._trap = trap
+
+    def cut(self) -> None:
+        """Redis is down now: every connection through the proxy closes, new ones too."""
+        self._trap = None
+        self._down = True
+        for link in list(self._links):
+            link.close()
+        self.failed.set()
 
     def restore(self) -> None:
         """Redis is back: new connections go through again."""
@@ -108,6 +119,7 @@ class FailingRedisProxy:
 
     async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         if self._down:
+            self.refused += 1
             writer.close()
             return
         try:
