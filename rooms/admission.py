@@ -18,7 +18,7 @@ from rooms.events import (
 )
 from rooms.resume_secret import is_resume_hash
 from rooms.roles import Actor, Role
-from rooms.room import Lifecycle, Participant, Room, Transition, changed
+from rooms.room import Denial, Lifecycle, Participant, Room, Transition, changed
 from rooms.waiting_queue import WaitingEntry
 
 MAX_GUESTS = 4
@@ -57,10 +57,18 @@ def check_in(
     if person is None:
         raise DomainError(ErrorCode.NOT_ALLOWED)
     room.check_joinable(now)
-    if entry_id in room.denied:
+    if entry_id in room.denied or room.denial_of(actor) is not None:
         raise DomainError(ErrorCode.NOT_ALLOWED, "The practitioner could not admit you.")
+    mine = room.entry_of(actor)
+    if mine is not None and mine.entry_id == entry_id and entry_id in room.waiting:
+        # Checking in again (a reconnection, a double click) is no new check-in: nothing changes,
+        # so nobody is told twice (`consultation.patient_checked_in` once per arrival).
+        return Transition(room)
     if entry_id in room.waiting or room.participant(entry_id) is not None:
         raise DomainError(ErrorCode.ALREADY_PRESENT)
+    if mine is not None:
+        # One entry per person: another connection of theirs holds it (it takes over on connect).
+        raise DomainError(ErrorCode.ALREADY_PRESENT, "This consultation is open in another window.")
     if resume_hash is not None and not is_resume_hash(resume_hash):
         raise DomainError(ErrorCode.INVALID_REQUEST, "The resume key is not valid.")
     entry = WaitingEntry(entry_id, person.id, person.name, now, actor.role, resume_hash)
@@ -79,7 +87,12 @@ def join_as_practitioner(room: Room, actor: Actor, entry_id: str, now: datetime)
     if not room.is_practitioner(actor):
         raise DomainError(ErrorCode.NOT_ALLOWED)
     room.check_joinable(now)
-    if room.participant(entry_id) is not None:
+    mine = room.entry_of(actor)
+    if mine is not None and mine.entry_id == entry_id:
+        # Already in: this connection took the call over (`presence.take_over`).
+        return Transition(room)
+    if mine is not None or room.participant(entry_id) is not None:
+        # One practitioner in the call: a second device takes over on connect, never joins beside.
         raise DomainError(ErrorCode.ALREADY_PRESENT)
     name = room.appointment.practitioner.name
     participant = Participant(entry_id, actor.person_id, name, Role.PRACTITIONER, now)
@@ -132,9 +145,15 @@ def deny(
                 ErrorCode.INVALID_REQUEST,
                 f"The reason must be at most {MAX_REASON_LENGTH} characters.",
             )
+    position = room.waiting.position(entry_id) - 1
     waiting, entry = room.waiting.remove(entry_id)
+    denial = Denial(entry.person_id, entry.role, entry_id, reason, now, entry, position)
+    # The person, not the connection: a new tab, device or resume secret finds them denied.
+    denials = tuple(
+        d for d in room.denials if (d.person_id, d.role) != (entry.person_id, entry.role)
+    )
     return Transition(
-        changed(room, waiting=waiting, denied=room.denied | {entry_id}),
+        changed(room, waiting=waiting, denied=room.denied | {entry_id}, denials=(*denials, denial)),
         (PatientDenied(room.id, entry_id, reason, entry.role),),
     )
 

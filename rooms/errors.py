@@ -10,6 +10,7 @@ class ErrorCode(StrEnum):
     NOT_ALLOWED = "not_allowed"
     NOT_WAITING = "not_waiting"
     NOT_IN_CALL = "not_in_call"
+    NOT_DENIED = "not_denied"
     ALREADY_PRESENT = "already_present"
     ROOM_NOT_YET_OPEN = "room_not_yet_open"
     ROOM_CLOSED = "room_closed"
@@ -25,6 +26,7 @@ _MESSAGES: dict[ErrorCode, str] = {
     ErrorCode.NOT_ALLOWED: "Your role in this room does not allow this action.",
     ErrorCode.NOT_WAITING: "This person is not in the waiting room.",
     ErrorCode.NOT_IN_CALL: "You are not in the consultation.",
+    ErrorCode.NOT_DENIED: "This person was not declined.",
     ErrorCode.ALREADY_PRESENT: "You are already in this room.",
     ErrorCode.ROOM_NOT_YET_OPEN: "The consultation room is not open yet.",
     ErrorCode.ROOM_CLOSED: "The consultation room is closed.",

@@ -56,9 +56,28 @@ class PatientAdmitted:
 class PatientDenied:
     room_id: str
     entry_id: str
-    # Shown to the patient only; never stored, logged or sent to the booking system.
+    # Shown to the denied person only (kept with the room's denial until re-opened);
+    # never logged or sent to the booking system.
     reason: str | None = None
     role: Role = Role.PATIENT
+
+
+@dataclass(frozen=True, slots=True)
+class PatientUndenied:
+    """The practitioner undid a denial; `restored`: the person is back at their place."""
+
+    room_id: str
+    entry_id: str
+    restored: bool
+    role: Role = Role.PATIENT
+
+
+@dataclass(frozen=True, slots=True)
+class RoomReopened:
+    """The booking system re-opened the appointment: those denied (`entry_ids`) may come back."""
+
+    room_id: str
+    entry_ids: tuple[str, ...]
 
 
 @dataclass(frozen=True, slots=True)
@@ -124,6 +143,8 @@ RoomEvent = (
     | PractitionerJoined
     | PatientAdmitted
     | PatientDenied
+    | PatientUndenied
+    | RoomReopened
     | PatientReturnedToWaiting
     | ParticipantLeft
     | ParticipantAway

@@ -13,6 +13,7 @@ from rooms.events import ParticipantAway, ParticipantLeft, ParticipantResumed, R
 from rooms.resume_secret import is_resume_hash, matches
 from rooms.roles import Actor
 from rooms.room import Room, Transition, changed
+from rooms.waiting_queue import WaitingEntry
 
 
 def leave(room: Room, entry_id: str, now: datetime) -> Transition:
@@ -111,6 +112,36 @@ def resume(room: Room, actor: Actor, presented_hash: str, now: datetime) -> Tran
                 ),
             )
     raise DomainError(ErrorCode.NOT_WAITING, "There is no place to take back.")
+
+
+def take_over(room: Room, actor: Actor, resume_hash: str | None, now: datetime) -> Transition:
+    """A new connection on the same link takes the person's one entry over, wherever it is.
+
+    The link is the pass for one person (their token's `sub` and role): a second
+    tab or device gets the same entry, same place in the queue or in the call,
+    rather than a second one. `resume_hash` becomes the entry's secret (the new
+    connection's; the practitioner has none). Raises NOT_WAITING when the
+    person has no entry: the caller starts afresh.
+    """
+    room.check_joinable(now)
+    if resume_hash is not None and not is_resume_hash(resume_hash):
+        raise DomainError(ErrorCode.INVALID_REQUEST, "The resume key is not valid.")
+    entry = room.entry_of(actor)
+    if entry is None:
+        raise DomainError(ErrorCode.NOT_WAITING, "There is no place to take over.")
+    connection = entry.connection + 1
+    if isinstance(entry, WaitingEntry):
+        back = replace(entry, away_since=None, connection=connection, resume_hash=resume_hash)
+        return Transition(
+            changed(room, waiting=room.waiting.replace(back)),
+            (ParticipantResumed(room.id, entry.entry_id, in_call=False, role=entry.role),),
+        )
+    back_in = replace(entry, away_since=None, connection=connection, resume_hash=resume_hash)
+    in_call = tuple(back_in if p.entry_id == entry.entry_id else p for p in room.in_call)
+    return Transition(
+        changed(room, in_call=in_call),
+        (ParticipantResumed(room.id, entry.entry_id, in_call=True, role=entry.role),),
+    )
 
 
 def expire_away(room: Room, now: datetime, grace: timedelta) -> Transition:

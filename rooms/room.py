@@ -17,7 +17,7 @@ from rooms.appointment import Appointment, JoinWindow, Person
 from rooms.errors import DomainError, ErrorCode
 from rooms.events import EndReason, RoomEvent
 from rooms.roles import Actor, Role
-from rooms.waiting_queue import WaitingQueue
+from rooms.waiting_queue import WaitingEntry, WaitingQueue
 
 
 class RoomStatus(StrEnum):
@@ -53,6 +53,25 @@ class Participant:
 
 
 @dataclass(frozen=True, slots=True)
+class Denial:
+    """A person the practitioner turned away: they stay so, on any device, until re-opened.
+
+    Keyed by the person (their link), not the connection. `entry` and
+    `position` (0-based) are the place they had, given back by an undo.
+    """
+
+    person_id: str
+    role: Role
+    entry_id: str
+    # The practitioner's words, shown to the denied person on every (re)connection;
+    # deleted with the room, never logged nor sent to the booking system.
+    reason: str | None
+    denied_at: datetime
+    entry: WaitingEntry
+    position: int
+
+
+@dataclass(frozen=True, slots=True)
 class Room:
     id: str
     appointment: Appointment
@@ -62,6 +81,8 @@ class Room:
     in_call: tuple[Participant, ...] = ()
     # Connections the practitioner turned away may not queue again.
     denied: frozenset[str] = frozenset()
+    # People turned away (see Denial), whatever connection they come back on.
+    denials: tuple[Denial, ...] = ()
     started_at: datetime | None = None
     ended_at: datetime | None = None
     # When the patient first checked in; a no-show is decided from it.
@@ -111,6 +132,22 @@ class Room:
     def participant(self, entry_id: str) -> Participant | None:
         for participant in self.in_call:
             if participant.entry_id == entry_id:
+                return participant
+        return None
+
+    def denial_of(self, actor: Actor) -> Denial | None:
+        for denial in self.denials:
+            if denial.person_id == actor.person_id and denial.role is actor.role:
+                return denial
+        return None
+
+    def entry_of(self, actor: Actor) -> WaitingEntry | Participant | None:
+        """The person's one live entry, waiting or in the call (one per person: see presence)."""
+        for entry in self.waiting.entries:
+            if entry.person_id == actor.person_id and entry.role is actor.role:
+                return entry
+        for participant in self.in_call:
+            if participant.person_id == actor.person_id and participant.role is actor.role:
                 return participant
         return None
 

@@ -14,10 +14,10 @@ from rooms.roles import Role
 
 @dataclass(frozen=True, slots=True)
 class WaitingEntry:
-    """One device waiting to be admitted.
+    """One person waiting to be admitted.
 
-    `entry_id` names the connection, not the person: a link forwarded to a
-    second device makes a second entry the practitioner can turn away.
+    One entry per person (their link): a second device or tab on the same link
+    takes this entry over (`rooms.presence.take_over`) rather than queue again.
     """
 
     entry_id: str
@@ -66,6 +66,13 @@ class WaitingQueue:
         if entry.entry_id in self:
             raise KeyError(entry.entry_id)
         return replace(self, entries=(entry, *self.entries))
+
+    def insert(self, entry: WaitingEntry, index: int) -> WaitingQueue:
+        """Back at a given place (0-based, clamped): an undone denial."""
+        if entry.entry_id in self:
+            raise KeyError(entry.entry_id)
+        index = max(0, min(index, len(self.entries)))
+        return replace(self, entries=(*self.entries[:index], entry, *self.entries[index:]))
 
     def get(self, entry_id: str) -> WaitingEntry | None:
         for entry in self.entries:

@@ -21,6 +21,7 @@ from pydantic import BaseModel, ConfigDict, TypeAdapter, ValidationError
 
 from rooms.admission import invite_guest
 from rooms.appointment import Person
+from rooms.denials import reopen
 from rooms.errors import DomainError, ErrorCode
 from rooms.lifecycle import end_by_integration
 from rooms.roles import Role
@@ -119,6 +120,7 @@ class IntegrationApi:
             ("POST", "/rooms/{room_id}/links", self.mint_link),
             ("POST", "/rooms/{room_id}/guests", self.invite_guest),
             ("POST", "/rooms/{room_id}/end", self.end_room),
+            ("POST", "/rooms/{room_id}/reopen", self.reopen_room),
             ("POST", "/practitioners/{practitioner_id}/desk-link", self.desk_link),
             ("GET", "/events", self.list_events),
         ]
@@ -233,6 +235,13 @@ class IntegrationApi:
         room = await self._room(request.match_info["room_id"])
         now = self.hub.clock()
         transition = await self.hub.apply(room.id, lambda r: end_by_integration(r, now))
+        return web.json_response(room_state(transition.room, now))
+
+    async def reopen_room(self, request: web.Request) -> web.Response:
+        """Those the practitioner declined may come back (their link works again)."""
+        room = await self._room(request.match_info["room_id"])
+        now = self.hub.clock()
+        transition = await self.hub.apply(room.id, lambda r: reopen(r, now))
         return web.json_response(room_state(transition.room, now))
 
     async def list_events(self, request: web.Request) -> web.Response:

@@ -17,6 +17,7 @@ from typing import Any
 import socketio
 
 from rooms.admission import admit, deny, return_to_waiting
+from rooms.denials import undeny
 from rooms.errors import DomainError, ErrorCode
 from rooms.lifecycle import end
 from rooms.roles import Actor, Role
@@ -116,6 +117,7 @@ class DeskNamespace(AckNamespace[str]):
         handlers: dict[str, Handler[str]] = {
             "admit": self.admit,
             "deny": self.deny,
+            "undeny": self.undeny,
             "message": self.message,
             "return_to_waiting": self.return_to_waiting,
             "end": self.end,
@@ -246,6 +248,14 @@ class DeskNamespace(AckNamespace[str]):
         actor = Actor(practitioner_id, Role.PRACTITIONER)
         now = self.hub.clock()
         await self.hub.apply(room.id, lambda r: deny(r, actor, denial.entry_id, now, denial.reason))
+        return ok()
+
+    async def undeny(self, practitioner_id: str, data: Any) -> Ack:
+        room = await self._room_of(practitioner_id, data)
+        entry_id = parse(DeskEntryAction, data).entry_id
+        actor = Actor(practitioner_id, Role.PRACTITIONER)
+        now = self.hub.clock()
+        await self.hub.apply(room.id, lambda r: undeny(r, actor, entry_id, now))
         return ok()
 
     async def return_to_waiting(self, practitioner_id: str, data: Any) -> Ack:

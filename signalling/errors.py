@@ -30,6 +30,7 @@ STATUS: Mapping[str, int] = {
     ErrorCode.APPOINTMENT_NOT_FOUND: 404,
     ErrorCode.NOT_WAITING: 409,
     ErrorCode.NOT_IN_CALL: 409,
+    ErrorCode.NOT_DENIED: 409,
     ErrorCode.ALREADY_PRESENT: 409,
     ErrorCode.ROOM_NOT_YET_OPEN: 409,  # Also an early join token.
     ErrorCode.ROOM_CLOSED: 409,  # Also an expired join or desk token.

@@ -21,8 +21,13 @@ async def room_in_call(hub: RoomHub, session: SocketSession) -> Room:
     room = await hub.room(session.room_id)
     if room is None:
         raise DomainError(ErrorCode.ROOM_NOT_FOUND)
-    if room.participant(session.entry_id) is None:
+    participant = room.participant(session.entry_id)
+    if participant is None:
         raise DomainError(ErrorCode.NOT_IN_CALL)
+    if participant.connection != session.connection:
+        # Taken over by a newer connection of the same person, maybe on another node: this one
+        # is told `replaced` and gets nothing of the call any more (docs/protocol.md).
+        raise DomainError(ErrorCode.NOT_IN_CALL, "This consultation is open in another window.")
     return room
 
 

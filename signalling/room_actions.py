@@ -11,7 +11,7 @@ from typing import Any
 
 import socketio
 
-from rooms import admission, lifecycle, presence
+from rooms import admission, denials, lifecycle, presence
 from rooms.appointment import Person
 from rooms.errors import DomainError, ErrorCode
 from rooms.roles import Role
@@ -19,7 +19,7 @@ from signalling.ack_namespace import Ack, Handler, ok
 from signalling.config import Settings
 from signalling.links import join_link
 from signalling.room_hub import RoomHub, entry_channel, place_payload, waiting_list_payload
-from signalling.socket_payloads import Denial, EntryAction, GuestInvitation, parse
+from signalling.socket_payloads import Denial, EntryAction, GuestInvitation, Undenial, parse
 from signalling.socket_session import SocketSession
 
 
@@ -35,6 +35,7 @@ class RoomActions:
             "open_consultation": self.open_consultation,
             "admit": self.admit,
             "deny": self.deny,
+            "undeny": self.undeny,
             "end_consultation": self.end_consultation,
             "return_to_waiting": self.return_to_waiting,
             "invite_guest": self.invite_guest,
@@ -80,6 +81,15 @@ class RoomActions:
             lambda room: admission.deny(
                 room, session.actor, denial.entry_id, self.hub.clock(), denial.reason
             ),
+        )
+        return ok()
+
+    async def undeny(self, session: SocketSession, data: Any) -> Ack:
+        """The practitioner's undo of a denial: the person gets their place back."""
+        entry_id = parse(Undenial, data).entry_id
+        await self.hub.apply(
+            session.room_id,
+            lambda room: denials.undeny(room, session.actor, entry_id, self.hub.clock()),
         )
         return ok()
 

@@ -27,9 +27,11 @@ from rooms.events import (
     PatientCheckedIn,
     PatientDenied,
     PatientReturnedToWaiting,
+    PatientUndenied,
     PractitionerJoined,
     RoomEnded,
     RoomEvent,
+    RoomReopened,
 )
 from rooms.lifecycle import close_if_over, mark_no_show
 from rooms.presence import expire_away, next_expiry
@@ -295,6 +297,14 @@ class RoomHub:
                 return True
             case PatientCheckedIn():
                 return True
+            case PatientUndenied(entry_id=entry_id, restored=restored):
+                # A page still open on its denial comes back (docs/protocol.md, `undenied`).
+                await self.sio.emit("undenied", {}, room=entry_channel(entry_id))
+                return restored
+            case RoomReopened(entry_ids=entry_ids):
+                for reopened in entry_ids:
+                    await self.sio.emit("undenied", {}, room=entry_channel(reopened))
+                return False
         return False
 
     async def _peer_left(self, room: Room, entry_id: str) -> None:

@@ -150,12 +150,20 @@ class JoinAuth(Payload):
 
 
 NOT_WAITING = Refusal(ErrorCode.NOT_WAITING.value, "Expected {entry_id} of a waiting patient.")
+NOT_DENIED = Refusal(ErrorCode.NOT_DENIED.value, "Expected {entry_id} of a declined person.")
 
 
 class EntryAction(Payload):
     """`admit`, `return_to_waiting`: whom."""
 
     refusals: ClassVar[Mapping[str, Refusal]] = {"": NOT_WAITING, "entry_id": NOT_WAITING}
+    entry_id: EntryId
+
+
+class Undenial(Payload):
+    """`undeny`: whose denial to undo."""
+
+    refusals: ClassVar[Mapping[str, Refusal]] = {"": NOT_DENIED, "entry_id": NOT_DENIED}
     entry_id: EntryId
 
 

@@ -3,11 +3,15 @@
 A connection authenticates with the join token of its link (`auth.token`)
 and, for patients and guests, the resume secret of an earlier `session`
 (`auth.resume`, docs/protocol.md "Coming back"): a matching secret takes the
-kept entry over, anything else is a fresh start with a new secret.
+kept entry over; without one, the person's entry, if any, is taken over all
+the same (one person, one entry: docs/protocol.md), else it is a fresh start.
+Either way every other connection of that person is `replaced`. A declined
+person is told so (`session.denied`) and does nothing else.
 """
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import secrets
 from dataclasses import dataclass
@@ -52,6 +56,18 @@ class SocketSession:
     resume_hash: str | None = None
     # The entry's takeover count this connection holds.
     connection: int = 0
+    # The person was declined (docs/protocol.md, "Decisions that stick"): the connection
+    # only hears `undenied`; it takes nobody's place and nobody takes its own.
+    denied: bool = False
+
+
+def person_channel(room_id: str, actor: Actor) -> str:
+    """Every live connection of one person (docs/protocol.md, "One person, one entry").
+
+    Hashed: channel names travel between nodes through Redis, person ids need not.
+    """
+    key = f"{room_id}\n{actor.role.value}\n{actor.person_id}".encode()
+    return "person:" + hashlib.sha256(key).hexdigest()[:32]
 
 
 def ice_servers_payload(
@@ -60,7 +76,7 @@ def ice_servers_payload(
     """STUN/TURN for the page; a TURN login only for whom may still be in this room's call.
 
     One TURN username per person (README, `TELECONSULT_TURN_URLS`), valid until the room's
-    window closes at the latest; none for a denied entry or a finished room.
+    window closes at the latest; none for a denied person or a finished room.
     """
     servers: list[dict[str, Any]] = [
         {
@@ -71,7 +87,8 @@ def ice_servers_payload(
         for server in settings.ice_servers
     ]
     finished = room.status(now) in (RoomStatus.ENDED, RoomStatus.CANCELLED)
-    if settings.turn_urls and settings.turn_secret and not (finished or entry_id in room.denied):
+    denied = entry_id in room.denied or room.denial_of(actor) is not None
+    if settings.turn_urls and settings.turn_secret and not (finished or denied):
         person = turn_credentials.person_login_id(
             settings.token_secret, room.id, actor.role.value, actor.person_id
         )
@@ -217,41 +234,55 @@ class Sessions:
         resume_secret = auth.resume_secret()
         resumed: PendingAnnouncement | None = None
         new_secret: str | None = None
-        if actor.role is Role.PRACTITIONER:
-            session = SocketSession(room_id, actor, secrets.token_urlsafe(9))
+        denial = room.denial_of(actor)
+        if denial is not None:
+            # Declined stays declined, whatever the device or secret, until re-opened.
+            session = SocketSession(room_id, actor, denial.entry_id, denied=True)
         else:
-            presented = None
-            if resume_secret is not None:
-                presented = hash_resume_secret(resume_secret)
-                resumed = await self._resume(room_id, actor, presented, now)
+            if resume_secret is not None and actor.role is not Role.PRACTITIONER:
+                resumed = await self._resume(room_id, actor, hash_resume_secret(resume_secret), now)
+            if resumed is None:
+                # One person, one entry: this link's entry, if any, is this connection's now.
+                if actor.role is not Role.PRACTITIONER:
+                    new_secret = secrets.token_urlsafe(32)
+                new_hash = None if new_secret is None else hash_resume_secret(new_secret)
+                resumed = await self._take_over(room_id, actor, new_hash, now)
             if resumed is not None:
                 [event] = resumed.transition.events
                 assert isinstance(event, ParticipantResumed)
                 taken = _entry_state(resumed.transition.room, event.entry_id)
                 session = SocketSession(
-                    room_id,
-                    actor,
-                    event.entry_id,
-                    presented,
-                    taken.connection,
+                    room_id, actor, event.entry_id, taken.resume_hash, taken.connection
                 )
             else:
-                new_secret = secrets.token_urlsafe(32)
                 session = SocketSession(
                     room_id,
                     actor,
                     secrets.token_urlsafe(9),
-                    hash_resume_secret(new_secret),
+                    None if new_secret is None else hash_resume_secret(new_secret),
                 )
+        # Every other live connection of this person (never a declined one) is replaced.
         replaced = [
             other
             for other, known in self.by_sid.items()
-            if known.room_id == room_id and known.entry_id == session.entry_id
+            if known.room_id == room_id
+            and not session.denied
+            and not known.denied
+            and (known.entry_id == session.entry_id or known.actor == actor)
         ]
+        person = person_channel(room_id, actor)
         for other in replaced:
             # Its late disconnect must not mark the entry away, nor events reach it.
-            self.by_sid.pop(other, None)
-            await self.sio.leave_room(other, entry_channel(session.entry_id))
+            gone = self.by_sid.pop(other)
+            await self.sio.leave_room(other, entry_channel(gone.entry_id))
+            await self.sio.leave_room(other, person)
+            if gone.actor.role is Role.PRACTITIONER:
+                await self.sio.leave_room(other, practitioners_channel(room_id))
+        if not session.denied:
+            # This person's connections on other nodes (those here are told below); with one
+            # node, nobody is left in the channel to hear it.
+            await self.sio.emit("replaced", {}, room=person)
+            await self.sio.enter_room(sid, person)
         self.by_sid[sid] = session
         await self.sio.enter_room(sid, entry_channel(session.entry_id))
         await self.sio.enter_room(sid, room_channel(room_id))
@@ -268,6 +299,7 @@ class Sessions:
         if new_secret is not None:
             payload["resume"] = new_secret
         payload["resumed"] = None
+        payload["denied"] = None if denial is None else {"reason": denial.reason}
         if resumed is not None:
             in_call = resumed.transition.room.participant(session.entry_id) is not None
             payload["resumed"] = "in_call" if in_call else "waiting"
@@ -282,6 +314,19 @@ class Sessions:
         try:
             return await self.hub.stage(
                 room_id, lambda room: presence.resume(room, actor, presented, now)
+            )
+        except DomainError as exc:
+            if exc.code is ErrorCode.NOT_WAITING:
+                return None
+            raise
+
+    async def _take_over(
+        self, room_id: str, actor: Actor, resume_hash: str | None, now: datetime
+    ) -> PendingAnnouncement | None:
+        """Take the person's entry over, or None when they have none (start afresh)."""
+        try:
+            return await self.hub.stage(
+                room_id, lambda room: presence.take_over(room, actor, resume_hash, now)
             )
         except DomainError as exc:
             if exc.code is ErrorCode.NOT_WAITING:

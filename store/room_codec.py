@@ -14,7 +14,7 @@ from typing import Any
 from rooms.appointment import Appointment, JoinWindow, Person, Practice
 from rooms.events import EndReason
 from rooms.roles import Role
-from rooms.room import Lifecycle, Participant, Room
+from rooms.room import Denial, Lifecycle, Participant, Room
 from rooms.waiting_queue import WaitingEntry, WaitingQueue
 
 FORMAT_VERSION = 1
@@ -95,6 +95,59 @@ def _parse_resume_fields(data: dict[str, Any]) -> dict[str, Any]:
     }
 
 
+def _entry(entry: WaitingEntry) -> dict[str, Any]:
+    return {
+        "entry_id": entry.entry_id,
+        "person_id": entry.person_id,
+        "name": entry.name,
+        "checked_in_at": _time(entry.checked_in_at),
+        "role": entry.role.value,
+        **_resume_fields(entry.resume_hash, entry.away_since, entry.connection),
+    }
+
+
+def _parse_entry(entry: dict[str, Any]) -> WaitingEntry:
+    return WaitingEntry(
+        entry_id=entry["entry_id"],
+        person_id=entry["person_id"],
+        name=entry["name"],
+        checked_in_at=_parse_time(entry["checked_in_at"]),
+        role=Role(entry.get("role", Role.PATIENT.value)),
+        **_parse_resume_fields(entry),
+    )
+
+
+def _denial(denial: Denial) -> dict[str, Any]:
+    return {
+        "person_id": denial.person_id,
+        "role": denial.role.value,
+        "entry_id": denial.entry_id,
+        "reason": denial.reason,
+        "denied_at": _time(denial.denied_at),
+        "entry": _entry(denial.entry),
+        "position": denial.position,
+    }
+
+
+def _parse_denial(data: Any) -> Denial:
+    if not isinstance(data, dict):
+        raise RoomFormatError("a denial must be an object")
+    reason, position = data["reason"], data["position"]
+    if reason is not None and not isinstance(reason, str):
+        raise RoomFormatError("a denial's reason must be a string")
+    if not isinstance(position, int) or isinstance(position, bool):
+        raise RoomFormatError("a denial's position must be an integer")
+    return Denial(
+        person_id=data["person_id"],
+        role=Role(data["role"]),
+        entry_id=data["entry_id"],
+        reason=reason,
+        denied_at=_parse_time(data["denied_at"]),
+        entry=_parse_entry(data["entry"]),
+        position=position,
+    )
+
+
 def room_to_dict(room: Room) -> dict[str, Any]:
     appointment = room.appointment
     return {
@@ -114,17 +167,7 @@ def room_to_dict(room: Room) -> dict[str, Any]:
             "closes_at": _time(room.window.closes_at),
         },
         "lifecycle": room.lifecycle.value,
-        "waiting": [
-            {
-                "entry_id": entry.entry_id,
-                "person_id": entry.person_id,
-                "name": entry.name,
-                "checked_in_at": _time(entry.checked_in_at),
-                "role": entry.role.value,
-                **_resume_fields(entry.resume_hash, entry.away_since, entry.connection),
-            }
-            for entry in room.waiting.entries
-        ],
+        "waiting": [_entry(entry) for entry in room.waiting.entries],
         "in_call": [
             {
                 "entry_id": participant.entry_id,
@@ -139,6 +182,7 @@ def room_to_dict(room: Room) -> dict[str, Any]:
             for participant in room.in_call
         ],
         "denied": sorted(room.denied),
+        "denials": [_denial(denial) for denial in room.denials],
         "guests": [_person(guest) for guest in room.guests],
         "started_at": _optional_str(room.started_at),
         "ended_at": _optional_str(room.ended_at),
@@ -171,19 +215,7 @@ def room_from_dict(data: dict[str, Any]) -> Room:
                 closes_at=_parse_time(data["window"]["closes_at"]),
             ),
             lifecycle=Lifecycle(data["lifecycle"]),
-            waiting=WaitingQueue(
-                tuple(
-                    WaitingEntry(
-                        entry_id=entry["entry_id"],
-                        person_id=entry["person_id"],
-                        name=entry["name"],
-                        checked_in_at=_parse_time(entry["checked_in_at"]),
-                        role=Role(entry.get("role", Role.PATIENT.value)),
-                        **_parse_resume_fields(entry),
-                    )
-                    for entry in data["waiting"]
-                )
-            ),
+            waiting=WaitingQueue(tuple(_parse_entry(entry) for entry in data["waiting"])),
             in_call=tuple(
                 Participant(
                     entry_id=participant["entry_id"],
@@ -196,6 +228,8 @@ def room_from_dict(data: dict[str, Any]) -> Room:
                 for participant in data["in_call"]
             ),
             denied=frozenset(data["denied"]),
+            # Added within format 1: rooms stored before remember no person as denied.
+            denials=tuple(_parse_denial(denial) for denial in data.get("denials", ())),
             guests=tuple(_parse_person(guest) for guest in data.get("guests", ())),
             started_at=_optional_time(data["started_at"]),
             ended_at=_optional_time(data["ended_at"]),

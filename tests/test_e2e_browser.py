@@ -1,13 +1,14 @@
 """End to end in real headless Chromium with fake camera and microphone.
 
 Booking webhook → patient checks in → practitioner sees them → admits → both
-browsers decode each other's video through the relay → a second device is
+browsers decode each other's video through the relay → someone else waiting is
 turned away → hang up. Error screens for broken, early and late links.
 """
 
 from __future__ import annotations
 
 import json
+import re
 import time
 from datetime import timedelta
 from pathlib import Path
@@ -142,8 +143,13 @@ async def test_consultation_from_booking_to_hang_up(live_server: LiveServer) -> 
         await patient.get_by_test_id("toggle-camera").click()
         await patient.get_by_test_id("toggle-mic").click()
 
-        # A second device with the patient's link is turned away.
-        _, intruder = await open_page(browser, patient_url)
+        # Someone else waiting, a guest invited from the panel, is turned away (a second
+        # device on the patient's own link would take the patient's place over instead).
+        await doctor.get_by_test_id("invite-guest").fill("Ines Interprete")
+        await doctor.get_by_test_id("invite-guest-submit").click()
+        await expect(doctor.get_by_test_id("guest-link")).to_have_value(re.compile("/c/"))
+        guest_link = await doctor.get_by_test_id("guest-link").input_value()
+        _, intruder = await open_page(browser, local_link(live_server, guest_link))
         await intruder.get_by_test_id("check-in").click()
         await expect_state(intruder, "waiting")
         await expect(doctor.get_by_test_id("waiting-entry")).to_have_count(1)

@@ -75,11 +75,13 @@ class Call:
 
 @pytest.fixture
 async def call(live_server: LiveServer) -> AsyncIterator[Call]:
-    """The practitioner and an admitted patient in the call; a second device waiting."""
+    """The practitioner and an admitted patient in the call; someone else (a guest) waiting."""
     room = await live_server.book()
     doctor = await person(live_server, room["links"]["practitioner"], "doctor")
     patient = await person(live_server, room["links"]["patient"], "patient")
-    intruder = await person(live_server, room["links"]["patient"], "intruder")
+    # Not a second device of the patient's: that one would take the patient's place over.
+    invited = await doctor.client.call("invite_guest", {"name": "Someone else"})
+    intruder = await person(live_server, invited["link"], "intruder")
     try:
         await doctor.client.open_consultation()
         await patient.client.check_in()

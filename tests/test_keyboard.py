@@ -8,6 +8,7 @@ keyboard focus where it was; buttons say whom they act on.
 
 from __future__ import annotations
 
+import re
 from datetime import timedelta
 
 import pytest
@@ -102,6 +103,11 @@ async def test_a_consultation_with_the_keyboard_alone(live_server: LiveServer) -
             "Cinq minutes de retard"
         )
 
+        # Someone else in Alice's room: her interpreter (her own link twice would be one entry).
+        await doctor.get_by_test_id("invite-guest").fill("Ines Interprete")
+        await doctor.get_by_test_id("invite-guest-submit").click()
+        await expect(doctor.get_by_test_id("guest-link")).to_have_value(re.compile("/c/"))
+        guest_link = await doctor.get_by_test_id("guest-link").input_value()
         # Focus on Alice's Admit, on the desk and on the practitioner's list; then
         # someone else checks in: both pages update and the focus stays.
         await tab_to(desk, "desk-admit", name="Faire entrer Alice Martin")
@@ -113,9 +119,7 @@ async def test_a_consultation_with_the_keyboard_alone(live_server: LiveServer) -
         _, bruno = await open_page(
             browser, local_link(live_server, later["links"]["patient"]), locale="fr-FR"
         )
-        _, second = await open_page(
-            browser, local_link(live_server, room["links"]["patient"]), locale="fr-FR"
-        )
+        _, second = await open_page(browser, local_link(live_server, guest_link), locale="fr-FR")
         for page in (bruno, second):
             await expect(page.get_by_test_id("check-in")).to_be_enabled()
             await tab_to(page, "check-in")
@@ -134,8 +138,8 @@ async def test_a_consultation_with_the_keyboard_alone(live_server: LiveServer) -
         await expect_state(alice, "in-call")
         await expect(doctor.get_by_test_id("waiting-entry")).to_have_count(2)  # With Bruno.
 
-        # Decline the second device: Enter, the dialog opens on Cancel, Tab, Enter.
-        await tab_to(doctor, "deny", name="Refuser Alice Martin")
+        # Decline the interpreter: Enter, the dialog opens on Cancel, Tab, Enter.
+        await tab_to(doctor, "deny", name="Refuser Ines Interprete")
         await doctor.keyboard.press("Enter")
         await expect(doctor.get_by_test_id("confirm-dialog")).to_be_visible()
         info = await focused(doctor)

@@ -6,7 +6,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from rooms.admission import admit, check_in, deny, join_as_practitioner, return_to_waiting
+from rooms.admission import (
+    admit,
+    check_in,
+    deny,
+    invite_guest,
+    join_as_practitioner,
+    return_to_waiting,
+)
 from rooms.appointment import Appointment, JoinWindowPolicy, Person
 from rooms.errors import DomainError, ErrorCode
 from rooms.events import PatientDenied, PatientReturnedToWaiting
@@ -127,8 +134,9 @@ def test_desk_rows_show_every_state_in_slot_order() -> None:
 
 def test_return_to_waiting_puts_the_patient_first_and_leaves_the_call() -> None:
     current = in_consultation(room(0), DAY)
-    other = Actor(current.appointment.patient.id, Role.PATIENT)
-    current = check_in(current, other, "second-device", DAY + MIN).room
+    # Someone else waiting (one entry per person): the patient's interpreter.
+    current = invite_guest(current, Person("g-1", "Ines"), DAY).room
+    current = check_in(current, Actor("g-1", Role.GUEST), "second-device", DAY + MIN).room
 
     transition = return_to_waiting(current, DOCTOR, f"e-{current.id}", DAY + 2 * MIN)
 
@@ -167,9 +175,8 @@ def test_waiting_places_span_the_practitioners_rooms_in_slot_order() -> None:
     now = DAY + 28 * MIN
     later = arrive(room(2), now - 2 * MIN)
     sooner = arrive(room(1), now - 1 * MIN)
-    second_device = check_in(
-        sooner, Actor(sooner.appointment.patient.id, Role.PATIENT), "other-device", now
-    ).room
+    with_guest = invite_guest(sooner, Person("g-1", "Ines"), now).room
+    second_device = check_in(with_guest, Actor("g-1", Role.GUEST), "other-device", now).room
 
     places = waiting_places([later, second_device], now)
 

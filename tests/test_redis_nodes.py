@@ -145,7 +145,8 @@ async def test_admits_of_one_patient_on_two_nodes_at_once_admit_once(
     patient = await connected(node_b, room["links"]["patient"], "patient")
     try:
         await desk_a.open_consultation()
-        await desk_b.open_consultation()
+        # desk_b came last: it replaced desk_a (told `replaced` across nodes; a page would go).
+        # One practitioner in the call, but both connections may still admit: race them.
         await patient.check_in()
         entry_id = (await desk_a.wait_for_waiting(1))[0]["entry_id"]
         await desk_b.wait_for_waiting(1)
@@ -193,3 +194,32 @@ async def test_socket_messages_between_nodes_are_json(
         assert not raw.startswith(b"\x80"), "a pickled message went over Redis"
         decoded = json.loads(raw)
         assert decoded["method"] in {"emit", "enter_room", "leave_room", "disconnect"}
+
+
+async def test_a_second_tab_on_another_node_takes_the_place_over(nodes: tuple[Node, Node]) -> None:
+    node_a, node_b = nodes
+    _, room = await node_a.post_booking("appointment.created", appointment_data())
+    doctor = await connected(node_a, room["links"]["practitioner"], "doctor")
+    first = await connected(node_a, room["links"]["patient"], "first tab")
+    replaced: list[Any] = []
+    first.sio.on("replaced", replaced.append)
+    second: SyntheticParticipant | None = None
+    try:
+        await doctor.open_consultation()
+        assert await first.check_in() == 1
+        [entry] = await doctor.wait_for_waiting(1)
+        second = await connected(node_b, room["links"]["patient"], "second tab")
+        assert (await second.session)["resumed"] == "waiting"
+        await eventually(lambda: replaced == [{}])  # Told across nodes.
+        assert await second.check_in() == 1
+        await doctor.admit(entry["entry_id"])
+        await asyncio.wait_for(second.admitted.wait(), 10)
+        # The old tab, had it stayed, gets nothing of the call.
+        with pytest.raises(SignallingError) as refused:
+            await first.call("publish", {"sdp": "v=0", "type": "offer"})
+        assert refused.value.code == "not_in_call"
+        assert [e["entry_id"] for e in doctor.waiting_list] == []
+    finally:
+        for participant in (second, first, doctor):
+            if participant is not None:
+                await participant.close()

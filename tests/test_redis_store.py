@@ -22,7 +22,7 @@ from rooms.errors import DomainError, ErrorCode
 from rooms.events import EndReason
 from rooms.lifecycle import create_room
 from rooms.roles import Actor, Role
-from rooms.room import Lifecycle, Participant, Room, Transition, changed
+from rooms.room import Denial, Lifecycle, Participant, Room, Transition, changed
 from rooms.waiting_queue import WaitingEntry, WaitingQueue
 from store.errors import StoreUnavailable
 from store.redis_room_store import RedisRoomStore
@@ -296,6 +296,17 @@ def test_the_codec_round_trips_a_room_with_every_field_set() -> None:
         waiting=WaitingQueue((WaitingEntry("e2", "pat-1", "Alice Martin", INSIDE),)),
         in_call=(Participant("doc", "prac-1", "Dr Bernard", Role.PRACTITIONER, INSIDE),),
         denied=frozenset({"e3", "e4"}),
+        denials=(
+            Denial(
+                "pat-1",
+                Role.PATIENT,
+                "e3",
+                "Rappelez le cabinet",
+                INSIDE,
+                WaitingEntry("e3", "pat-1", "Alice Martin", INSIDE, resume_hash="a" * 64),
+                2,
+            ),
+        ),
         started_at=INSIDE,
         ended_at=INSIDE + timedelta(minutes=20),
         end_reason=EndReason.ENDED,

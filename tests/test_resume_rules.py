@@ -6,7 +6,14 @@ from datetime import UTC, datetime, timedelta
 
 import pytest
 
-from rooms.admission import admit, check_in, deny, join_as_practitioner, return_to_waiting
+from rooms.admission import (
+    admit,
+    check_in,
+    deny,
+    invite_guest,
+    join_as_practitioner,
+    return_to_waiting,
+)
 from rooms.appointment import Appointment, JoinWindowPolicy, Person
 from rooms.errors import DomainError, ErrorCode
 from rooms.events import ParticipantAway, ParticipantLeft, ParticipantResumed
@@ -23,6 +30,7 @@ INSIDE = START + timedelta(minutes=5)
 GRACE = timedelta(minutes=2)
 DOCTOR = Actor("prac-1", Role.PRACTITIONER)
 ALICE = Actor("pat-1", Role.PATIENT)
+GUEST = Actor("g-1", Role.GUEST)
 SECRET = "s" * 43
 OTHER_SECRET = "t" * 43
 
@@ -39,9 +47,10 @@ def fresh_room() -> Room:
 
 
 def two_waiting() -> Room:
-    """Alice's two devices: the first resumable (SECRET), the second too (OTHER_SECRET)."""
+    """Alice resumable (SECRET), then her interpreter, a guest, too (OTHER_SECRET)."""
     room = check_in(fresh_room(), ALICE, "e1", INSIDE, hash_resume_secret(SECRET)).room
-    return check_in(room, ALICE, "e2", INSIDE, hash_resume_secret(OTHER_SECRET)).room
+    room = invite_guest(room, Person("g-1", "Ines"), INSIDE).room
+    return check_in(room, GUEST, "e2", INSIDE, hash_resume_secret(OTHER_SECRET)).room
 
 
 def test_only_the_hash_of_the_secret_is_in_the_room_and_in_what_is_stored() -> None:

@@ -139,7 +139,7 @@ async def test_after_the_grace_the_place_is_gone(live_server: LiveServer) -> Non
                 await participant.close()
 
 
-async def test_a_wrong_secret_is_a_new_entry_and_a_malformed_one_is_refused(
+async def test_a_wrong_secret_still_takes_the_persons_entry_and_a_malformed_one_is_refused(
     live_server: LiveServer,
 ) -> None:
     room = await live_server.book()
@@ -150,16 +150,17 @@ async def test_a_wrong_secret_is_a_new_entry_and_a_malformed_one_is_refused(
         await doctor.open_consultation()
         await alice.check_in()
         [entry] = await doctor.wait_for_waiting(1)
+        old_secret = await alice.secret()
         await alice.sio.disconnect()
         await eventually(lambda: away_flags(doctor) == [(entry["entry_id"], True)])
 
+        # The link is the pass for one person: whatever the secret, their one entry is taken over.
         other = await device(live_server, room["links"]["patient"], "guessing", "x" * 43)
         session = await other.session
-        assert session["resumed"] is None
-        await other.check_in()
-        await doctor.wait_for_waiting(2)
-        # The away entry is untouched by the wrong guess.
-        assert away_flags(doctor)[0] == (entry["entry_id"], True)
+        assert session["resumed"] == "waiting"
+        assert session["resume"] not in (old_secret, "x" * 43)  # The entry's secret is new.
+        assert await other.check_in() == 1  # Again: the same place, nothing new.
+        await eventually(lambda: away_flags(doctor) == [(entry["entry_id"], False)])
 
         for bad in ("short", "x" * 43 + "!", 42):
             refused = Device(live_server, room["links"]["patient"], "bad", bad)  # type: ignore[arg-type]
@@ -167,7 +168,7 @@ async def test_a_wrong_secret_is_a_new_entry_and_a_malformed_one_is_refused(
                 await refused.connect(timeout=5)
             assert refused.connect_error is not None
             assert refused.connect_error["code"] == "invalid_request"
-        assert len(doctor.waiting_list) == 2
+        assert len(doctor.waiting_list) == 1
     finally:
         for participant in (other, alice, doctor):
             if participant is not None:

@@ -4,12 +4,14 @@ from __future__ import annotations
 
 import copy
 from collections.abc import Callable
+from dataclasses import replace
 from datetime import UTC, datetime, timedelta, timezone
 
 import pytest
 
 from rooms.admission import admit, check_in, deny, join_as_practitioner
 from rooms.appointment import Appointment, JoinWindow, JoinWindowPolicy, Person
+from rooms.denials import reopen, undeny
 from rooms.errors import DomainError, ErrorCode
 from rooms.events import (
     ConsultationStarted,
@@ -74,10 +76,18 @@ def new_room(policy: JoinWindowPolicy = POLICY) -> Room:
     return create_room(ROOM_ID, appointment(), policy).room
 
 
+def queued(room: Room, entry_id: str, now: datetime) -> Room:
+    """`entry_id` waiting: Alice's own entry first, then others' (one entry per person)."""
+    if room.entry_of(ALICE) is None:
+        return check_in(room, ALICE, entry_id, now).room
+    other = WaitingEntry(entry_id, f"other-{entry_id}", "Alice Martin", now)
+    return replace(room, waiting=room.waiting.check_in(other), version=room.version + 1)
+
+
 def with_waiting(*entry_ids: str, now: datetime = INSIDE) -> Room:
     room = new_room()
     for entry_id in entry_ids:
-        room = check_in(room, ALICE, entry_id, now).room
+        room = queued(room, entry_id, now)
     return room
 
 
@@ -87,7 +97,7 @@ def in_consultation(*waiting: str) -> Room:
     room = check_in(room, ALICE, "a1", INSIDE).room
     room = admit(room, DOCTOR, "a1", INSIDE).room
     for entry_id in waiting:
-        room = check_in(room, ALICE, entry_id, INSIDE).room
+        room = queued(room, entry_id, INSIDE)
     return room
 
 
@@ -323,19 +333,23 @@ def test_check_in_to_a_cancelled_room_is_refused() -> None:
     refused(cancelled_room(), ErrorCode.ROOM_CANCELLED, lambda r: check_in(r, ALICE, "a1", INSIDE))
 
 
-def test_the_same_entry_cannot_check_in_twice() -> None:
-    refused(with_waiting("a1"), ErrorCode.ALREADY_PRESENT, lambda r: check_in(r, ALICE, "a1", END))
+def test_checking_in_again_changes_nothing_and_tells_nobody() -> None:
+    room = with_waiting("a1")
+
+    assert check_in(room, ALICE, "a1", END) == Transition(room)
 
 
 def test_an_entry_already_in_the_call_cannot_check_in() -> None:
     refused(in_consultation(), ErrorCode.ALREADY_PRESENT, lambda r: check_in(r, ALICE, "a1", END))
 
 
-def test_a_second_device_of_the_patient_queues_behind_the_first() -> None:
-    room = with_waiting("phone", "laptop")
-
-    assert [entry.entry_id for entry in room.waiting.entries] == ["phone", "laptop"]
-    assert room.waiting.position("laptop") == 2
+def test_a_second_device_of_the_patient_never_queues_a_second_entry() -> None:
+    # One person, one entry: the second device takes the first's over when it connects.
+    refused(
+        with_waiting("phone"),
+        ErrorCode.ALREADY_PRESENT,
+        lambda r: check_in(r, ALICE, "laptop", END),
+    )
 
 
 def test_a_denied_entry_cannot_check_in_again() -> None:
@@ -675,10 +689,13 @@ def test_every_transition_bumps_the_version_once() -> None:
     steps: list[Callable[[Room], Transition]] = [
         lambda r: join_as_practitioner(r, DOCTOR, "doc", INSIDE),
         lambda r: check_in(r, ALICE, "a1", INSIDE),
-        lambda r: check_in(r, ALICE, "a2", INSIDE),
-        lambda r: check_in(r, ALICE, "a3", INSIDE),
+        lambda r: Transition(queued(r, "a2", INSIDE), (PatientCheckedIn(ROOM_ID, "a2"),)),
+        lambda r: Transition(queued(r, "a3", INSIDE), (PatientCheckedIn(ROOM_ID, "a3"),)),
         lambda r: admit(r, DOCTOR, "a1", INSIDE),
         lambda r: deny(r, DOCTOR, "a2", INSIDE),
+        lambda r: undeny(r, DOCTOR, "a2", INSIDE),
+        lambda r: deny(r, DOCTOR, "a2", INSIDE),
+        lambda r: reopen(r, INSIDE),
         lambda r: leave(r, "a3", INSIDE),
         lambda r: leave(r, "a1", INSIDE),
         lambda r: reschedule(r, START, END + timedelta(minutes=10), POLICY),

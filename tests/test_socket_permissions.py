@@ -23,6 +23,14 @@ async def connected(server: LiveServer, link: str, label: str) -> SyntheticParti
     return participant
 
 
+async def someone_else(
+    server: LiveServer, practitioner: SyntheticParticipant, label: str, name: str = "Zoé Secret"
+) -> SyntheticParticipant:
+    """Another person waiting, a guest: a second device on the patient's link would take over."""
+    invited = await practitioner.call("invite_guest", {"name": name})
+    return await connected(server, invited["link"], label)
+
+
 async def refused(server: LiveServer, link: str) -> dict[str, object]:
     participant = SyntheticParticipant(server.base_url, link, "refused")
     with pytest.raises(socketio.exceptions.ConnectionError):
@@ -53,7 +61,7 @@ async def test_patient_cannot_admit_even_with_a_real_entry_id(live_server: LiveS
     room = await live_server.book()
     practitioner = await connected(live_server, room["links"]["practitioner"], "practitioner")
     first = await connected(live_server, room["links"]["patient"], "first")
-    second = await connected(live_server, room["links"]["patient"], "second")
+    second = await someone_else(live_server, practitioner, "second")
     try:
         await practitioner.open_consultation()
         await first.check_in()
@@ -75,7 +83,7 @@ async def test_waiting_patient_learns_only_their_position(live_server: LiveServe
     room = await live_server.book(patient_name="Zoé Secret")
     practitioner = await connected(live_server, room["links"]["practitioner"], "practitioner")
     first = await connected(live_server, room["links"]["patient"], "first")
-    second = await connected(live_server, room["links"]["patient"], "second")
+    second = await someone_else(live_server, practitioner, "second")
     received: list[tuple[str, object]] = []
     second.sio.on("*", lambda event, data: received.append((event, data)))
     try:
@@ -128,7 +136,7 @@ async def test_admit_and_deny_reach_the_right_patient(live_server: LiveServer) -
     room = await live_server.book()
     practitioner = await connected(live_server, room["links"]["practitioner"], "practitioner")
     first = await connected(live_server, room["links"]["patient"], "first")
-    second = await connected(live_server, room["links"]["patient"], "second")
+    second = await someone_else(live_server, practitioner, "second")
     try:
         await practitioner.open_consultation()
         await first.check_in()

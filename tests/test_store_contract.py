@@ -11,7 +11,7 @@ from __future__ import annotations
 import asyncio
 from collections.abc import AsyncIterator, Callable, Sequence
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, datetime, timedelta
 
 import pytest
@@ -30,6 +30,7 @@ from rooms.presence import resume, step_away
 from rooms.resume_secret import hash_resume_secret
 from rooms.roles import Actor, Role
 from rooms.room import Room, Transition, changed
+from rooms.waiting_queue import WaitingEntry
 from store.errors import StoreUnavailable
 from store.event_log import LoggedEvent
 from store.redis_room_store import RedisRoomStore
@@ -89,6 +90,20 @@ def creation(
         starts_at + duration,
     )
     return create_room(room_id, appointment, POLICY)
+
+
+def arrives(entry_id: str, resume_hash: str | None = None) -> Callable[[Room], Transition]:
+    """Someone else queues (a person of their own: one entry per person); any queue is stored."""
+
+    def change(current: Room) -> Transition:
+        entry = WaitingEntry(entry_id, f"person-{entry_id}", "Someone", INSIDE, Role.PATIENT)
+        entry = replace(entry, resume_hash=resume_hash)
+        return Transition(
+            changed(current, waiting=current.waiting.check_in(entry)),
+            (PatientCheckedIn(current.id, entry_id),),
+        )
+
+    return change
 
 
 async def stored(store: RoomStore, room_id: str = "room-1", appointment_id: str = "apt-1") -> Room:
@@ -176,7 +191,7 @@ async def test_update_hands_the_change_the_current_room(store: RoomStore) -> Non
 
     def change(current: Room) -> Transition:
         seen.append(current)
-        return check_in(current, ALICE, "e2", INSIDE)
+        return arrives("e2")(current)
 
     transition = await store.update(room.id, change)
 
@@ -235,7 +250,7 @@ async def test_concurrent_updates_are_not_lost(store: RoomStore) -> None:
     entry_ids = [f"entry-{n:02d}" for n in range(50)]
 
     def checking_in(entry_id: str) -> Callable[[Room], Transition]:
-        return lambda current: check_in(current, ALICE, entry_id, INSIDE)
+        return arrives(entry_id)
 
     transitions = await asyncio.gather(
         *(store.update(room.id, checking_in(entry_id)) for entry_id in entry_ids)
@@ -298,10 +313,10 @@ async def test_every_part_of_a_room_survives_storage(store: RoomStore) -> None:
     room = await stored(store)
     await store.update(room.id, lambda r: join_as_practitioner(r, DOCTOR, "doc", INSIDE))
     await store.update(room.id, lambda r: check_in(r, ALICE, "e1", INSIDE))
-    await store.update(room.id, lambda r: check_in(r, ALICE, "e2", INSIDE))
-    await store.update(room.id, lambda r: check_in(r, ALICE, "e3", INSIDE))
+    await store.update(room.id, arrives("e2"))
+    await store.update(room.id, arrives("e3"))
     await store.update(room.id, lambda r: admit(r, DOCTOR, "e1", INSIDE))
-    await store.update(room.id, lambda r: deny(r, DOCTOR, "e2", INSIDE))
+    await store.update(room.id, lambda r: deny(r, DOCTOR, "e2", INSIDE, "Wrong day"))
     await store.update(room.id, lambda r: invite_guest(r, Person("g-1", "Ines"), INSIDE))
     guest = Actor("g-1", Role.GUEST)
     latest = await store.update(room.id, lambda r: check_in(r, guest, "g1", INSIDE))
@@ -312,6 +327,9 @@ async def test_every_part_of_a_room_survives_storage(store: RoomStore) -> None:
     assert [p.entry_id for p in busy.in_call] == ["doc", "e1"]
     assert [e.entry_id for e in busy.waiting.entries] == ["e3", "g1"]
     assert busy.denied == frozenset({"e2"})
+    [denial] = busy.denials
+    assert (denial.person_id, denial.entry_id, denial.reason) == ("person-e2", "e2", "Wrong day")
+    assert (denial.entry.entry_id, denial.position) == ("e2", 0)
     assert busy.started_at == INSIDE
 
     last = await store.update(room.id, lambda r: end(r, DOCTOR, INSIDE + timedelta(minutes=9)))
@@ -329,9 +347,7 @@ async def test_away_entries_and_resume_hashes_survive_storage(store: RoomStore) 
     await store.update(
         room.id, lambda r: check_in(r, ALICE, "e1", INSIDE, hash_resume_secret(secret))
     )
-    await store.update(
-        room.id, lambda r: check_in(r, ALICE, "e2", INSIDE, hash_resume_secret("q" * 43))
-    )
+    await store.update(room.id, arrives("e2", hash_resume_secret("q" * 43)))
     await store.update(room.id, lambda r: admit(r, DOCTOR, "e2", INSIDE))
     await store.update(room.id, lambda r: step_away(r, "e1", 0, away_at))
     latest = await store.update(room.id, lambda r: step_away(r, "e2", 0, away_at))

@@ -18,7 +18,7 @@ import {
 import { runConnectionTest } from "./connection-test.js";
 import { startDayScreen } from "./day-screen.js";
 import { onCheckInClick } from "./device-check.js";
-import { finish, onReplaced, onRoomEnded, pageFailed } from "./endings.js";
+import { finish, onRoomEnded, pageFailed } from "./endings.js";
 import {
   chooseLocale,
   currentLocale,
@@ -33,6 +33,7 @@ import { takeJoinLink } from "./link.js";
 import * as text from "./messages.js";
 import { resumeOnVisible, startAudio } from "./playback.js";
 import { copyGuestLink, inviteGuest, onWaitingList } from "./practitioner-tools.js";
+import { onReplaced, takeBack } from "./replaced-screen.js";
 import { ResumeSecret } from "./resume.js";
 import { configureRoomSwitch } from "./room-switch.js";
 import { byTestId } from "./screens.js";
@@ -40,12 +41,14 @@ import { onSession } from "./session.js";
 import { Signalling } from "./signalling.js";
 import { app, metrics, show } from "./state.js";
 import { testDevicesEarly } from "./too-early.js";
+import { undo } from "./undo-deny.js";
 import {
   leaveWaitingRoom,
   onAdmitted,
   onDenied,
   onPractitionerMessage,
   onReturnedToWaiting,
+  onUndenied,
   onWaiting,
 } from "./waiting-screen.js";
 import { sendReply } from "./waiting-reply.js";
@@ -66,6 +69,8 @@ function wireControls() {
   byTestId("copy-guest-link").addEventListener("click", copyGuestLink);
   byTestId("chat-form").addEventListener("submit", sendChat);
   byTestId("reply-form").addEventListener("submit", sendReply);
+  byTestId("take-back").addEventListener("click", takeBack);
+  byTestId("undo").addEventListener("click", undo);
   const switcher = byTestId("language-switcher");
   switcher.value = currentLocale();
   switcher.addEventListener("change", () => {
@@ -97,6 +102,7 @@ function wireSignalling(signalling) {
   on("denied", onDenied);
   on("returned_to_waiting", onReturnedToWaiting);
   on("replaced", onReplaced);
+  on("undenied", onUndenied);
   on("practitioner_message", onPractitionerMessage);
   on("waiting_list", onWaitingList);
   on("subscription_offer", onSubscriptionOffer);

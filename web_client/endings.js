@@ -10,7 +10,7 @@ import { releaseMedia } from "./teardown.js";
 const LEAVE_TIMEOUT_MS = 3000;
 const ENDING_CODES = new Set(["room_ended", "room_closed", "room_cancelled"]);
 
-/** Shows the terminal screen of `outcome` ({state, title, message, retry, retryLabel}). */
+/** Shows the terminal screen of `outcome` ({state, title, message, retry, retryLabel, listen}). */
 export function finish(outcome) {
   if (app.finished) return;
   app.finished = true;
@@ -21,7 +21,8 @@ export function finish(outcome) {
   releaseMedia();
   if (app.waitingList) app.waitingList.stop();
   if (app.desk) app.desk.close(); // The day's queue: no names left on screen.
-  if (app.signalling) app.signalling.disconnect();
+  // A declined page stays connected to hear `undenied` (the practitioner's undo, a re-open).
+  if (app.signalling && !outcome.listen) app.signalling.disconnect();
   screens.showNotice("connection-notice", null);
   screens.renderOutcome(outcome.state, outcome);
   show(outcome.state);
@@ -65,12 +66,4 @@ export function onRoomEnded(payload) {
     return;
   }
   finish(text.outcomeForRoomEnded(payload && payload.reason));
-}
-
-export function onReplaced() {
-  finish({
-    state: "error",
-    title: "error.replaced_title",
-    message: "error.replaced",
-  });
 }

@@ -7,6 +7,7 @@ import { endedByAck } from "./endings.js";
 import { reasonOf } from "./messages.js";
 import * as screens from "./screens.js";
 import { app, metrics } from "./state.js";
+import { withUndo } from "./undo-deny.js";
 import { WaitingList } from "./waiting-list.js";
 
 const { byTestId } = screens;
@@ -15,7 +16,7 @@ const { byTestId } = screens;
 export function ensureWaitingList() {
   if (app.role !== "practitioner" || app.waitingList) return;
   app.waitingList = new WaitingList(
-    { admit: decide("admit"), deny: decide("deny") },
+    { admit: decide("admit"), deny: withUndo(decide("deny")) },
     { onArrival: chime },
   );
 }

@@ -15,6 +15,7 @@ export const STATES = Object.freeze([
   "not-yet-open",
   "closed",
   "error",
+  "replaced",
 ]);
 
 // The end-of-journey screens, where the practice's contact is shown.

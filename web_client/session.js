@@ -10,6 +10,7 @@ import { applyAppointmentLocale } from "./i18n.js";
 import * as text from "./messages.js";
 import * as screens from "./screens.js";
 import { app, e2eeRequired } from "./state.js";
+import { onDenied } from "./waiting-screen.js";
 
 /** The appointment's language (unless the person chose one here) and the practice. */
 function applyAppointment(session) {
@@ -32,6 +33,11 @@ export function onSession(session) {
   app.resumed = ["waiting", "in_call"].includes(session.resumed) ? session.resumed : null;
   screens.showNotice("connection-notice", null);
   applyAppointment(session);
+  if (session.denied) {
+    // Declined stays declined on every device until re-opened (protocol.md).
+    onDenied(session.denied);
+    return;
+  }
   if (app.call) app.call.setIceServers(session.ice_servers);
   if (!again) {
     const blocked = cannotCall();
@@ -48,7 +54,8 @@ export function onSession(session) {
     return;
   }
   const screen = app.screen;
-  if (app.resumed && app.role === "patient" && (screen === "in-call" || screen === "waiting")) {
+  const mine = app.role === "patient" || app.resumed === "in_call";
+  if (app.resumed && mine && (screen === "in-call" || screen === "waiting")) {
     comeBack();
     return;
   }

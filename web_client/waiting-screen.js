@@ -79,7 +79,12 @@ export function onAdmitted() {
 
 export function onDenied(payload) {
   if (app.role !== "patient") return;
-  finish({ state: "denied", message: text.deniedMessage(payload && payload.reason) });
+  finish({ state: "denied", message: text.deniedMessage(payload && payload.reason), listen: true });
+}
+
+/** `undenied`: the practitioner undid the decline, or the appointment was re-opened. */
+export function onUndenied() {
+  if (app.screen === "denied") location.reload();
 }
 
 export async function leaveWaitingRoom() {
