@@ -12,6 +12,12 @@ from media.relay_service import IceServerConfig
 
 MAX_SDP_LENGTH = 32 * 1024
 FORWARDED_CODECS = {"audio": "audio/opus", "video": "video/vp8"}
+# What the relay's answer asks of a publisher's Opus encoder (a sender encodes
+# what the receiver's fmtp asks for; aiortc writes none for Opus): in-band FEC
+# so speech survives a lossy mobile uplink, DTX so silence costs almost
+# nothing on a thin one. aiortc's codec preferences cannot carry parameters
+# (they must equal its capabilities), hence the SDP edit.
+OPUS_PARAMETERS = (("minptime", "10"), ("useinbandfec", "1"), ("usedtx", "1"))
 
 
 def check_sdp(sdp: object) -> str:
@@ -37,6 +43,37 @@ def codec_preferences(kind: str, *, rtx: bool = True) -> list[Any]:
         for codec in capabilities.codecs
         if codec.mimeType.lower() == wanted or (rtx and codec.mimeType.lower().endswith("/rtx"))
     ]
+
+
+def with_opus_protection(sdp: str) -> str:
+    """`sdp` with OPUS_PARAMETERS in the fmtp of every Opus payload type (kept where set)."""
+    lines = sdp.split("\r\n")
+    opus = {
+        line.split(":", 1)[1].split(" ", 1)[0]
+        for line in lines
+        if line.startswith("a=rtpmap:") and " opus/48000" in line.lower()
+    }
+    out: list[str] = []
+    with_fmtp = set()
+    for line in lines:
+        if line.startswith("a=fmtp:"):
+            payload_type, _, params = line[len("a=fmtp:") :].partition(" ")
+            if payload_type in opus:
+                with_fmtp.add(payload_type)
+                present = {p.split("=", 1)[0].strip() for p in params.split(";") if p.strip()}
+                extra = [f"{k}={v}" for k, v in OPUS_PARAMETERS if k not in present]
+                line = ";".join([params, *extra]) if params else ";".join(extra)
+                line = f"a=fmtp:{payload_type} {line}"
+        out.append(line)
+    result: list[str] = []
+    for line in out:
+        result.append(line)
+        if line.startswith("a=rtpmap:"):
+            payload_type = line[len("a=rtpmap:") :].split(" ", 1)[0]
+            if payload_type in opus and payload_type not in with_fmtp:
+                params = ";".join(f"{k}={v}" for k, v in OPUS_PARAMETERS)
+                result.append(f"a=fmtp:{payload_type} {params}")
+    return "\r\n".join(result)
 
 
 async def receive_offer(pc: RTCPeerConnection, sdp: str) -> None:

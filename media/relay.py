@@ -24,7 +24,13 @@ from media.echo_test import EchoPeers
 from media.errors import MediaError
 from media.forwarding_mode import ForwardingMode
 from media.latency import LatencyHistogram
-from media.peer_connections import apply_answer, check_sdp, new_peer_connection, receive_offer
+from media.peer_connections import (
+    apply_answer,
+    check_sdp,
+    new_peer_connection,
+    receive_offer,
+    with_opus_protection,
+)
 from media.relay_metrics import ForwardingTotals
 from media.relay_service import IceServerConfig, RelayService, SubscriberListener
 from media.rtp_mode import RtpForwarding
@@ -151,7 +157,7 @@ class Relay:
             for member_id in list(room.members):
                 if member_id != participant_id and member_id not in served:
                     await self._subscribe(room, member_id, publication)
-            return str(publication.pc.localDescription.sdp)
+            return with_opus_protection(str(publication.pc.localDescription.sdp))
 
     def _carry_over(
         self, room: RelayRoom, previous: Publication, publication: Publication

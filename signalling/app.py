@@ -63,6 +63,7 @@ def make_app(
     store: RoomStore | None = None,
     relay: RelayService | None = None,
     clock: Clock = utc_now,
+    auth_throttle: AuthThrottle | None = None,
 ) -> web.Application:
     app = web.Application(middlewares=[security_headers, json_errors])
     manager = (
@@ -117,7 +118,7 @@ def make_app(
     app[HUB] = hub
     app[ROOM_STORE] = store
     # Failed authentication on every surface of this node spends one budget per source.
-    auth_throttle = AuthThrottle()
+    auth_throttle = auth_throttle or AuthThrottle()
     app[SOCKETS] = SignallingNamespace(sio, hub, settings, auth_throttle)
 
     hook = BookingHook(settings, hub, receipts, auth_throttle)

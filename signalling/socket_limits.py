@@ -64,6 +64,12 @@ CONNECTION_TEST = Limit(
     Budget(burst=6, per_second=0.1),
     "Too many connection tests; wait a minute.",
 )
+MEDIA_STATE = Limit(
+    "media_state",
+    # A page reports every 2 s and on each change; a few times that is still plenty.
+    Budget(burst=20, per_second=1),
+    "Too many media reports; wait a few seconds.",
+)
 # A page reconnects after a drop, a reload or a takeover: tens a minute is never a person.
 CONNECT = Budget(burst=20, per_second=1 / 3)
 CONNECT_MESSAGE = "Too many connections on this link; wait a few seconds."
@@ -75,6 +81,7 @@ ROOM_LIMITS: dict[str, Limit] = {
     "e2ee_key": SIGNALLING,
     "invite_guest": INVITATION,
     "connection_test": CONNECTION_TEST,
+    "media_state": MEDIA_STATE,
 }
 DESK_LIMITS: dict[str, Limit] = {
     "message": MESSAGE,

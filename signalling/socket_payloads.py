@@ -231,6 +231,36 @@ class E2eeKey(_E2ee):
     to: Recipient
 
 
+Quality = Literal["good", "fair", "poor", "unknown"]
+# More than a call holds (the practitioner, the patient and a few guests).
+MEDIA_STATE_MAX_PEERS = 16
+
+
+def _few_peers(value: dict[str, str]) -> dict[str, str]:
+    if len(value) > MEDIA_STATE_MAX_PEERS:
+        raise ValueError("too many")
+    return value
+
+
+class MediaState(Payload):
+    """`media_state`: this page's connection quality, whether it sends video, how it receives."""
+
+    model_config = ConfigDict(extra="forbid")
+    refusals: ClassVar[Mapping[str, Refusal]] = {
+        "": Refusal(INVALID, "Expected an object."),
+        "quality": Refusal(INVALID, "quality must be good, fair, poor or unknown."),
+        "video": Refusal(INVALID, "video must be true or false."),
+        "receiving": Refusal(
+            INVALID,
+            f"receiving must map at most {MEDIA_STATE_MAX_PEERS} entry ids to a quality.",
+        ),
+    }
+    quality: Quality
+    video: bool
+    # Entry id of another participant -> how this page receives their media.
+    receiving: Annotated[dict[Recipient, Quality], AfterValidator(_few_peers)] = {}
+
+
 # The desk namespace `/desk`.
 
 

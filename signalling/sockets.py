@@ -4,8 +4,8 @@ The contract is docs/protocol.md. Every event answers through its ack with
 `{"ok": true, ...}` or `{"ok": false, "error": {"code", "message"}}`
 (signalling/ack_namespace.py). The handlers live by concept: who a connection
 is (socket_session), room actions (room_actions), SDP to the relay
-(media_signalling), E2EE key messages (e2ee_forwarding); what the events
-carry is in socket_payloads.
+(media_signalling), E2EE key messages (e2ee_forwarding), media state
+(media_state); what the events carry is in socket_payloads.
 """
 
 from __future__ import annotations
@@ -25,6 +25,7 @@ from signalling.day_screen import LIMITS as DAY_LIMITS
 from signalling.day_screen import DayScreen
 from signalling.e2ee_forwarding import E2eeForwarding
 from signalling.media_signalling import MediaSignalling
+from signalling.media_state import MediaStateForwarding
 from signalling.room_actions import RoomActions
 from signalling.room_hub import RoomHub
 from signalling.socket_limits import ROOM_LIMITS
@@ -49,6 +50,7 @@ class SignallingNamespace(AckNamespace[SocketSession]):
                 **MediaSignalling(hub).handlers(),
                 **E2eeForwarding(sio, hub).handlers(),
                 **ConnectionTests(hub).handlers(),
+                **MediaStateForwarding(sio, hub).handlers(),
                 **DayScreen(sio, hub, settings).handlers(),
                 **CallChat(sio, hub).handlers(),
             },

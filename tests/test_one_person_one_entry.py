@@ -11,6 +11,7 @@ from collections.abc import AsyncIterator, Awaitable, Callable
 from typing import Any
 
 import pytest
+import socketio
 from aiohttp import ClientSession
 from aiohttp.test_utils import TestServer
 
@@ -118,14 +119,34 @@ async def test_a_flood_on_one_link_is_one_entry_and_one_check_in(
     doctor = await devices(server, room["links"]["practitioner"], "doctor")
     await doctor.open_consultation()
     started = time.monotonic()
+    admitted_connects = refused_connects = refused_check_ins = 0
+    refused_codes: set[str] = set()
     for n in range(FLOOD):
         patient = Device(server, room["links"]["patient"], f"flood {n}")
-        await patient.connect()
-        assert await patient.check_in() == 1
+        try:
+            await patient.connect()
+        except socketio.exceptions.ConnectionError:
+            # Past the link's connect budget (signalling/socket_limits.py): refused at once.
+            refused_connects += 1
+            continue
+        admitted_connects += 1
+        try:
+            assert await patient.check_in() == 1
+        except SignallingError as error:
+            refused_codes.add(error.code)
+            refused_check_ins += 1
         await patient.sio.disconnect()
     elapsed = time.monotonic() - started
     pushes = len(doctor.told("waiting_list"))
-    print(f"{FLOOD} connect/check-in/disconnect cycles in {elapsed:.1f} s, {pushes} list pushes")
+    print(
+        f"{FLOOD} connect/check-in/disconnect cycles in {elapsed:.1f} s: {admitted_connects} "
+        f"connections let in, {refused_connects} refused, {refused_check_ins} check-ins refused, "
+        f"{pushes} list pushes"
+    )
+    # One link is one pass: after the burst, connections are refused (rate_limited).
+    assert admitted_connects >= 1
+    assert refused_connects > FLOOD / 2
+    assert refused_codes <= {"rate_limited"}
 
     await eventually(lambda: len(doctor.waiting_list) == 1 and doctor.waiting_list[0]["away_since"])
     hub_room = await server.app[HUB].room(room_id_of(room["links"]["patient"]))

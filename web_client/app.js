@@ -5,8 +5,9 @@
 // retry (endings.js).
 
 import { onChat, sendChat } from "./call-chat.js";
-import { hangUp, toggle } from "./call-controls.js";
+import { hangUp, toggle, toggleAudioOnly } from "./call-controls.js";
 import { insecurePage } from "./browser-support.js";
+import { onMediaState } from "./call-quality.js";
 import { onMediaRestart, onSubscriptionClosed, onSubscriptionOffer } from "./call-screen.js";
 import {
   armSessionWatchdog,
@@ -17,7 +18,8 @@ import {
 } from "./connection.js";
 import { runConnectionTest } from "./connection-test.js";
 import { startDayScreen } from "./day-screen.js";
-import { onCheckInClick } from "./device-check.js";
+import { continueAudioOnly, onCheckInClick, retryCamera } from "./device-check.js";
+import { wireDeviceChoice } from "./device-choice.js";
 import { finish, onRoomEnded, pageFailed } from "./endings.js";
 import {
   chooseLocale,
@@ -62,6 +64,13 @@ function wireControls() {
   byTestId("toggle-mic").addEventListener("click", () => toggle("audio"));
   byTestId("toggle-camera").addEventListener("click", () => toggle("video"));
   byTestId("hang-up").addEventListener("click", hangUp);
+  byTestId("audio-only").addEventListener("click", toggleAudioOnly);
+  byTestId("audio-only-accept").addEventListener("click", () => {
+    if (!app.audioOnly) toggleAudioOnly();
+  });
+  byTestId("audio-only-continue").addEventListener("click", continueAudioOnly);
+  byTestId("camera-retry").addEventListener("click", () => retryCamera().catch(pageFailed));
+  wireDeviceChoice();
   byTestId("start-audio").addEventListener("click", startAudio);
   byTestId("retry").addEventListener("click", () => location.reload());
   byTestId("early-device-test").addEventListener("click", () => testDevicesEarly().catch(pageFailed));
@@ -108,6 +117,7 @@ function wireSignalling(signalling) {
   on("subscription_offer", onSubscriptionOffer);
   on("subscription_closed", onSubscriptionClosed);
   on("media_restart", onMediaRestart);
+  on("media_state", onMediaState);
   on("room_ended", onRoomEnded);
   on("e2ee_hello", (message) => app.e2ee && app.e2ee.onHello(message));
   on("e2ee_key", (message) => app.e2ee && app.e2ee.onKey(message));

@@ -1,7 +1,10 @@
-// The buttons under the call: mute, camera off, hang up.
+// The buttons under the call: mute, camera off, audio only, hang up.
 
+import { reportMediaState } from "./call-quality.js";
 import { askToConfirm } from "./confirm.js";
+import { deviceOf, openTrack } from "./devices.js";
 import { endedByAck, finish, leaveQuietly, practitionerEnded } from "./endings.js";
+import { renderAudioOnlyToggle } from "./media-screens.js";
 import { reasonOf } from "./messages.js";
 import * as screens from "./screens.js";
 import { app } from "./state.js";
@@ -25,6 +28,52 @@ export function toggle(kind) {
   // turning back on is instant and needs no renegotiation.
   for (const track of tracksOf(kind)) track.enabled = turnOn;
   renderToggles();
+  if (kind === "video") reportMediaState(); // The others show the avatar meanwhile.
+}
+
+let cameraId = "";
+let switching = false;
+
+/**
+ * Audio only during the call: the camera is released and nothing is sent on
+ * the video sender (less to send on a weak link); pressed again, the camera
+ * comes back on the same sender. Neither renegotiates.
+ */
+export async function toggleAudioOnly() {
+  if (switching || !app.stream) return;
+  switching = true;
+  try {
+    if (!app.audioOnly) {
+      const tracks = app.stream.getVideoTracks();
+      if (tracks.length) cameraId = deviceOf(tracks[0]);
+      if (app.call) await app.call.replaceTrack("video", null);
+      for (const track of tracks) {
+        app.stream.removeTrack(track);
+        track.stop();
+      }
+      app.audioOnly = true;
+    } else {
+      const track = await openTrack("video", cameraId);
+      if (app.call && !(await app.call.replaceTrack("video", track))) {
+        track.stop(); // This call has no video sender (it was set up audio only).
+        return;
+      }
+      app.stream.addTrack(track);
+      app.audioOnly = false;
+    }
+  } catch {
+    screens.showNotice("call-notice", "audio.camera_back_failed");
+  } finally {
+    switching = false;
+    renderToggles();
+    reportMediaState();
+  }
+}
+
+/** Whether this call can drop and take back its camera: it was set up with one. */
+function cameraAvailable() {
+  if (app.call && app.call.publisher) return Boolean(app.call.sender("video"));
+  return !app.cameraProblem;
 }
 
 export function renderToggles() {
@@ -37,6 +86,7 @@ export function renderToggles() {
     offLabel: "call.camera_on",
   });
   screens.renderCameraOff(isOff("video"));
+  renderAudioOnlyToggle(app.audioOnly, cameraAvailable());
 }
 
 /** A patient leaves the consultation; the practitioner ends it for everyone (after a confirmation). */

@@ -4,10 +4,13 @@
 
 import { knownName, rememberSpeaker, showChat } from "./call-chat.js";
 import { renderToggles } from "./call-controls.js";
+import { remoteAdded, remoteKinds, remoteRemoved, startQuality } from "./call-quality.js";
+import { applySpeaker } from "./device-choice.js";
 import { E2ee } from "./e2ee.js";
 import { endedByAck } from "./endings.js";
 import { Call } from "./media.js";
 import { playRemote } from "./playback.js";
+import { placeDeviceChoice } from "./media-screens.js";
 import { addSendBack } from "./practitioner-tools.js";
 import * as screens from "./screens.js";
 import { app, e2eeRequired, metrics, practitionerName, show } from "./state.js";
@@ -23,6 +26,7 @@ export function enterCall() {
   screens.renderCallRole(app.role, practitionerName());
   renderToggles();
   screens.attachStream("local-video", app.stream);
+  placeDeviceChoice("in-call");
   show("in-call");
   startCallMedia();
 }
@@ -33,6 +37,7 @@ export function startCallMedia() {
   const e2ee = app.e2ee;
   // Our first media key exists before the first frame is encoded.
   const ready = e2ee ? e2ee.ready() : Promise.resolve();
+  startQuality();
   ready.then(() => call.publish(app.stream)).catch((error) => {
     if (app.finished || call.closed || endedByAck(error)) return;
     screens.showNotice("call-notice", "call.publish_failed");
@@ -55,8 +60,17 @@ function ensureCall() {
     app.session && app.session.ice_servers,
     {
       onFailed: (message) => screens.showNotice("call-notice", message),
-      addRemote: addRemoteVideo,
-      removeRemote: (subscriptionId) => screens.removeRemoteTile(subscriptionId),
+      addRemote: (subscriptionId, role, publisherId) => {
+        const video = addRemoteVideo(subscriptionId, role, publisherId);
+        remoteAdded(subscriptionId, role, publisherId);
+        applySpeaker(video);
+        return video;
+      },
+      removeRemote: (subscriptionId) => {
+        remoteRemoved(subscriptionId);
+        screens.removeRemoteTile(subscriptionId);
+      },
+      remoteKinds,
       play: playRemote,
     },
     app.e2ee,

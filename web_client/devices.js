@@ -1,5 +1,6 @@
-// Camera and microphone: getting them, explaining why we could not, and the
-// microphone level shown during the device check.
+// Camera and microphone: getting them (the camera when there is one: a
+// consultation can be audio only, never without the microphone), explaining
+// why we could not, choosing them, and the microphone level of the device check.
 
 const CONSTRAINTS = {
   audio: { echoCancellation: true, noiseSuppression: true, autoGainControl: true },
@@ -14,33 +15,129 @@ export class DeviceError extends Error {
   }
 }
 
-/** Camera and microphone together: the relay expects both tracks. */
-export async function openCameraAndMicrophone() {
+const CAMERA_FAILURES = new Set([
+  "NotFoundError",
+  "NotReadableError",
+  "NotAllowedError",
+  "OverconstrainedError",
+  "AbortError",
+  "SecurityError",
+]);
+
+function constraints({ cameraId = "", microphoneId = "" } = {}, { video = true } = {}) {
+  const audio = { ...CONSTRAINTS.audio };
+  if (microphoneId) audio.deviceId = { exact: microphoneId };
+  if (!video) return { audio };
+  const camera = { ...CONSTRAINTS.video };
+  if (cameraId) camera.deviceId = { exact: cameraId };
+  return { audio, video: camera };
+}
+
+/**
+ * The microphone, and the camera when there is one that works. Resolves
+ * `{stream, cameraProblem}`: `cameraProblem` is null, or the catalogue key
+ * that says why the consultation will be audio only (no camera, in use by
+ * another app, refused). Rejects with a DeviceError only when the microphone
+ * fails: without it there is no consultation. `choice` holds the deviceIds
+ * picked in the selects (empty: the browser's default).
+ */
+export async function openMedia(choice = {}) {
   if (!navigator.mediaDevices || typeof navigator.mediaDevices.getUserMedia !== "function") {
     // Also what happens on plain http:// outside localhost (no secure context).
     throw new DeviceError("devices.no_camera_api");
   }
+  let cameraError;
   try {
-    return await navigator.mediaDevices.getUserMedia(CONSTRAINTS);
+    const stream = await navigator.mediaDevices.getUserMedia(constraints(choice));
+    return { stream, cameraProblem: null };
   } catch (error) {
-    throw new DeviceError(explainMediaError(error));
+    if (!CAMERA_FAILURES.has(error && error.name)) throw new DeviceError("devices.failed");
+    cameraError = error; // Maybe only the camera: try the microphone alone.
   }
+  let stream;
+  try {
+    stream = await navigator.mediaDevices.getUserMedia(constraints(choice, { video: false }));
+  } catch (error) {
+    throw new DeviceError(explainMicrophoneError(error));
+  }
+  return { stream, cameraProblem: explainCameraError(cameraError) };
 }
 
-function explainMediaError(error) {
+function explainCameraError(error) {
   switch (error && error.name) {
     case "NotAllowedError":
     case "SecurityError":
-      return "devices.blocked";
-    case "NotFoundError":
-    case "OverconstrainedError":
-      return "devices.not_found";
+      return "audio.camera_blocked";
     case "NotReadableError":
     case "AbortError":
-      return "devices.in_use";
+      return "audio.camera_in_use";
     default:
-      return "devices.failed";
+      return "audio.camera_not_found";
   }
+}
+
+function explainMicrophoneError(error) {
+  switch (error && error.name) {
+    case "NotAllowedError":
+    case "SecurityError":
+      return "audio.mic_blocked";
+    case "NotFoundError":
+    case "OverconstrainedError":
+      return "audio.mic_not_found";
+    case "NotReadableError":
+    case "AbortError":
+      return "audio.mic_in_use";
+    default:
+      return "audio.mic_failed";
+  }
+}
+
+/**
+ * One new track of `kind` ("audio" | "video") from `deviceId` (empty: the
+ * default). A camera replacing `like` keeps its size: the encoder on the
+ * sender then goes on without reconfiguring.
+ */
+export async function openTrack(kind, deviceId = "", like = null) {
+  const choice = kind === "audio" ? { microphoneId: deviceId } : { cameraId: deviceId };
+  const wanted = constraints(choice);
+  const size = like && typeof like.getSettings === "function" ? like.getSettings() : {};
+  if (kind === "video" && size.width && size.height) {
+    wanted.video = { ...wanted.video, width: { ideal: size.width }, height: { ideal: size.height } };
+  }
+  const stream = await navigator.mediaDevices.getUserMedia(
+    kind === "audio" ? { audio: wanted.audio } : { video: wanted.video },
+  );
+  return kind === "audio" ? stream.getAudioTracks()[0] : stream.getVideoTracks()[0];
+}
+
+/** The cameras, microphones and speakers the browser shows us: {deviceId, label} each. */
+export async function listDevices() {
+  const empty = { cameras: [], microphones: [], speakers: [] };
+  if (!navigator.mediaDevices || typeof navigator.mediaDevices.enumerateDevices !== "function") {
+    return empty;
+  }
+  let devices = [];
+  try {
+    devices = await navigator.mediaDevices.enumerateDevices();
+  } catch {
+    return empty;
+  }
+  const of = (kind) =>
+    devices
+      .filter((d) => d.kind === kind && d.deviceId)
+      .map((d) => ({ deviceId: d.deviceId, label: d.label }));
+  return { cameras: of("videoinput"), microphones: of("audioinput"), speakers: of("audiooutput") };
+}
+
+/** Whether the page can send sound to a chosen speaker (not Safari nor Firefox < 116). */
+export function canChooseSpeaker() {
+  return typeof HTMLMediaElement !== "undefined" && "setSinkId" in HTMLMediaElement.prototype;
+}
+
+/** The deviceId a track comes from, or "". */
+export function deviceOf(track) {
+  if (!track || typeof track.getSettings !== "function") return "";
+  return track.getSettings().deviceId || "";
 }
 
 export function stopStream(stream) {

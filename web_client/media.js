@@ -4,6 +4,8 @@
 // Neither is ever renegotiated, and SDP goes out only once ICE gathering is
 // complete, because the protocol has no trickle-ICE messages.
 
+import { withStep } from "./video-steps.js";
+
 const GATHERING_TIMEOUT_MS = 3000;
 const MEDIA_REQUEST_TIMEOUT_MS = 20_000;
 // The relay forwards encoded frames without transcoding, and only these.
@@ -67,7 +69,8 @@ function watchFailure(pc, onFailed) {
  * Everything media for one person in one call.
  *
  * `ui` is {onFailed(messageKey), addRemote(subscriptionId, role, publisherId) ->
- *          HTMLVideoElement, removeRemote(subscriptionId), play(video)}.
+ *          HTMLVideoElement, removeRemote(subscriptionId), play(video),
+ *          remoteKinds(subscriptionId, {video}) (optional)}.
  * `e2ee` (e2ee.js) encrypts what we send and decrypts what we receive; null
  * only when the server runs with end-to-end encryption off.
  */
@@ -81,6 +84,8 @@ export class Call {
     this.e2ee = e2ee;
     this.publisher = null;
     this.subscriptions = new Map();
+    // Kind of each publishing transceiver: a sender whose track was replaced by null has none.
+    this.senderKinds = new Map();
     this.closed = false;
   }
 
@@ -110,6 +115,7 @@ export class Call {
     const tracks = [...stream.getAudioTracks(), ...stream.getVideoTracks()];
     for (const track of tracks) {
       const transceiver = pc.addTransceiver(track, { direction: "sendonly", streams: [stream] });
+      this.senderKinds.set(transceiver.sender, track.kind);
       preferCodec(transceiver, track.kind);
       // Before negotiation, so that not one frame leaves unencrypted.
       if (this.e2ee) this.e2ee.protectSender(transceiver.sender, track.kind);
@@ -136,8 +142,10 @@ export class Call {
     this.closeSubscription(id); // A repeated offer replaces the previous one.
     const pc = this.newPeerConnection();
     const video = this.ui.addRemote(id, role, publisherId);
+    // A publisher without a camera: the relay offers its audio only.
+    if (this.ui.remoteKinds) this.ui.remoteKinds(id, { video: /^m=video /m.test(offer.sdp) });
     const stream = new MediaStream();
-    const subscription = { pc, video, closed: false };
+    const subscription = { pc, video, publisherId, closed: false };
     this.subscriptions.set(id, subscription);
 
     watchFailure(pc, () =>
@@ -165,6 +173,52 @@ export class Call {
     );
   }
 
+  /** Our sender of `kind` on the publish connection, or null (audio only: no video sender). */
+  sender(kind) {
+    if (!this.publisher) return null;
+    for (const [sender, senderKind] of this.senderKinds) {
+      if (senderKind === kind) return sender;
+    }
+    return null;
+  }
+
+  /**
+   * Sends `track` (or nothing: null) instead of the current one of its kind,
+   * without renegotiating: the E2EE transform stays on the sender. Resolves
+   * false when there is no sender of that kind (a call that began audio only).
+   */
+  async replaceTrack(kind, track) {
+    const sender = this.sender(kind);
+    if (!sender) return false;
+    await sender.replaceTrack(track);
+    return true;
+  }
+
+  /** Applies a video step (video-steps.js); false when there is no video sender. */
+  async setVideoStep(step) {
+    const sender = this.sender("video");
+    if (!sender || typeof sender.getParameters !== "function") return false;
+    await sender.setParameters(withStep(sender.getParameters(), step));
+    return true;
+  }
+
+  /** The statistics of every connection: {publisher: report|null, subscriptions: Map id -> report}. */
+  async stats() {
+    const read = (pc) => pc.getStats().catch(() => null);
+    const publisher = this.publisher ? await read(this.publisher) : null;
+    const subscriptions = new Map();
+    for (const [id, subscription] of this.subscriptions) {
+      const report = await read(subscription.pc);
+      if (report) subscriptions.set(id, report);
+    }
+    return { publisher, subscriptions };
+  }
+
+  /** The remote <video> of each subscription, and the publisher it shows. */
+  remotes() {
+    return [...this.subscriptions].map(([id, s]) => ({ id, video: s.video, publisherId: s.publisherId }));
+  }
+
   closeSubscription(id) {
     const subscription = this.subscriptions.get(id);
     if (!subscription) return;
@@ -182,5 +236,6 @@ export class Call {
       this.publisher.close();
       this.publisher = null;
     }
+    this.senderKinds.clear();
   }
 }

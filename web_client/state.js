@@ -6,7 +6,13 @@ import * as screens from "./screens.js";
 
 // Read by the end-to-end tests: performance.now() of admission and of the
 // first decoded remote video frame.
-export const metrics = { admittedAt: null, firstRemoteFrameAt: null, mediaRestarts: 0 };
+export const metrics = {
+  admittedAt: null,
+  firstRemoteFrameAt: null,
+  mediaRestarts: 0,
+  // The call's latest quality measures (call-quality.js), null outside a call.
+  quality: null,
+};
 
 export const app = {
   // One of screens.STATES; index.html starts on `precall`.
@@ -15,6 +21,12 @@ export const app = {
   session: null,
   role: "patient",
   stream: null,
+  // Why the camera is not there (a catalogue key), or null: the call is then audio only.
+  cameraProblem: null,
+  // The person switched to audio only during the call: the camera is released.
+  audioOnly: false,
+  // The chosen speaker (setSinkId), "" for the system's default.
+  speakerId: "",
   startingDevices: false,
   micLevel: null,
   call: null,

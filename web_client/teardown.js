@@ -1,6 +1,7 @@
 // Letting go of what the page holds: pending timers, the camera and
 // microphone, and the call's connections and keys.
 
+import { stopQuality } from "./call-quality.js";
 import { stopStream } from "./devices.js";
 import * as screens from "./screens.js";
 import { app } from "./state.js";
@@ -18,6 +19,7 @@ export function releaseMedia() {
 
 /** Ends our part of the call (connections, keys, remote videos); the camera stays on. */
 export function closeCall() {
+  stopQuality();
   if (app.call) app.call.close();
   app.call = null;
   if (app.e2ee) app.e2ee.close();

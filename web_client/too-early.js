@@ -4,7 +4,7 @@
 // which the page moves to by itself when the room opens (connection.js).
 
 import { advice, cannotCall } from "./browser-support.js";
-import { DeviceError, MicLevel, openCameraAndMicrophone, stopStream } from "./devices.js";
+import { DeviceError, MicLevel, openMedia, stopStream } from "./devices.js";
 import { transformSupport } from "./e2ee.js";
 import { parseInstant } from "./format.js";
 import * as text from "./messages.js";
@@ -72,8 +72,9 @@ export async function testDevicesEarly() {
   byTestId("early-device-test").disabled = true;
   screens.setText("early-device-status", "precall.starting_devices");
   let stream;
+  let cameraProblem = null;
   try {
-    stream = await openCameraAndMicrophone();
+    ({ stream, cameraProblem } = await openMedia());
   } catch (error) {
     if (!(error instanceof DeviceError)) throw error;
     screens.setText("early-device-status", error.message);
@@ -87,6 +88,7 @@ export async function testDevicesEarly() {
     return;
   }
   app.stream = stream;
+  app.cameraProblem = cameraProblem;
   byTestId("early-device-test").hidden = true; // Done: the preview and the meter show it.
   byTestId("early-devices").hidden = false;
   screens.attachStream("early-preview", stream);
@@ -95,7 +97,8 @@ export async function testDevicesEarly() {
   } catch {
     app.micLevel = null;
   }
-  screens.setText("early-device-status", "not_yet_open.devices_ok");
+  // Without a camera: why, and that the consultation can still be by voice.
+  screens.setText("early-device-status", cameraProblem || "not_yet_open.devices_ok");
 }
 
 /** Leaving the screen: the countdown stops, the preview lets go (the stream stays for precall). */

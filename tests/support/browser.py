@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import os
 import shutil
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Sequence
 from contextlib import asynccontextmanager
 from pathlib import Path
 
@@ -44,13 +44,17 @@ def require_chromium() -> str:
 
 
 @asynccontextmanager
-async def chromium() -> AsyncIterator[Browser]:
+async def chromium(extra_flags: Sequence[str] = (), wrapper: str = "") -> AsyncIterator[Browser]:
+    """`wrapper`: an executable that starts Chromium (`require_chromium()`) with its arguments,
+    e.g. inside a network namespace (tests/test_degraded_network.py)."""
     if not launch_allowed:
         raise RuntimeError("this test launches Chromium: mark it @pytest.mark.browser")
     executable = require_chromium()
     async with async_playwright() as playwright:
         browser = await playwright.chromium.launch(
-            executable_path=executable, args=FLAGS, headless=True
+            executable_path=wrapper or executable,
+            args=[*FLAGS, *extra_flags],
+            headless=True,
         )
         try:
             yield browser
