@@ -87,7 +87,13 @@ def desk_row(
         ],
         # Patients and guests in the call, whom the desk can send back to wait.
         "in_call": [
-            {"entry_id": p.entry_id, "name": p.name, "role": p.role.value}
+            {
+                "entry_id": p.entry_id,
+                "name": p.name,
+                "role": p.role.value,
+                # Their connection dropped: the day screen says so (docs/protocol.md).
+                "away_since": _time(p.away_since),
+            }
             for p in room.in_call
             if p.role is not Role.PRACTITIONER
         ],

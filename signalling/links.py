@@ -2,11 +2,15 @@
 
 from __future__ import annotations
 
+from datetime import datetime, timedelta
+from typing import Any
+
 from rooms.appointment import Person
-from rooms.roles import Role
+from rooms.roles import Actor, Role
 from rooms.room import Room
 from signalling import tokens
 from signalling.config import Settings
+from waiting_room.practitioner_day import DAY_SPAN
 
 
 def join_link(settings: Settings, room: Room, role: Role, guest: Person | None = None) -> str:
@@ -42,5 +46,45 @@ def room_document(settings: Settings, room: Room, now_status: str) -> dict[str, 
         "links": {
             "patient": join_link(settings, room, Role.PATIENT),
             "practitioner": join_link(settings, room, Role.PRACTITIONER),
+            "desk": appointment_desk_link(settings, room),
         },
     }
+
+
+def desk_link(settings: Settings, token: str) -> str:
+    return f"{settings.public_url}/d#{token}"
+
+
+def appointment_desk_link(settings: Settings, room: Room) -> str:
+    """The practitioner's desk for the day of this appointment (its start, 14 hours either side).
+
+    The same span as the desk's rows (waiting_room.practitioner_day.DAY_SPAN):
+    opened any time that day, it lists this appointment among the others.
+    """
+    starts_at = room.appointment.starts_at
+    token = tokens.mint_desk(
+        settings.token_secret,
+        practitioner_id=room.appointment.practitioner.id,
+        not_before=starts_at - DAY_SPAN,
+        expires_at=starts_at + DAY_SPAN,
+    )
+    return desk_link(settings, token)
+
+
+# As long as a desk link from the API: a working day.
+DESK_TOKEN_LIFETIME = timedelta(hours=14)
+
+
+def session_extras(settings: Settings, room: Room, actor: Actor, now: datetime) -> dict[str, Any]:
+    """What the day screen adds to `session`: the desk token (practitioners) and the grace."""
+    extras: dict[str, Any] = {
+        "resume_grace_seconds": int(settings.resume_grace.total_seconds()),
+    }
+    if actor.role is Role.PRACTITIONER:
+        extras["desk_token"] = tokens.mint_desk(
+            settings.token_secret,
+            practitioner_id=room.appointment.practitioner.id,
+            not_before=now - timedelta(minutes=1),
+            expires_at=now + DESK_TOKEN_LIFETIME,
+        )
+    return extras

@@ -38,6 +38,7 @@ from rooms.presence import expire_away, next_expiry
 from rooms.room import Lifecycle, Room, Transition
 from signalling.clock import Clock
 from signalling.media_recovery import GuardedRelay, MediaRecovery
+from store.errors import StoreUnavailable
 from store.event_log import EVENT_RETENTION, EventLog
 from store.room_store import RoomStore
 from waiting_room.practitioner_day import WaitingPlace, days_rooms
@@ -87,18 +88,29 @@ def place_payload(place: WaitingPlace) -> dict[str, object]:
 class EntryListener:
     """Relays media offers to one participant's connection."""
 
-    def __init__(self, sio: socketio.AsyncServer, entry_id: str) -> None:
+    def __init__(
+        self,
+        sio: socketio.AsyncServer,
+        entry_id: str,
+        name_of: Callable[[str], Awaitable[str | None]] | None = None,
+    ) -> None:
         self._sio = sio
         self._channel = entry_channel(entry_id)
+        # The publisher's name for its tile, looked up here: names never go to the relay.
+        self._name_of = name_of
 
     async def subscription_offer(
         self, subscription_id: str, publisher_id: str, publisher_info: Mapping[str, str], sdp: str
     ) -> None:
+        publisher = {"entry_id": publisher_id, **publisher_info}
+        name = None if self._name_of is None else await self._name_of(publisher_id)
+        if name:
+            publisher["name"] = name
         await self._sio.emit(
             "subscription_offer",
             {
                 "subscription_id": subscription_id,
-                "publisher": {"entry_id": publisher_id, **publisher_info},
+                "publisher": publisher,
                 "sdp": sdp,
                 "type": "offer",
             },
@@ -307,9 +319,18 @@ class RoomHub:
         await self._media.join(
             room.id,
             entry_id,
-            EntryListener(self.sio, entry_id),
+            EntryListener(self.sio, entry_id, lambda publisher: self._name_in(room.id, publisher)),
             {"role": participant.role.value},
         )
+
+    async def _name_in(self, room_id: str, entry_id: str) -> str | None:
+        """The name of someone in a room's call, for the others' tiles (docs/protocol.md)."""
+        try:
+            room = await self._store.get(room_id)
+        except StoreUnavailable:
+            return None  # The tile says the role instead.
+        participant = None if room is None else room.participant(entry_id)
+        return None if participant is None else participant.name
 
     async def media_restart(self, room_id: str, entry_ids: list[str]) -> None:
         """The room's relay moved (docs/protocol.md): these pages publish and subscribe again."""

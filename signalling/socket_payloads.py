@@ -17,6 +17,7 @@ from pydantic import (
     AfterValidator,
     BaseModel,
     ConfigDict,
+    Field,
     StringConstraints,
     TypeAdapter,
     ValidationError,
@@ -301,3 +302,61 @@ class DeskMessage(Payload):
     }
     text: DeskText
     room_id: object = None
+
+
+# The practitioner's day screen and talking to the waiting room (docs/protocol.md).
+
+REPLY_MAX = 200
+CHAT_CIPHERTEXT_MAX_BYTES = 4096 + 16  # 1000 characters of UTF-8 at most, and the GCM tag.
+CHAT_IV_BYTES = 12
+
+
+def _chat_iv(value: str) -> str:
+    if _decoded_length(value) != CHAT_IV_BYTES:
+        raise ValueError("not an IV")
+    return value
+
+
+def _chat_ciphertext(value: str) -> str:
+    # At least the 16-byte tag and one byte of text.
+    if _decoded_length(value) not in range(17, CHAT_CIPHERTEXT_MAX_BYTES + 1):
+        raise ValueError("not a chat ciphertext")
+    return value
+
+
+class RoomTokenRequest(Payload):
+    """`room_token`: which other room of the practitioner's day to move into."""
+
+    refusals: ClassVar[Mapping[str, Refusal]] = {"": NO_ROOM, "room_id": NO_ROOM}
+    room_id: RoomId
+
+
+REPLY = Refusal(INVALID, f"text must be 1 to {REPLY_MAX} characters.")
+
+
+class PatientReply(Payload):
+    """`reply`: a waiting patient's short answer to the practitioner (never logged)."""
+
+    refusals: ClassVar[Mapping[str, Refusal]] = {"": REPLY, "text": REPLY}
+    text: Annotated[str, StringConstraints(max_length=REPLY_MAX), AfterValidator(_stripped)]
+
+
+class ChatMessage(Payload):
+    """`chat`: one in-call text message, sealed in the browser; opaque to us (docs/e2ee.md)."""
+
+    model_config = ConfigDict(extra="forbid")
+    refusals: ClassVar[Mapping[str, Refusal]] = {
+        "": Refusal(INVALID, "Expected {kid, iv, data}."),
+        "kid": Refusal(INVALID, "kid must be a whole number from 1 to 2^32 - 1."),
+        "iv": Refusal(INVALID, f"iv must be base64 of {CHAT_IV_BYTES} bytes."),
+        "data": Refusal(
+            INVALID, f"data must be base64 of 17 to {CHAT_CIPHERTEXT_MAX_BYTES} bytes."
+        ),
+    }
+    kid: Annotated[int, Field(ge=1, le=2**32 - 1)]
+    iv: Annotated[Base64, AfterValidator(_chat_iv)]
+    data: Annotated[
+        str,
+        StringConstraints(max_length=4 * (CHAT_CIPHERTEXT_MAX_BYTES // 3 + 1)),
+        AfterValidator(_chat_ciphertext),
+    ]

@@ -31,6 +31,7 @@ from rooms.waiting_queue import WaitingEntry
 from signalling import errors, tokens
 from signalling.ack_namespace import refusal
 from signalling.config import Settings
+from signalling.links import session_extras
 from signalling.room_hub import (
     PendingAnnouncement,
     RoomHub,
@@ -145,6 +146,8 @@ def session_payload(
         # The booking system's language for this appointment (null: the page chooses).
         "locale": room.appointment.locale,
         "practice": practice_payload(room),
+        # The practitioner's day beside the call (signalling/day_screen.py).
+        **session_extras(settings, room, actor, now),
     }
 
 

@@ -126,7 +126,8 @@ async def test_a_consultation_with_the_keyboard_alone(live_server: LiveServer) -
             await page.keyboard.press("Enter")
             await expect_state(page, "waiting")
         await expect(desk.get_by_test_id("desk-waiting-entry")).to_have_count(3)
-        await expect(doctor.get_by_test_id("waiting-entry")).to_have_count(2)
+        # Two in this room, and Bruno in the day's queue beside the call.
+        await expect(doctor.get_by_test_id("waiting-entry")).to_have_count(3)
         assert await focused(desk) == desk_focus
         now = await focused(doctor)
         assert now is not None
@@ -135,7 +136,7 @@ async def test_a_consultation_with_the_keyboard_alone(live_server: LiveServer) -
         # Admit with Enter.
         await doctor.keyboard.press("Enter")
         await expect_state(alice, "in-call")
-        await expect(doctor.get_by_test_id("waiting-entry")).to_have_count(1)
+        await expect(doctor.get_by_test_id("waiting-entry")).to_have_count(2)  # With Bruno.
 
         # Decline the interpreter: Enter, the dialog opens on Cancel, Tab, Enter.
         await tab_to(doctor, "deny", name="Refuser Ines Interprete")

@@ -4,6 +4,7 @@
 // ends on a screen that says what happened and, where it can help, offers to
 // retry (endings.js).
 
+import { onChat, sendChat } from "./call-chat.js";
 import { hangUp, toggle, toggleAudioOnly } from "./call-controls.js";
 import { insecurePage } from "./browser-support.js";
 import { onMediaState } from "./call-quality.js";
@@ -16,6 +17,7 @@ import {
   onVisible,
 } from "./connection.js";
 import { runConnectionTest } from "./connection-test.js";
+import { startDayScreen } from "./day-screen.js";
 import { continueAudioOnly, onCheckInClick, retryCamera } from "./device-check.js";
 import { wireDeviceChoice } from "./device-choice.js";
 import { finish, onRoomEnded, pageFailed } from "./endings.js";
@@ -35,6 +37,7 @@ import { resumeOnVisible, startAudio } from "./playback.js";
 import { copyGuestLink, inviteGuest, onWaitingList } from "./practitioner-tools.js";
 import { onReplaced, takeBack } from "./replaced-screen.js";
 import { ResumeSecret } from "./resume.js";
+import { configureRoomSwitch } from "./room-switch.js";
 import { byTestId } from "./screens.js";
 import { onSession } from "./session.js";
 import { Signalling } from "./signalling.js";
@@ -50,6 +53,7 @@ import {
   onUndenied,
   onWaiting,
 } from "./waiting-screen.js";
+import { sendReply } from "./waiting-reply.js";
 
 window.teleconsultMetrics = metrics;
 
@@ -72,6 +76,8 @@ function wireControls() {
   byTestId("early-device-test").addEventListener("click", () => testDevicesEarly().catch(pageFailed));
   byTestId("invite-guest-form").addEventListener("submit", inviteGuest);
   byTestId("copy-guest-link").addEventListener("click", copyGuestLink);
+  byTestId("chat-form").addEventListener("submit", sendChat);
+  byTestId("reply-form").addEventListener("submit", sendReply);
   byTestId("take-back").addEventListener("click", takeBack);
   byTestId("undo").addEventListener("click", undo);
   const switcher = byTestId("language-switcher");
@@ -88,26 +94,35 @@ function wireControls() {
 }
 
 function wireSignalling(signalling) {
-  signalling.on("connect", onConnect);
-  signalling.on("connect_error", onConnectError);
-  signalling.on("disconnect", onDisconnect);
-  signalling.on("session", onSession);
-  signalling.on("waiting", onWaiting);
-  signalling.on("admitted", onAdmitted);
-  signalling.on("denied", onDenied);
-  signalling.on("returned_to_waiting", onReturnedToWaiting);
-  signalling.on("replaced", onReplaced);
-  signalling.on("undenied", onUndenied);
-  signalling.on("practitioner_message", onPractitionerMessage);
-  signalling.on("waiting_list", onWaitingList);
-  signalling.on("subscription_offer", onSubscriptionOffer);
-  signalling.on("subscription_closed", onSubscriptionClosed);
-  signalling.on("media_restart", onMediaRestart);
-  signalling.on("media_state", onMediaState);
-  signalling.on("room_ended", onRoomEnded);
-  signalling.on("e2ee_hello", (message) => app.e2ee && app.e2ee.onHello(message));
-  signalling.on("e2ee_key", (message) => app.e2ee && app.e2ee.onKey(message));
-  signalling.on("e2ee_peer_left", (message) => app.e2ee && app.e2ee.onPeerLeft(message));
+  // A connection the practitioner moved away from (room-switch.js) is heard no more.
+  const on = (event, handler) =>
+    signalling.on(event, (...args) => {
+      if (app.signalling === signalling) handler(...args);
+    });
+  on("connect", onConnect);
+  on("connect_error", onConnectError);
+  on("disconnect", onDisconnect);
+  on("session", (session) => {
+    onSession(session);
+    startDayScreen(session);
+  });
+  on("waiting", onWaiting);
+  on("admitted", onAdmitted);
+  on("denied", onDenied);
+  on("returned_to_waiting", onReturnedToWaiting);
+  on("replaced", onReplaced);
+  on("undenied", onUndenied);
+  on("practitioner_message", onPractitionerMessage);
+  on("waiting_list", onWaitingList);
+  on("subscription_offer", onSubscriptionOffer);
+  on("subscription_closed", onSubscriptionClosed);
+  on("media_restart", onMediaRestart);
+  on("media_state", onMediaState);
+  on("room_ended", onRoomEnded);
+  on("e2ee_hello", (message) => app.e2ee && app.e2ee.onHello(message));
+  on("e2ee_key", (message) => app.e2ee && app.e2ee.onKey(message));
+  on("e2ee_peer_left", (message) => app.e2ee && app.e2ee.onPeerLeft(message));
+  on("chat", onChat);
 }
 
 /** The language before anything is shown: remembered choice, link, browser, deployment. */
@@ -159,6 +174,7 @@ async function boot() {
     window.io,
   );
   wireSignalling(app.signalling);
+  configureRoomSwitch(wireSignalling);
   armSessionWatchdog();
 }
 

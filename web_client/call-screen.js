@@ -2,6 +2,7 @@
 // our camera, the remote tiles from the relay's subscriptions, and starting
 // over when the relay changes.
 
+import { knownName, rememberSpeaker, showChat } from "./call-chat.js";
 import { renderToggles } from "./call-controls.js";
 import { remoteAdded, remoteKinds, remoteRemoved, startQuality } from "./call-quality.js";
 import { applySpeaker } from "./device-choice.js";
@@ -53,6 +54,7 @@ function ensureCall() {
   } else {
     screens.renderE2eeStatus("off");
   }
+  showChat(Boolean(app.e2ee));
   app.call = new Call(
     app.signalling,
     app.session && app.session.ice_servers,
@@ -80,7 +82,13 @@ function ensureCall() {
 function addRemoteVideo(subscriptionId, role, publisherId) {
   let name = "";
   if (role === "practitioner") name = practitionerName();
-  else name = (app.waitingList && app.waitingList.nameOf(publisherId)) || "";
+  else {
+    name =
+      (app.waitingList && app.waitingList.nameOf(publisherId)) ||
+      (app.desk && app.desk.nameOf(publisherId)) ||
+      knownName(publisherId);
+  }
+  rememberSpeaker(publisherId, name);
   const label = name
     ? { key: "call.tile_name", params: { name } }
     : { key: `call.tile_${role === "practitioner" ? "practitioner" : role === "guest" ? "guest" : "patient"}` };
@@ -102,6 +110,8 @@ function addRemoteVideo(subscriptionId, role, publisherId) {
 export function onSubscriptionOffer(offer) {
   if (app.finished || !app.session) return;
   if (!offer || typeof offer.subscription_id !== "string" || typeof offer.sdp !== "string") return;
+  // The server names who this is (docs/protocol.md): their tile says it, never a bare role.
+  if (offer.publisher) rememberSpeaker(offer.publisher.entry_id, offer.publisher.name);
   const call = ensureCall();
   call.acceptSubscription(offer).catch((error) => {
     if (app.finished || call.closed || endedByAck(error)) return;

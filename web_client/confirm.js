@@ -17,10 +17,13 @@ export function dismissConfirm() {
 }
 
 /**
- * Asks before doing it. `message` and `confirmLabel` are `{key, params}`.
- * @returns {Promise<boolean>} true when the person confirmed
+ * Asks before doing it. `message` and `confirmLabel` are `{key, params}`;
+ * `alternative` (optional, `{key, params}`) is a second way to go ahead, on
+ * the `confirm-alternative` button (say, pause a consultation rather than end it).
+ * @returns {Promise<boolean | "alternative">} true when the person confirmed,
+ *   "alternative" when they chose the alternative, false otherwise
  */
-export function askToConfirm({ message, confirmLabel }) {
+export function askToConfirm({ message, confirmLabel, alternative = null }) {
   const dialog = document.querySelector('[data-testid="confirm-dialog"]');
   if (!dialog || typeof dialog.showModal !== "function") return Promise.resolve(true);
   const opener = document.activeElement;
@@ -28,11 +31,19 @@ export function askToConfirm({ message, confirmLabel }) {
   const openerKey = opener && opener.dataset ? opener.dataset.key : "";
   bindText(part(dialog, "confirm-message"), message.key, message.params);
   bindText(part(dialog, "confirm"), confirmLabel.key, confirmLabel.params);
+  const other = part(dialog, "confirm-alternative");
+  if (other) {
+    other.hidden = !alternative;
+    if (alternative) bindText(other, alternative.key, alternative.params);
+  }
   if (dialog.open) dialog.close("cancel");
   return new Promise((resolve) => {
     const confirm = part(dialog, "confirm");
     const cancel = part(dialog, "confirm-cancel");
+    const onAlternative = () => done("alternative");
+    if (other && alternative) other.addEventListener("click", onAlternative);
     const done = (answer) => {
+      if (other) other.removeEventListener("click", onAlternative);
       confirm.removeEventListener("click", onConfirm);
       cancel.removeEventListener("click", onCancel);
       dialog.removeEventListener("close", onClose);

@@ -4,6 +4,7 @@
 // hands keys to the frame worker (e2ee-worker.js), and turns the worker's
 // counters into the status and safety code the person sees.
 
+import { deriveChatKey, openChat, sealChat } from "./e2ee-chat.js";
 import {
   Identity,
   fromBase64,
@@ -75,6 +76,10 @@ export class E2ee {
     this.subscriptions = new Map();
     this.protectedEndpoints = new WeakSet();
     this.kid = 0;
+    // The in-call chat (e2ee-chat.js): our current chat key, and each peer's
+    // two newest by key id (a message may cross a key change).
+    this.ownChat = null;
+    this.chatKeys = new Map();
     this.rotateTimer = 0;
     this.switchTimers = new Set();
     this.closed = false;
@@ -229,6 +234,10 @@ export class E2ee {
     peer.lastKid = opened.kid;
     const baseKey = await importMediaKey(opened.raw);
     this.worker.postMessage({ type: "receiver-key", publisher: from, kid: opened.kid, baseKey });
+    const chat = this.chatKeys.get(from) || new Map();
+    chat.set(opened.kid, await deriveChatKey(baseKey, opened.kid));
+    for (const kid of [...chat.keys()].sort((a, b) => a - b).slice(0, -2)) chat.delete(kid);
+    this.chatKeys.set(from, chat);
   }
 
   onPeerLeft(message) {
@@ -236,6 +245,7 @@ export class E2ee {
     if (!from) return;
     this.run(async () => {
       this.pendingKeys.delete(from);
+      this.chatKeys.delete(from);
       if (!this.peers.delete(from)) return;
       this.worker.postMessage({ type: "forget-publisher", publisher: from });
       // The leaver must not decrypt what we send from now on.
@@ -277,6 +287,8 @@ export class E2ee {
       throw error;
     }
     const baseKey = await importMediaKey(raw);
+    // Everyone in the call was just sent this key, ahead of any message under it.
+    this.ownChat = { kid, key: await deriveChatKey(baseKey, kid) };
     const use = () => this.worker.postMessage({ type: "sender-key", kid, baseKey });
     if (kid === 1) {
       use(); // Nobody to wait for.
@@ -297,6 +309,28 @@ export class E2ee {
     }
     const keys = [this.identity.publicKey, ...present.map((p) => p.publicKey)];
     this.ui.onSafetyCode(await safetyCode(keys));
+  }
+
+  // ----------------------------------------------------------------- chat
+
+  /** `chat`'s payload for `text`: {kid, iv, data}, sealed under our current media key. */
+  sealChat(text) {
+    return this.run(async () => {
+      if (!this.ownChat) throw new Error("no media key yet");
+      const { kid, key } = this.ownChat;
+      const sealed = await sealChat(key, kid, text);
+      return { kid, iv: toBase64(sealed.iv), data: toBase64(sealed.data) };
+    });
+  }
+
+  /** The text of a forwarded `chat` message, or null when it does not open. */
+  openChat(message) {
+    return this.run(async () => {
+      const from = senderOf(message);
+      const key = from && this.chatKeys.get(from) && this.chatKeys.get(from).get(message.kid);
+      if (!key) return null;
+      return openChat(key, message.kid, fromBase64(message.iv), fromBase64(message.data));
+    });
   }
 
   // --------------------------------------------------------------- status
@@ -344,5 +378,7 @@ export class E2ee {
     this.worker.terminate();
     this.peers.clear();
     this.pendingKeys.clear();
+    this.chatKeys.clear();
+    this.ownChat = null;
   }
 }

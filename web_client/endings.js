@@ -20,6 +20,7 @@ export function finish(outcome) {
   if (outcome.state !== "error" && app.resumeSecret) app.resumeSecret.clear();
   releaseMedia();
   if (app.waitingList) app.waitingList.stop();
+  if (app.desk) app.desk.close(); // The day's queue: no names left on screen.
   // A declined page stays connected to hear `undenied` (the practitioner's undo, a re-open).
   if (app.signalling && !outcome.listen) app.signalling.disconnect();
   screens.showNotice("connection-notice", null);

@@ -53,3 +53,17 @@ export function takeJoinLink(window) {
   }
   return link;
 }
+
+/**
+ * The page moved into another room (the practitioner's day, room-switch.js):
+ * a reload joins that room, with its token kept like the first one's.
+ */
+export function rememberJoinLink(window, roomId, token) {
+  try {
+    window.sessionStorage.setItem(TOKEN_PREFIX + roomId, token);
+    const path = `/c/${encodeURIComponent(roomId)}`;
+    window.history.replaceState(window.history.state, "", path + window.location.search);
+  } catch {
+    // Storage blocked: a reload rejoins the first room, whose link is in the address bar.
+  }
+}

@@ -36,6 +36,10 @@ export class Signalling {
     this.socket.on(event, handler);
   }
 
+  off(event, handler) {
+    this.socket.off(event, handler);
+  }
+
   get connected() {
     return this.socket.connected;
   }

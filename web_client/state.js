@@ -34,6 +34,10 @@ export const app = {
   // the server runs with it off (session.e2ee === "off", for diagnostics only).
   e2ee: null,
   waitingList: null,
+  // The practitioner's day beside the call (day-screen.js): {close(), nameOf(entryId)}.
+  desk: null,
+  // Moving into another room of the day (room-switch.js).
+  moving: false,
   everConnected: false,
   failedAttempts: 0,
   // When the connection dropped (Date.now()), while reconnecting.

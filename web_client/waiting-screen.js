@@ -8,6 +8,7 @@ import * as text from "./messages.js";
 import * as screens from "./screens.js";
 import { app, metrics, practitionerName, show } from "./state.js";
 import { closeCall, stopMicLevel } from "./teardown.js";
+import { showReplyForm } from "./waiting-reply.js";
 
 const { byTestId } = screens;
 
@@ -49,6 +50,7 @@ export function onPractitionerMessage(payload) {
   const message = payload && typeof payload.text === "string" ? payload.text.trim() : "";
   if (!message) return;
   screens.addPractitionerMessage(message, parseInstant(payload.sent_at) || new Date());
+  showReplyForm();
 }
 
 export function onReturnedToWaiting() {
