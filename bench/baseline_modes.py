@@ -100,6 +100,9 @@ class FrameForwarding:
     def carry_over(self, previous: Any, published: Any, subscribed: Any) -> bool:
         return False
 
+    def request_keyframe(self, subscribed: FrameSubscription) -> None:
+        return  # The baselines answer only the subscriber's own RTCP.
+
     def counters(
         self, published: list[FramePublication], subscribed: list[FrameSubscription]
     ) -> dict[str, int]:
@@ -160,6 +163,9 @@ class MediaRelayForwarding:
 
     def carry_over(self, previous: Any, published: Any, subscribed: Any) -> bool:
         return False
+
+    def request_keyframe(self, subscribed: Any) -> None:
+        return  # The baselines answer only the subscriber's own RTCP.
 
     def counters(self, published: list[Any], subscribed: list[Any]) -> dict[str, int]:
         return {}

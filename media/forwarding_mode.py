@@ -52,6 +52,10 @@ class ForwardingMode(Protocol):
         """Move a subscription to a restarted publisher's media; False if it cannot be."""
         ...
 
+    def request_keyframe(self, subscribed: Any) -> None:
+        """The subscriber needs a key frame of what this subscription carries (rate-limited)."""
+        ...
+
     def counters(self, published: list[Any], subscribed: list[Any]) -> dict[str, int]:
         """The mode's packet counters over the given publications and subscriptions."""
         ...

@@ -138,6 +138,19 @@ class ProtocolRelay:
                     raise
             await asyncio.sleep(PUBLISH_RETRY_DELAY)
 
+    async def request_keyframe(
+        self, room_id: str, participant_id: str, subscription_id: object
+    ) -> None:
+        connection = await self._room_connection(room_id)
+        if connection is None:
+            raise MediaError("unknown_subscription", "No such subscription for you.")
+        await connection.request(
+            "keyframe",
+            room_id=room_id,
+            participant_id=participant_id,
+            subscription_id=subscription_id,
+        )
+
     async def answer(
         self, room_id: str, participant_id: str, subscription_id: object, answer_sdp: object
     ) -> None:

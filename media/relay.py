@@ -203,6 +203,20 @@ class Relay:
         await apply_answer(subscription.pc, sdp)
         self.forwarding.answered(subscription.pc, subscription.media)
 
+    async def request_keyframe(
+        self, room_id: str, participant_id: str, subscription_id: object
+    ) -> None:
+        room = self._rooms.get(room_id)
+        subscription = (
+            room.subscriptions.get(subscription_id)
+            if room is not None and isinstance(subscription_id, str)
+            else None
+        )
+        if subscription is None or subscription.subscriber_id != participant_id:
+            raise MediaError("unknown_subscription", "No such subscription for you.")
+        if subscription.media is not None:
+            self.forwarding.request_keyframe(subscription.media)
+
     async def leave(self, room_id: str, participant_id: str) -> None:
         """Stop everything a participant sends or receives."""
         room = self._rooms.get(room_id)

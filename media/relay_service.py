@@ -43,6 +43,16 @@ class RelayService(Protocol):
         self, room_id: str, participant_id: str, subscription_id: object, answer_sdp: object
     ) -> None: ...
 
+    async def request_keyframe(
+        self, room_id: str, participant_id: str, subscription_id: object
+    ) -> None:
+        """Ask the publisher of one of the participant's subscriptions for a key frame.
+
+        For a subscriber that just got the key of a publisher's frames: the key
+        frame it saw before could not be decrypted (docs/e2ee.md).
+        """
+        ...
+
     async def leave(self, room_id: str, participant_id: str) -> None: ...
 
     async def close_room(self, room_id: str) -> None: ...

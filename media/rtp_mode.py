@@ -118,6 +118,12 @@ class RtpForwarding:
             codec = next(c for c in internals.negotiated_codecs(transceiver) if not is_rtx(c))
             down.configure(codec.payloadType, transceiver.mid or "")
 
+    def request_keyframe(self, subscribed: RtpSubscription) -> None:
+        # The source collapses requests inside its interval into one.
+        for down in subscribed.downs.values():
+            if down.source is not None and down.kind == "video":
+                down.source.request_keyframe()
+
     def carry_over(
         self, previous: RtpPublication, published: RtpPublication, subscribed: RtpSubscription
     ) -> bool:

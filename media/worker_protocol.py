@@ -13,7 +13,8 @@ events (a subscription offer for a participant, a subscription closed):
 
 Operations mirror `media.relay.Relay`: join, publish, answer, leave,
 close_room, stats, forwarding_stats, metrics (`media.relay_metrics`),
-reset_latency, and echo (a connection test's offer in, `media.echo_test`).
+reset_latency, keyframe (a subscriber's key frame request), and echo (a
+connection test's offer in, `media.echo_test`).
 Media never crosses this socket: only SDP, and only at call setup.
 
 Relay nodes (`teleconsult relay`) serve the same protocol over TCP, after a
@@ -47,6 +48,7 @@ OPERATIONS = (
     "metrics",
     "reset_latency",
     "echo",
+    "keyframe",
 )
 
 

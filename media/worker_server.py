@@ -145,6 +145,11 @@ class WorkerServer:
                 args.get("sdp"),
             )
             return None
+        if op == "keyframe":
+            await relay.request_keyframe(
+                args["room_id"], args["participant_id"], args.get("subscription_id")
+            )
+            return None
         if op == "leave":
             self._owners.pop((str(args["room_id"]), str(args["participant_id"])), None)
             await relay.leave(args["room_id"], args["participant_id"])

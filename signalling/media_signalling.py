@@ -12,7 +12,7 @@ from rooms.errors import DomainError, ErrorCode
 from rooms.room import Room
 from signalling.ack_namespace import Ack, Handler, ok
 from signalling.room_hub import RoomHub
-from signalling.socket_payloads import PublishOffer, SubscriptionAnswer, parse
+from signalling.socket_payloads import KeyframeRequest, PublishOffer, SubscriptionAnswer, parse
 from signalling.socket_session import SocketSession
 
 
@@ -36,7 +36,11 @@ class MediaSignalling:
         self.hub = hub
 
     def handlers(self) -> dict[str, Handler[SocketSession]]:
-        return {"publish": self.publish, "subscription_answer": self.subscription_answer}
+        return {
+            "publish": self.publish,
+            "subscription_answer": self.subscription_answer,
+            "keyframe_request": self.keyframe_request,
+        }
 
     async def publish(self, session: SocketSession, data: Any) -> Ack:
         await room_in_call(self.hub, session)
@@ -49,5 +53,14 @@ class MediaSignalling:
         answer = parse(SubscriptionAnswer, data)
         await self.hub.relay.answer(
             session.room_id, session.entry_id, answer.subscription_id, answer.sdp
+        )
+        return ok()
+
+    async def keyframe_request(self, session: SocketSession, data: Any) -> Ack:
+        """A key frame from the publisher of one of our subscriptions (docs/e2ee.md)."""
+        await room_in_call(self.hub, session)
+        request = parse(KeyframeRequest, data)
+        await self.hub.relay.request_keyframe(
+            session.room_id, session.entry_id, request.subscription_id
         )
         return ok()

@@ -79,6 +79,7 @@ ROOM_LIMITS: dict[str, Limit] = {
     "subscription_answer": SIGNALLING,
     "e2ee_hello": SIGNALLING,
     "e2ee_key": SIGNALLING,
+    "keyframe_request": SIGNALLING,
     "invite_guest": INVITATION,
     "connection_test": CONNECTION_TEST,
     "media_state": MEDIA_STATE,

@@ -207,6 +207,13 @@ class SubscriptionAnswer(Payload):
     sdp: object = None
 
 
+class KeyframeRequest(Payload):
+    """`keyframe_request`: the relay checks the subscription is the sender's."""
+
+    refusals: ClassVar[Mapping[str, Refusal]] = {"": Refusal(INVALID, "Expected an object.")}
+    subscription_id: object = None
+
+
 class _E2ee(Payload):
     model_config = ConfigDict(extra="forbid")
     refusals: ClassVar[Mapping[str, Refusal]] = {

@@ -54,6 +54,11 @@ class BrokenEchoRelay:
     ) -> None:
         await self.inner.answer(room_id, participant_id, subscription_id, answer_sdp)
 
+    async def request_keyframe(
+        self, room_id: str, participant_id: str, subscription_id: object
+    ) -> None:
+        await self.inner.request_keyframe(room_id, participant_id, subscription_id)
+
     async def leave(self, room_id: str, participant_id: str) -> None:
         await self.inner.leave(room_id, participant_id)
 

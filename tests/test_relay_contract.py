@@ -173,6 +173,27 @@ async def test_a_publication_reaches_every_member_until_its_publisher_leaves(
     assert alice.offers.empty()
 
 
+async def test_a_key_frame_is_asked_for_by_the_subscriber_only(
+    relay: RelayService, people: Any
+) -> None:
+    alice, bob = people("room-1", "alice"), people("room-1", "bob")
+    await alice.join()
+    await bob.join()
+    await alice.publish()
+    subscription_id, _, _, offer = await bob.next_offer()
+    await bob.accept(subscription_id, offer)
+
+    await relay.request_keyframe("room-1", "bob", subscription_id)
+    await refused(
+        "unknown_subscription", relay.request_keyframe("room-1", "alice", subscription_id)
+    )
+    await refused("unknown_subscription", relay.request_keyframe("room-1", "bob", "nope"))
+    await refused("unknown_subscription", relay.request_keyframe("room-1", "bob", None))
+    await refused(
+        "unknown_subscription", relay.request_keyframe("elsewhere", "bob", subscription_id)
+    )
+
+
 async def test_leaving_and_closing_are_quiet_and_final(relay: RelayService, people: Any) -> None:
     await relay.leave("room-unknown", "nobody")
     await relay.close_room("room-unknown")

@@ -63,6 +63,12 @@ class FailingRelay:
         self._maybe_fail("answer")
         await self.inner.answer(room_id, participant_id, subscription_id, answer_sdp)
 
+    async def request_keyframe(
+        self, room_id: str, participant_id: str, subscription_id: object
+    ) -> None:
+        self._maybe_fail("request_keyframe")
+        await self.inner.request_keyframe(room_id, participant_id, subscription_id)
+
     async def leave(self, room_id: str, participant_id: str) -> None:
         self._maybe_fail("leave")
         await self.inner.leave(room_id, participant_id)

@@ -260,6 +260,20 @@ async def test_subscriber_pli_reaches_the_publisher(relay: Relay, peers: Track) 
     await eventually(lambda: publisher.track.keyframe_requests > requests, timeout=3)
 
 
+async def test_a_subscribers_key_frame_request_reaches_the_publisher(
+    relay: Relay, peers: Track
+) -> None:
+    publisher, subscriber = await start_call(relay, peers)
+    await eventually(lambda: len(subscriber.frames) >= 10)
+    await asyncio.sleep(0.5)  # Past the relay's own requests and their rate limit.
+    requests = publisher.track.keyframe_requests
+    subscription_id = next(iter(relay._rooms[ROOM].subscriptions))
+
+    await relay.request_keyframe(ROOM, "sub", subscription_id)
+
+    await eventually(lambda: publisher.track.keyframe_requests > requests, timeout=3)
+
+
 async def test_nacked_packet_is_retransmitted_from_the_relay_cache(
     relay: Relay, peers: Track
 ) -> None:

@@ -31,12 +31,28 @@ export function enterCall() {
   startCallMedia();
 }
 
+/**
+ * While the patient waits: our keys, our publish offer with its ICE
+ * candidates and a connection for the first subscription, all made ahead so
+ * that admission only has to send them (the relay hears of none of it before).
+ */
+export function prepareCall() {
+  if (app.finished || !app.stream || app.call) return;
+  const call = ensureCall();
+  const e2ee = app.e2ee;
+  const ready = e2ee ? e2ee.ready() : Promise.resolve();
+  ready.then(() => call.prepare(app.stream)).catch(() => {
+    // Admission makes them instead.
+  });
+}
+
 /** Publishes our camera and microphone, once our first media key exists. */
 export function startCallMedia() {
   const call = ensureCall();
   const e2ee = app.e2ee;
   // Our first media key exists before the first frame is encoded.
-  const ready = e2ee ? e2ee.ready() : Promise.resolve();
+  const ready = e2ee ? e2ee.announce() : Promise.resolve();
+  call.keepSpare();
   startQuality();
   ready.then(() => call.publish(app.stream)).catch((error) => {
     if (app.finished || call.closed || endedByAck(error)) return;

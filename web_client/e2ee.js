@@ -85,13 +85,14 @@ export class E2ee {
     this.closed = false;
     this.status = null;
     this.lastStats = {};
+    this.announced = false;
     // Every state change runs in order, one at a time.
     this.queue = Promise.resolve();
+    // The key pair and the first media key are made as soon as the page may
+    // need them (a patient still waiting), so that admission waits for neither.
     this.started = this.run(async () => {
       this.identity = await Identity.create();
       await this.rotate();
-      this.send("e2ee_hello", { public_key: toBase64(this.identity.publicKey) });
-      this.setStatus("pending");
     });
     this.started.catch(() => {}); // Reported to whoever awaits ready().
   }
@@ -99,6 +100,16 @@ export class E2ee {
   /** Resolves once we have our key pair and first media key. */
   ready() {
     return this.started;
+  }
+
+  /** In the call: tell the others our public key (once per E2ee). */
+  announce() {
+    if (this.announced) return this.started;
+    this.announced = true;
+    return this.run(async () => {
+      this.send("e2ee_hello", { public_key: toBase64(this.identity.publicKey) });
+      this.setStatus("pending");
+    });
   }
 
   run(job) {
@@ -189,10 +200,12 @@ export class E2ee {
         return; // Not a usable public key: this peer stays unable to decrypt us.
       }
       if (known) this.worker.postMessage({ type: "forget-publisher", publisher: from });
-      this.peers.set(from, { publicKey, ...pair, lastKid: 0 });
+      this.peers.set(from, { publicKey, ...pair, lastKid: 0, hasOurKey: false });
       // A new peer has not seen our key; it answers us the same way, once.
       this.send("e2ee_hello", { public_key: toBase64(this.identity.publicKey), to: from });
-      this.scheduleRotation();
+      // Nobody decrypts us yet (we were alone): no joins to coalesce, key it now.
+      if (this.nobodyDecryptsUs()) await this.rotate();
+      else this.scheduleRotation();
       await this.showSafetyCode();
       for (const pending of this.pendingKeys.get(from) || []) await this.acceptKey(from, pending);
       this.pendingKeys.delete(from);
@@ -231,6 +244,7 @@ export class E2ee {
       opened.raw.fill(0); // A replayed or stale key: never go back to it.
       return;
     }
+    const first = peer.lastKid === 0;
     peer.lastKid = opened.kid;
     const baseKey = await importMediaKey(opened.raw);
     this.worker.postMessage({ type: "receiver-key", publisher: from, kid: opened.kid, baseKey });
@@ -238,6 +252,7 @@ export class E2ee {
     chat.set(opened.kid, await deriveChatKey(baseKey, opened.kid));
     for (const kid of [...chat.keys()].sort((a, b) => a - b).slice(0, -2)) chat.delete(kid);
     this.chatKeys.set(from, chat);
+    if (first) this.askKeyFrames(from);
   }
 
   onPeerLeft(message) {
@@ -256,6 +271,22 @@ export class E2ee {
 
   // ----------------------------------------------------------------- keys
 
+  /** No peer in the call holds a key of ours: switching keys cannot disturb anyone. */
+  nobodyDecryptsUs() {
+    return ![...this.peers.values()].some((peer) => !peer.absent && peer.hasOurKey);
+  }
+
+  /**
+   * The publisher's first key is in: the key frame the relay sent us when the
+   * subscription started was encrypted under a key we did not have, so ask
+   * for another rather than wait for the encoder's next one (docs/e2ee.md).
+   */
+  askKeyFrames(publisher) {
+    for (const [subscription, from] of this.subscriptions) {
+      if (from === publisher) this.send("keyframe_request", { subscription_id: subscription });
+    }
+  }
+
   scheduleRotation() {
     clearTimeout(this.rotateTimer);
     this.rotateTimer = setTimeout(() => this.run(() => this.rotate()), ROTATE_DEBOUNCE_MS);
@@ -263,9 +294,12 @@ export class E2ee {
 
   /** A new media key for exactly the peers in the call now. */
   async rotate() {
+    clearTimeout(this.rotateTimer);
     this.kid += 1;
     const kid = this.kid;
     const raw = newMediaKey();
+    // Those who decrypt us now must get the new key before we switch to it.
+    const wait = !this.nobodyDecryptsUs();
     try {
       for (const [to, peer] of this.peers) {
         if (peer.absent) continue;
@@ -281,6 +315,7 @@ export class E2ee {
           public_key: toBase64(this.identity.publicKey),
           wrapped: toBase64(blob),
         });
+        peer.hasOurKey = true;
       }
     } catch (error) {
       raw.fill(0);
@@ -290,8 +325,8 @@ export class E2ee {
     // Everyone in the call was just sent this key, ahead of any message under it.
     this.ownChat = { kid, key: await deriveChatKey(baseKey, kid) };
     const use = () => this.worker.postMessage({ type: "sender-key", kid, baseKey });
-    if (kid === 1) {
-      use(); // Nobody to wait for.
+    if (!wait) {
+      use(); // Nobody to wait for: nobody could decrypt us before this key.
       return;
     }
     const timer = setTimeout(() => {

@@ -7,6 +7,10 @@
 import { withStep } from "./video-steps.js";
 
 const GATHERING_TIMEOUT_MS = 3000;
+// A connection made in advance (a publish offer gathered while the patient
+// waits, a spare for the next subscription) is used only while this fresh:
+// older ones may hold addresses of a network the device has since left.
+const PREPARED_MAX_AGE_MS = 4 * 60_000;
 const MEDIA_REQUEST_TIMEOUT_MS = 20_000;
 // The relay forwards encoded frames without transcoding, and only these.
 const PREFERRED_CODECS = { audio: "audio/opus", video: "video/vp8" };
@@ -54,6 +58,14 @@ function preferCodec(transceiver, kind) {
   }
 }
 
+/** Which tracks a stream holds now: an offer prepared for other tracks is not used. */
+function trackIds(stream) {
+  return stream
+    .getTracks()
+    .map((track) => track.id)
+    .join(",");
+}
+
 /** Fires `onFailed` once if the connection fails for good. */
 function watchFailure(pc, onFailed) {
   let reported = false;
@@ -83,6 +95,11 @@ export class Call {
     this.ui = ui;
     this.e2ee = e2ee;
     this.publisher = null;
+    this.publishing = false;
+    // {at, tracks, ready: Promise<RTCPeerConnection>}: our offer, gathered ahead.
+    this.prepared = null;
+    // {at, pc}: a connection gathering candidates for the next subscription offer.
+    this.spare = null;
     this.subscriptions = new Map();
     // Kind of each publishing transceiver: a sender whose track was replaced by null has none.
     this.senderKinds = new Map();
@@ -93,36 +110,102 @@ export class Call {
     if (Array.isArray(iceServers)) this.iceServers = iceServers;
   }
 
-  newPeerConnection() {
+  newPeerConnection(candidatePool = 0) {
     const extra = this.e2ee ? this.e2ee.peerConnectionConfig() : {};
     return new RTCPeerConnection({
       iceServers: this.iceServers,
       iceTransportPolicy: this.iceTransportPolicy,
+      // Gathers before any description: the answer to an offer then goes out at once.
+      iceCandidatePoolSize: candidatePool,
       ...extra,
     });
   }
 
-  /** Sends our camera and microphone to the relay. Rejects on failure. */
-  async publish(stream) {
-    if (this.publisher || this.closed) return;
+  /** A connection for a subscription offer: the spare gathered in advance if fresh. */
+  takePeerConnection() {
+    const spare = this.spare;
+    this.spare = null;
+    let pc;
+    if (spare && Date.now() - spare.at < PREPARED_MAX_AGE_MS) pc = spare.pc;
+    else {
+      if (spare) spare.pc.close();
+      pc = this.newPeerConnection();
+    }
+    this.keepSpare();
+    return pc;
+  }
+
+  /** Gathers a connection for the next subscription offer (the relay's offers come unasked). */
+  keepSpare() {
+    if (this.closed || this.spare) return;
+    this.spare = { at: Date.now(), pc: this.newPeerConnection(1) };
+  }
+
+  /**
+   * Everything of publishing except telling the relay, while the patient
+   * waits: the transceivers with their encryption, our offer and its ICE
+   * candidates. Nothing reaches the relay before admission; then `publish`
+   * sends this offer at once.
+   */
+  prepare(stream) {
+    if (this.closed || this.publisher || this.publishing) return;
+    const tracks = trackIds(stream);
+    if (this.prepared && this.prepared.tracks === tracks) return;
+    this.dropPrepared();
+    const ready = this.offerFor(stream);
+    ready.catch(() => {}); // `publish` makes a new offer instead.
+    this.prepared = { at: Date.now(), tracks, ready };
+    this.keepSpare();
+  }
+
+  dropPrepared() {
+    const prepared = this.prepared;
+    this.prepared = null;
+    if (prepared) prepared.ready.then((offer) => offer.pc.close(), () => {});
+  }
+
+  async offerFor(stream) {
     const pc = this.newPeerConnection();
-    this.publisher = pc;
-    watchFailure(pc, () =>
-      this.ui.onFailed("call.send_failed"),
-    );
+    const kinds = new Map();
     // Audio first then video, one transceiver each, both in one stream so
     // the other side keeps them in sync.
     const tracks = [...stream.getAudioTracks(), ...stream.getVideoTracks()];
     for (const track of tracks) {
       const transceiver = pc.addTransceiver(track, { direction: "sendonly", streams: [stream] });
-      this.senderKinds.set(transceiver.sender, track.kind);
+      kinds.set(transceiver.sender, track.kind);
       preferCodec(transceiver, track.kind);
       // Before negotiation, so that not one frame leaves unencrypted.
       if (this.e2ee) this.e2ee.protectSender(transceiver.sender, track.kind);
     }
     await pc.setLocalDescription(await pc.createOffer());
     await iceGatheringComplete(pc);
-    if (this.closed) return;
+    return { pc, kinds };
+  }
+
+  /** Sends our camera and microphone to the relay. Rejects on failure. */
+  async publish(stream) {
+    if (this.publisher || this.publishing || this.closed) return;
+    this.publishing = true;
+    const prepared = this.prepared;
+    this.prepared = null;
+    let offer = null;
+    if (prepared && prepared.tracks === trackIds(stream) && Date.now() - prepared.at < PREPARED_MAX_AGE_MS) {
+      offer = await prepared.ready.catch(() => null);
+    } else if (prepared) {
+      prepared.ready.then((old) => old.pc.close(), () => {});
+    }
+    if (!offer) offer = await this.offerFor(stream);
+    const { pc } = offer;
+    if (this.closed) {
+      pc.close();
+      return;
+    }
+    this.publisher = pc;
+    // Only the connection in use: a prepared one dropped for other tracks has its own.
+    this.senderKinds = offer.kinds;
+    watchFailure(pc, () =>
+      this.ui.onFailed("call.send_failed"),
+    );
     const ack = await this.signalling.request(
       "publish",
       { sdp: pc.localDescription.sdp, type: "offer" },
@@ -140,7 +223,7 @@ export class Call {
     const role = (offer.publisher && offer.publisher.role) || "";
     const publisherId = (offer.publisher && offer.publisher.entry_id) || "";
     this.closeSubscription(id); // A repeated offer replaces the previous one.
-    const pc = this.newPeerConnection();
+    const pc = this.takePeerConnection();
     const video = this.ui.addRemote(id, role, publisherId);
     // A publisher without a camera: the relay offers its audio only.
     if (this.ui.remoteKinds) this.ui.remoteKinds(id, { video: /^m=video /m.test(offer.sdp) });
@@ -231,6 +314,9 @@ export class Call {
 
   close() {
     this.closed = true;
+    this.dropPrepared();
+    if (this.spare) this.spare.pc.close();
+    this.spare = null;
     for (const id of [...this.subscriptions.keys()]) this.closeSubscription(id);
     if (this.publisher) {
       this.publisher.close();

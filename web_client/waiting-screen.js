@@ -1,7 +1,7 @@
 // The patient's virtual waiting room (docs/web_client.md, `waiting`): the place
 // in the queue, the practitioner's messages, and what ends the wait.
 
-import { enterCall } from "./call-screen.js";
+import { enterCall, prepareCall } from "./call-screen.js";
 import { finish, leaveQuietly } from "./endings.js";
 import { parseInstant } from "./format.js";
 import * as text from "./messages.js";
@@ -25,6 +25,7 @@ export function enterWaiting(position, expectedStart = null) {
   screens.setText("waiting-note", withPractitioner("waiting.note"));
   showPosition(position, expectedStart);
   show("waiting");
+  prepareCall();
 }
 
 export function showPosition(position, expectedStart = app.expectedStart) {
