@@ -75,8 +75,10 @@ test: lint typecheck pytest
 BENCH_CONSULTATIONS ?= 40
 BENCH_SECONDS ?= 20
 bench: install
-	$(BIN)/teleconsult bench relay --consultations $(BENCH_CONSULTATIONS) --seconds $(BENCH_SECONDS) --baseline frames
+	$(BIN)/teleconsult bench relay --consultations $(BENCH_CONSULTATIONS) --seconds $(BENCH_SECONDS) --baseline minimal
 	$(BIN)/teleconsult bench relay --consultations 2 --seconds $(BENCH_SECONDS) --baseline frames --baseline mediarelay
+	$(BIN)/teleconsult bench join --runs 5
+	$(BIN)/teleconsult bench signalling --patients 2000 --per-practitioner 2000
 
 # docker-compose.yml for real: a private Docker engine in its own network namespace
 # (no route out), images built from Debian packages, the smoke test of

@@ -224,6 +224,11 @@ async def test_the_practitioners_day_from_the_link_of_the_first_appointment(
         await (await entry_of(doctor, "Chloe Durand")).get_by_test_id("deny").click()
         await confirm(doctor)
         await expect_state(chloe, "denied")
+        # She opens her link again, on another device: still declined, not back in the queue.
+        _, chloe_again = await open_page(
+            browser, local_link(live_server, booked[2]["links"]["patient"])
+        )
+        await expect_state(chloe_again, "denied")
         await expect(entries).to_have_count(0)
         await expect(doctor.get_by_test_id("admit-next")).to_be_disabled()
         await expect_state(doctor, "in-call")
@@ -246,5 +251,5 @@ async def test_the_practitioners_day_from_the_link_of_the_first_appointment(
         await expect(notices.last).to_contain_text("Alice Martin left the consultation.")
         assert await doctor.evaluate("window.screens") == ["precall", "in-call"]
 
-        for page in (doctor, alice, bruno, chloe):
+        for page in (doctor, alice, bruno, chloe, chloe_again):
             assert page.errors == [], page.errors  # type: ignore[attr-defined]
