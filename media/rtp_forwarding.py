@@ -39,6 +39,7 @@ logger = logging.getLogger(__name__)
 # Power of two: ~3 s of 1.5 Mbit/s video, what a NACK can still usefully ask for.
 RETRANSMIT_CACHE = 1024
 KEYFRAME_REQUEST_INTERVAL = 0.3
+URGENT_REQUEST_INTERVAL = 0.05
 REMB_INTERVAL = 0.5
 
 _SEQ_TS = struct.Struct("!HI")
@@ -151,6 +152,18 @@ class PublishedTrack:
             self._pending_request = asyncio.get_running_loop().call_later(
                 wait, self._send_keyframe_request
             )
+
+    def request_keyframe_now(self) -> None:
+        """A subscriber's own request (`keyframe_request`): sent at once, not at the end of
+        the interval, since it follows a key frame it could not decrypt. Signalling's rate
+        limit bounds how often a subscriber may ask; duplicates within 50 ms collapse."""
+        if self.kind != "video" or self.ssrc is None:
+            return
+        if time.monotonic() - self._last_request < URGENT_REQUEST_INTERVAL:
+            return
+        if self._pending_request is not None:
+            self._pending_request.cancel()
+        self._send_keyframe_request()
 
     def _send_keyframe_request(self) -> None:
         self._pending_request = None

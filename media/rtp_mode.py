@@ -119,10 +119,9 @@ class RtpForwarding:
             down.configure(codec.payloadType, transceiver.mid or "")
 
     def request_keyframe(self, subscribed: RtpSubscription) -> None:
-        # The source collapses requests inside its interval into one.
         for down in subscribed.downs.values():
             if down.source is not None and down.kind == "video":
-                down.source.request_keyframe()
+                down.source.request_keyframe_now()
 
     def carry_over(
         self, previous: RtpPublication, published: RtpPublication, subscribed: RtpSubscription
