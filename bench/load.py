@@ -45,6 +45,7 @@ from aiortc.rtp import (
 
 from bench.clip import VIDEO_FPS, Clip, load_clip
 from bench.receiver_feedback import InboundStream
+from bench.stamped_mode import read_abs_send_time
 from media import aiortc_internals as internals
 from media.latency import LatencyHistogram
 from media.rtp_header import ONE_BYTE_PROFILE, relay_extension_ids
@@ -177,21 +178,12 @@ class ReceiveCounter:
 
     def sample_delay(self, view: memoryview, length: int) -> None:
         self._samples += 1
-        if self._samples & 7 or not view[0] & 0x10:
+        if self._samples & 7:
             return
-        pos = 16 + 4 * (view[0] & 0x0F)
-        end = min(pos + 4 * _EXT_HEAD.unpack_from(view, pos - 4)[1], length)
-        while pos < end:
-            head = view[pos]
-            if head == 0:
-                pos += 1
-                continue
-            if head >> 4 == _ABS_ID and pos + 4 <= end:
-                sent = (view[pos + 1] << 16) | (view[pos + 2] << 8) | view[pos + 3]
-                delay = (abs_send_time(time.time()) - sent) & 0xFFFFFF
-                self.latency.record(delay / 262144)
-                return
-            pos += 2 + (head & 0x0F)
+        # The relay forwards the sender's stamp under its own extension id.
+        sent = read_abs_send_time(view, length)
+        if sent is not None:
+            self.latency.record(((abs_send_time(time.time()) - sent) & 0xFFFFFF) / 262144)
 
     def total(self, key: str) -> int:
         return sum(getattr(stream, key) for stream in self.streams)
