@@ -323,9 +323,13 @@ async def test_the_desk_page_shows_arrivals_live_and_admits(live_server: LiveSer
             await asyncio.wait_for(patient.admitted.wait(), 10)
             # The room opens beside the desk (on the configured public URL, which this
             # test server does not listen on); its token stays in the fragment.
-            opened = [url for url in requested if f"/c/{second['room_id']}" in url]
-            assert opened
-            assert all("#" not in url for url in opened)
+            def opened() -> list[str]:
+                return [url for url in requested if f"/c/{second['room_id']}" in url]
+
+            # The link is fetched on demand (`join_link`): the new page may navigate a moment
+            # after the admission.
+            await eventually(lambda: bool(opened()))
+            assert all("#" not in url for url in opened())
             await expect(rows.nth(1)).to_have_attribute("data-state", "in_consultation")
             await expect(page).to_have_title("Desk — Teleconsultation")
 
@@ -334,7 +338,7 @@ async def test_the_desk_page_shows_arrivals_live_and_admits(live_server: LiveSer
             patient.sio.on("returned_to_waiting", returned.append)
             await rows.nth(1).get_by_test_id("desk-return-to-waiting").click()
             await expect(rows.nth(1)).to_have_attribute("data-state", "waiting")
-            assert returned == [{}]
+            await eventually(lambda: returned == [{}])
             reason = rows.nth(1).get_by_test_id("desk-deny-reason")
             await reason.fill("Half-typed reason")
             other = SyntheticParticipant(live_server.base_url, first["links"]["patient"])
