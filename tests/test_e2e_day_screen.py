@@ -224,6 +224,8 @@ async def test_the_practitioners_day_from_the_link_of_the_first_appointment(
         await (await entry_of(doctor, "Chloe Durand")).get_by_test_id("deny").click()
         await confirm(doctor)
         await expect_state(chloe, "denied")
+        # A few seconds to take it back (undeny on the desk connection: another room).
+        await expect(doctor.get_by_test_id("undo-toast")).to_be_visible()
         # She opens her link again, on another device: still declined, not back in the queue.
         _, chloe_again = await open_page(
             browser, local_link(live_server, booked[2]["links"]["patient"])

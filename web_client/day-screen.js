@@ -14,6 +14,7 @@ import { reasonOf } from "./messages.js";
 import { MoveError, moveToRoom } from "./room-switch.js";
 import * as screens from "./screens.js";
 import { app, metrics } from "./state.js";
+import { offerUndo } from "./undo-deny.js";
 
 const { byTestId } = screens;
 const REQUEST_TIMEOUT_MS = 10_000;
@@ -118,6 +119,12 @@ async function denyFrom(row, entry, reason = "") {
   const ack = await request("deny", payload);
   if (!ack || ack.ok !== true) {
     throw new MoveError({ key: "panel.deny_failed", params: { name: entry.name, reason: reasonOf(ack && ack.error) } });
+  }
+  // A few seconds to take it back, in whichever of the practitioner's rooms it was.
+  if (!app.finished) {
+    offerUndo(entry.entry_id, entry.name, (id) =>
+      request("undeny", { room_id: row.room_id, entry_id: id }),
+    );
   }
 }
 

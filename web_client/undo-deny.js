@@ -11,17 +11,26 @@ const { byTestId } = screens;
 export const UNDO_MS = 8000;
 let timer = 0;
 let pending = null;
+// How the pending undo is sent: `undeny` on the room's connection, or on the desk's
+// for a decline in another of the practitioner's rooms (day-screen.js).
+let send = null;
 
 function hide() {
   clearTimeout(timer);
   pending = null;
+  send = null;
   byTestId("undo-toast").hidden = true;
 }
 
-/** Offers to undo the decline of `entryId` ({name}) for UNDO_MS. */
-export function offerUndo(entryId, name) {
+/**
+ * Offers to undo the decline of `entryId` ({name}) for UNDO_MS. `undeny(entryId)`
+ * sends it (default: `undeny` on this room's connection); it resolves to the ack
+ * or throws.
+ */
+export function offerUndo(entryId, name, undeny = null) {
   clearTimeout(timer);
   pending = entryId;
+  send = undeny || ((id) => app.signalling.request("undeny", { entry_id: id }));
   screens.setText("undo-message", { key: "undo.declined", params: { name } });
   screens.setInline("undo-error", null);
   const button = byTestId("undo");
@@ -34,10 +43,11 @@ export function offerUndo(entryId, name) {
 /** `undo`: emits `undeny`; the waiting list shows the person back at their place. */
 export async function undo() {
   const entryId = pending;
-  if (!entryId || !app.signalling) return;
+  if (!entryId || !send) return;
   byTestId("undo").disabled = true;
   try {
-    await app.signalling.request("undeny", { entry_id: entryId });
+    const ack = await send(entryId);
+    if (ack && ack.ok === false) throw ack.error || {};
     hide();
   } catch (error) {
     screens.setInline("undo-error", { key: "undo.failed", params: { reason: reasonOf(error) } });
