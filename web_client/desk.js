@@ -162,7 +162,7 @@ function actionsCell(row) {
       onClick: async () => {
         if (!text.value.trim()) return;
         const ack = await request("message", { room_id: row.room_id, text: text.value.trim() });
-        bindText(summary, ack.ok ? "desk.message_sent" : reasonOf(ack.error).key);
+        tell(ack.ok ? "desk.message_sent" : reasonOf(ack.error).key);
       },
     });
     bindAttr(send, "aria-label", "desk.send_name", { name: row.patient_name });
@@ -188,7 +188,7 @@ function linkOnDemand(open, row) {
         open.dataset.ready = "true";
       } else {
         fetching = null;
-        bindText(summary, reasonOf(ack.error).key);
+        tell(reasonOf(ack.error).key);
       }
       return ack;
     });
@@ -320,8 +320,21 @@ function applyDelta(delta) {
   settle();
 }
 
+// A sentence for the practitioner ("Message sent.", a refusal) stays this long before
+// live updates put the count back in its place.
+const NOTICE_MS = 4000;
+let noticeUntil = 0;
+
+function tell(key) {
+  bindText(summary, key);
+  noticeUntil = Date.now() + NOTICE_MS;
+  setTimeout(renderCounts, NOTICE_MS);
+}
+
 function renderCounts() {
-  bindText(summary, waitingCount === 0 ? "desk.nobody_waiting" : "desk.count_waiting", { count: waitingCount });
+  if (Date.now() >= noticeUntil) {
+    bindText(summary, waitingCount === 0 ? "desk.nobody_waiting" : "desk.count_waiting", { count: waitingCount });
+  }
   bindText(document.querySelector("title"), waitingCount ? "desk.title_count" : "desk.title", { count: waitingCount });
 }
 
@@ -338,7 +351,7 @@ async function request(event, payload) {
 async function admit(row, entry) {
   const ack = await request("admit", { room_id: row.room_id, entry_id: entry.entry_id });
   if (!ack.ok) {
-    bindText(summary, reasonOf(ack.error).key);
+    tell(reasonOf(ack.error).key);
     return;
   }
   // The consultation happens in the room: open it beside the desk.
@@ -347,7 +360,7 @@ async function admit(row, entry) {
 
 async function act(event, payload) {
   const ack = await request(event, payload);
-  if (!ack.ok) bindText(summary, reasonOf(ack.error).key);
+  if (!ack.ok) tell(reasonOf(ack.error).key);
 }
 
 async function endConsultation(row) {
