@@ -321,6 +321,7 @@ async def test_the_desk_page_shows_arrivals_live_and_admits(live_server: LiveSer
             async with context.expect_page():
                 await rows.nth(1).get_by_test_id("desk-admit").click()
             await asyncio.wait_for(patient.admitted.wait(), 10)
+
             # The room opens beside the desk (on the configured public URL, which this
             # test server does not listen on); its token stays in the fragment.
             def opened() -> list[str]:
