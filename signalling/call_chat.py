@@ -13,18 +13,9 @@ import socketio
 
 from signalling.ack_namespace import Ack, Handler, ok
 from signalling.media_signalling import room_in_call
-from signalling.rate_limits import Budget
 from signalling.room_hub import RoomHub, entry_channel
-from signalling.socket_limits import Limit
 from signalling.socket_payloads import ChatMessage, parse
 from signalling.socket_session import SocketSession
-
-LIMITS = {
-    # Typing a drug name or an address: a message every couple of seconds at most.
-    "chat": Limit(
-        "chat", Budget(burst=20, per_second=0.5), "Too many messages; wait a few seconds."
-    ),
-}
 
 
 class CallChat:

@@ -26,19 +26,9 @@ from signalling.ack_namespace import Ack, Handler, ok
 from signalling.config import Settings
 from signalling.desk import NAMESPACE as DESK_NAMESPACE
 from signalling.desk import desk_channel
-from signalling.rate_limits import Budget
 from signalling.room_hub import RoomHub
-from signalling.socket_limits import Limit
 from signalling.socket_payloads import PatientReply, RoomTokenRequest, parse
 from signalling.socket_session import SocketSession
-
-LIMITS = {
-    # A few words now and then; more is a page (or a person) flooding the doctor.
-    # `room_token` (one per move to another room) is a room action (socket_limits).
-    "reply": Limit(
-        "reply", Budget(burst=6, per_second=1 / 20), "Too many messages; wait a minute."
-    ),
-}
 
 
 class DayScreen:

@@ -70,6 +70,18 @@ MEDIA_STATE = Limit(
     Budget(burst=20, per_second=1),
     "Too many media reports; wait a few seconds.",
 )
+CHAT = Limit(
+    "chat",
+    # Typing a drug name or an address: a message every couple of seconds at most.
+    Budget(burst=20, per_second=0.5),
+    "Too many messages; wait a few seconds.",
+)
+REPLY = Limit(
+    "reply",
+    # A few words now and then from the waiting room; more is flooding the doctor.
+    Budget(burst=6, per_second=1 / 20),
+    "Too many messages; wait a minute.",
+)
 # A page reconnects after a drop, a reload or a takeover: tens a minute is never a person.
 CONNECT = Budget(burst=20, per_second=1 / 3)
 CONNECT_MESSAGE = "Too many connections on this link; wait a few seconds."
@@ -83,6 +95,8 @@ ROOM_LIMITS: dict[str, Limit] = {
     "invite_guest": INVITATION,
     "connection_test": CONNECTION_TEST,
     "media_state": MEDIA_STATE,
+    "chat": CHAT,
+    "reply": REPLY,
 }
 DESK_LIMITS: dict[str, Limit] = {
     "message": MESSAGE,

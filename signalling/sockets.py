@@ -17,11 +17,9 @@ import socketio
 from signalling import tokens
 from signalling.ack_namespace import AckNamespace
 from signalling.auth_throttle import AuthThrottle
-from signalling.call_chat import LIMITS as CHAT_LIMITS
 from signalling.call_chat import CallChat
 from signalling.config import Settings
 from signalling.connection_test import ConnectionTests
-from signalling.day_screen import LIMITS as DAY_LIMITS
 from signalling.day_screen import DayScreen
 from signalling.e2ee_forwarding import E2eeForwarding
 from signalling.media_signalling import MediaSignalling
@@ -54,7 +52,7 @@ class SignallingNamespace(AckNamespace[SocketSession]):
                 **DayScreen(sio, hub, settings).handlers(),
                 **CallChat(sio, hub).handlers(),
             },
-            {**ROOM_LIMITS, **DAY_LIMITS, **CHAT_LIMITS},
+            ROOM_LIMITS,
             auth_throttle=auth_throttle,
         )
         self.sio = sio
