@@ -261,28 +261,24 @@ class RoomHub:
                 await self.sio.emit("denied", payload, room=entry_channel(entry_id))
                 return True
             case PatientReturnedToWaiting(entry_id=entry_id):
-                await self._media.leave(room.id, entry_id)
-                await self._peer_left(room, entry_id)
+                await self._leave_call(room, entry_id)
                 await self.sio.emit("returned_to_waiting", {}, room=entry_channel(entry_id))
                 return True
             case ParticipantAway(entry_id=entry_id, was_waiting=was_waiting):
                 # Their connections are dead: stop forwarding to them, and the others
                 # rotate keys; coming back means a fresh publish and a rekey.
                 if not was_waiting:
-                    await self._media.leave(room.id, entry_id)
-                    await self._peer_left(room, entry_id)
+                    await self._leave_call(room, entry_id)
                 return was_waiting
             case ParticipantResumed(entry_id=entry_id, in_call=in_call):
                 if in_call:
                     # A takeover may come before the old connection was seen to drop.
-                    await self._media.leave(room.id, entry_id)
-                    await self._peer_left(room, entry_id)
+                    await self._leave_call(room, entry_id)
                     await self._join_media(room, entry_id)
                 return not in_call
             case ParticipantLeft(entry_id=entry_id, was_waiting=was_waiting):
                 if not was_waiting:
-                    await self._media.leave(room.id, entry_id)
-                    await self._peer_left(room, entry_id)
+                    await self._leave_call(room, entry_id)
                 return was_waiting
             case RoomEnded(reason=reason):
                 await self._media.close_room(room.id)
@@ -301,6 +297,11 @@ class RoomHub:
                     await self.sio.emit("undenied", {}, room=entry_channel(reopened))
                 return False
         return False
+
+    async def _leave_call(self, room: Room, entry_id: str) -> None:
+        """The relay stops serving them, and the others are told to rekey."""
+        await self._media.leave(room.id, entry_id)
+        await self._peer_left(room, entry_id)
 
     async def _peer_left(self, room: Room, entry_id: str) -> None:
         # Those still in the call rotate their media keys, so whoever left cannot
