@@ -61,6 +61,11 @@ STEP_MS = 20_000
 GOAL_RATIO = 2.0
 FRAME_AT = "() => window.teleconsultMetrics && window.teleconsultMetrics.firstRemoteFrameAt"
 EPOCH_OF_FRAME = "() => performance.timeOrigin + window.teleconsultMetrics.firstRemoteFrameAt"
+# Each step of the page's join (web_client/timeline.js) on the same epoch clock.
+EPOCH_TIMELINE = """() => Object.fromEntries(
+  Object.entries(window.teleconsultMetrics.timeline)
+    .map(([step, at]) => [step, performance.timeOrigin + at])
+)"""
 ADMIT = """() => {
   const button = document.querySelector('[data-testid=waiting-entry] [data-testid=admit]');
   const at = performance.timeOrigin + performance.now();
@@ -143,7 +148,7 @@ class Booking:
             return document
 
 
-async def _join_once(browser: Any, links: dict[str, str], e2ee: bool) -> dict[str, float]:
+async def _join_once(browser: Any, links: dict[str, str], e2ee: bool) -> dict[str, Any]:
     doctor_context = await browser.new_context()
     patient_context = await browser.new_context()
     try:
@@ -174,7 +179,15 @@ async def _join_once(browser: Any, links: dict[str, str], e2ee: bool) -> dict[st
                     state="attached",
                     timeout=STEP_MS,
                 )
-        return {"patient_ms": patient_at - admitted_at, "practitioner_ms": doctor_at - admitted_at}
+        steps = {}
+        for side, page in (("patient", patient), ("practitioner", doctor)):
+            marks: dict[str, float] = await page.evaluate(EPOCH_TIMELINE)
+            steps[side] = {step: at - admitted_at for step, at in marks.items()}
+        return {
+            "patient_ms": patient_at - admitted_at,
+            "practitioner_ms": doctor_at - admitted_at,
+            "steps": steps,
+        }
     finally:
         await doctor_context.close()
         await patient_context.close()
@@ -200,7 +213,7 @@ async def measure(runs: int, e2ee_mode: str) -> dict[str, Any]:
         e2ee=e2ee_mode,
     )
     floors: list[float] = []
-    joins: list[dict[str, float]] = []
+    joins: list[dict[str, Any]] = []
     failures: list[str] = []
     async with (
         _serve(make_app(settings), port) as base_url,
@@ -233,8 +246,24 @@ async def measure(runs: int, e2ee_mode: str) -> dict[str, Any]:
     return summarize(floors, joins, failures, e2ee_mode)
 
 
+def step_medians(joins: list[dict[str, Any]]) -> dict[str, dict[str, float]]:
+    """Each side's median time of each join step after the admit click, in time order."""
+    sides: dict[str, dict[str, float]] = {}
+    for side in ("patient", "practitioner"):
+        times: dict[str, list[float]] = {}
+        for join in joins:
+            for step, at in join.get("steps", {}).get(side, {}).items():
+                times.setdefault(step, []).append(at)
+        medians = {step: round(statistics.median(ts), 1) for step, ts in times.items()}
+        # Steps from before the click (the practitioner's own publishing) are not the join's.
+        sides[side] = dict(
+            sorted(((s, t) for s, t in medians.items() if t >= 0), key=lambda x: x[1])
+        )
+    return sides
+
+
 def summarize(
-    floors: list[float], joins: list[dict[str, float]], failures: list[str], e2ee: str
+    floors: list[float], joins: list[dict[str, Any]], failures: list[str], e2ee: str
 ) -> dict[str, Any]:
     ok = not failures and bool(joins) and bool(floors)
     floor = statistics.median(floors) if floors else None
@@ -255,6 +284,7 @@ def summarize(
         "floor_ms": [round(f, 1) for f in floors],
         "patient_ms": [round(j["patient_ms"], 1) for j in joins],
         "practitioner_ms": [round(j["practitioner_ms"], 1) for j in joins],
+        "steps_ms_median": step_medians(joins),
         "load_average": [round(x, 2) for x in os.getloadavg()],
         "cpu_count": os.cpu_count(),
     }

@@ -66,8 +66,20 @@ class DownTrack:
         self.keyframe_requests = 0
         self.lost_reported = 0
         self.waiting_for_keyframe = 0
+        # The source epoch this track last asked a key frame for at once.
+        self.asked_in_epoch = 0
         self.remb: int | None = None
         self.malformed = MalformedCounter(logger, f"{kind} down track")
+
+    def connected(self) -> None:
+        """The subscriber's connection is up: ask for the key frame it starts on."""
+        source = self.source
+        if self.kind != "video" or source is None or self.synced_epoch == source.epoch:
+            return
+        if self.payload_type < 0 or self.asked_in_epoch == source.epoch or not self.egress.ready():
+            return
+        self.asked_in_epoch = source.epoch
+        source.request_keyframe_now()
 
     def configure(self, payload_type: int, mid: str) -> None:
         self.payload_type = payload_type
@@ -90,9 +102,15 @@ class DownTrack:
             if not keyframe and self.kind == "video":
                 self.waiting_for_keyframe += 1
                 if self.source is not None:
-                    # Rate-limited by the source; repeated in case a key frame
-                    # came while this subscriber was not connected yet.
-                    self.source.request_keyframe()
+                    if self.asked_in_epoch != epoch:
+                        self.asked_in_epoch = epoch
+                        # The first packet this subscriber could have had: the key frame
+                        # asked for when it subscribed went by while it was connecting, so
+                        # ask now rather than at the end of the source's interval.
+                        self.source.request_keyframe_now()
+                    else:
+                        # Rate-limited by the source.
+                        self.source.request_keyframe()
                 return
             self._resync(seq, ts, epoch, now)
         out_seq = (seq + self.seq_offset) & 0xFFFF

@@ -109,7 +109,9 @@ class PublishedTrack:
         down.source = self
         down.synced_epoch = 0
         self.downs.append(down)
-        self.request_keyframe()
+        # No key frame request yet: this subscriber is still connecting, and a browser
+        # honours one request per 300 ms, so one asked now would be spent on a frame
+        # nobody can receive. The down track asks on the first packet it could forward.
 
     def detach(self, down: DownTrack) -> None:
         if down in self.downs:

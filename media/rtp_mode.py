@@ -118,10 +118,22 @@ class RtpForwarding:
             codec = next(c for c in internals.negotiated_codecs(transceiver) if not is_rtx(c))
             down.configure(codec.payloadType, transceiver.mid or "")
 
+        @pc.on("connectionstatechange")
+        def connected() -> None:
+            # The moment the subscriber can receive: its first key frame is asked for
+            # now, not at the publisher's next packet (up to a frame interval later).
+            if pc.connectionState == "connected":
+                for down in subscribed.downs.values():
+                    down.connected()
+
     def request_keyframe(self, subscribed: RtpSubscription) -> None:
         for down in subscribed.downs.values():
-            if down.source is not None and down.kind == "video":
-                down.source.request_keyframe_now()
+            source = down.source
+            # A subscriber still waiting for its first key frame has one coming (the down
+            # track asked when it connected); asking again would only spend the browser's
+            # one honoured request per 300 ms.
+            if source is not None and down.kind == "video" and down.synced_epoch == source.epoch:
+                source.request_keyframe_now()
 
     def carry_over(
         self, previous: RtpPublication, published: RtpPublication, subscribed: RtpSubscription

@@ -253,8 +253,11 @@ class RoomHub:
                 await self._join_media(room, entry_id)
                 return False
             case PatientAdmitted(entry_id=entry_id):
-                await self._join_media(room, entry_id)
+                # Told first: their page starts publishing while the relay makes their
+                # subscription offers (a publish that overtakes the join waits on the
+                # relay room's lock, and a failed join is recovered like any other).
                 await self.sio.emit("admitted", {}, room=entry_channel(entry_id))
+                await self._join_media(room, entry_id)
                 return True
             case PatientDenied(entry_id=entry_id, reason=reason):
                 payload = {} if reason is None else {"reason": reason}

@@ -6,12 +6,20 @@ test_rtp_fast_path.py cover the same paths over real connections.
 
 from __future__ import annotations
 
+import asyncio
 import itertools
 import struct
 from typing import Any, cast
 
-from media.rtp_forwarding import DownTrack, PublicationRouter, PublishedTrack
+from media.rtp_forwarding import (
+    KEYFRAME_REQUEST_INTERVAL,
+    URGENT_REQUEST_INTERVAL,
+    DownTrack,
+    PublicationRouter,
+    PublishedTrack,
+)
 from media.rtp_header import extension_id_map
+from media.rtp_mode import RtpForwarding, RtpSubscription
 from media.srtp_path import SrtpEgress
 
 VP8_PT = 96
@@ -98,3 +106,86 @@ async def test_a_new_publisher_ssrc_continues_the_numbering_and_ignores_straggle
     assert all((b - a) & 0xFFFFFFFF < 0x80000000 for a, b in itertools.pairwise(timestamps))
     assert track.ssrc == 0xBBBB
     assert router.unrouted == 1
+
+
+class ConnectingEgress(RecordingEgress):
+    """A subscriber whose connection is not up until `connect()` (no buffer before)."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._buffer = self.buffer
+        self.buffer = None  # type: ignore[assignment]
+
+    def connect(self) -> None:
+        self.buffer = self._buffer
+
+    def ready(self) -> bool:
+        return self.buffer is not None
+
+
+async def connecting() -> tuple[
+    PublicationRouter, PublishedTrack, DownTrack, ConnectingEgress, NoUpstream
+]:
+    upstream = NoUpstream()
+    track = PublishedTrack("video", upstream, extension_id_map({}))
+    router = PublicationRouter()
+    router.add(track, [VP8_PT], {})
+    feed(router, 10, 0, 0xAAAA, KEY)  # The publisher is already sending,
+    await asyncio.sleep(KEYFRAME_REQUEST_INTERVAL)  # and its own first request is old.
+    upstream.plis = 0
+    egress = ConnectingEgress()
+    down = DownTrack("video", 0xD0D0, cast(SrtpEgress, egress))
+    down.configure(100, "1")
+    track.attach(down)
+    return router, track, down, egress, upstream
+
+
+async def test_a_subscriber_still_connecting_spends_no_key_frame_request() -> None:
+    """A browser honours one key frame request per 300 ms: none is spent on a frame
+    the subscriber cannot receive yet, so the one it needs is honoured at once."""
+    router, _, _, _, upstream = await connecting()
+    feed(router, 11, 3000, 0xAAAA, DELTA)
+    feed(router, 12, 6000, 0xAAAA, DELTA)
+    assert upstream.plis == 0
+
+
+async def test_a_subscriber_asks_for_its_key_frame_the_moment_it_connects() -> None:
+    router, track, down, egress, upstream = await connecting()
+    track.request_keyframe()  # Another subscriber's request, just before.
+    assert upstream.plis == 1
+    await asyncio.sleep(URGENT_REQUEST_INTERVAL + 0.02)
+    egress.connect()
+    down.connected()
+    # At once, not at the end of the 300 ms interval the request above opened.
+    assert upstream.plis == 2
+    down.connected()  # Twice (or its first packet next): still one request.
+    feed(router, 13, 9000, 0xAAAA, DELTA)
+    assert upstream.plis == 2
+    feed(router, 14, 12000, 0xAAAA, KEY)
+    assert [s[0] for s in egress.sent] == [down.first_seq]
+
+
+async def test_a_subscriber_that_connected_unnoticed_asks_on_its_first_packet() -> None:
+    router, _, _, egress, upstream = await connecting()
+    egress.connect()  # No connection event reached the down track.
+    feed(router, 11, 3000, 0xAAAA, DELTA)
+    assert upstream.plis == 1
+    feed(router, 12, 6000, 0xAAAA, DELTA)
+    assert upstream.plis == 1  # Later ones wait for the interval.
+
+
+async def test_a_key_frame_request_from_a_subscriber_still_waiting_for_its_first_is_not_sent() -> (
+    None
+):
+    """Its first key frame is already asked for; a second would only spend the publisher's
+    one honoured request per 300 ms (the subscriber's page asks when the key comes in)."""
+    router, _, down, egress, upstream = await connecting()
+    forwarding = RtpForwarding()
+    subscription = RtpSubscription(downs={"video": down})
+    forwarding.request_keyframe(subscription)
+    assert upstream.plis == 0
+    egress.connect()
+    feed(router, 11, 3000, 0xAAAA, KEY)  # Now receiving.
+    await asyncio.sleep(URGENT_REQUEST_INTERVAL + 0.02)
+    forwarding.request_keyframe(subscription)
+    assert upstream.plis == 1

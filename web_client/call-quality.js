@@ -7,7 +7,7 @@
 import { interval, QualityMeter, readStats, worst } from "./quality.js";
 import * as screens from "./media-screens.js";
 import { app, metrics, practitionerName } from "./state.js";
-import { initialSteps, nextSteps } from "./video-steps.js";
+import { fullPictureDue, initialSteps, nextSteps } from "./video-steps.js";
 
 const TICK_MS = 1000;
 // Reported at least this often, and at once on a change.
@@ -35,6 +35,8 @@ function fresh() {
     peers: new Map(),
     lastReport: 0,
     startedAt: Date.now(),
+    // The browser's estimate of what we can send, while it follows no cap of ours.
+    sendEstimate: null,
   };
 }
 
@@ -186,6 +188,7 @@ function measureSelf(publisher, subscriptions) {
     worse("loss", sent.outboundLoss);
     worse("rtt", sent.rtt);
     if (quality.appliedStep === 0) combined.availableBitrate = sent.availableBitrate;
+    quality.sendEstimate = sent.availableBitrate;
   }
   quality.inbound = new Map();
   for (const [id, report] of subscriptions) {
@@ -208,6 +211,8 @@ function measureSelf(publisher, subscriptions) {
     peers: [...quality.peers.values()].map((p) => ({ quality: p.quality, receivingYou: p.receivingYou })),
     remotes: [...quality.remotes.values()].map((r) => ({ quality: r.meter.quality, loss: r.meter.loss })),
     step: quality.appliedStep,
+    // Our video still at its start size (video-steps.js, START_PIXELS).
+    startScaled: Boolean(app.call && app.call.startScaled),
   };
   const changed = self !== quality.selfQuality;
   quality.selfQuality = self;
@@ -227,8 +232,20 @@ function measureRemotes(subscriptions) {
   }
 }
 
+/** The full picture once the link carries it, after a call that started scaled down. */
+async function liftStartScale(call) {
+  if (!call.startScaled || !sendingVideo()) return;
+  if (!fullPictureDue(quality.sendEstimate, Date.now() - quality.startedAt)) return;
+  try {
+    await call.setVideoStep(quality.appliedStep);
+  } catch {
+    // Refused: the next tick tries again.
+  }
+}
+
 /** Our video's step: down when our link stays bad, up again when it stays good. */
 async function stepVideo(call) {
+  await liftStartScale(call);
   if (!sendingVideo() || Date.now() - quality.startedAt < WARM_UP_MS) return;
   quality.steps = nextSteps(quality.steps, quality.selfQuality, Date.now());
   screens.renderAudioOnlyOffer(quality.steps.offerAudioOnly && !app.audioOnly);

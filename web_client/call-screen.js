@@ -15,6 +15,7 @@ import { addSendBack } from "./practitioner-tools.js";
 import * as screens from "./screens.js";
 import { app, e2eeRequired, metrics, practitionerName, show } from "./state.js";
 import { closeCall, stopMicLevel } from "./teardown.js";
+import { mark } from "./timeline.js";
 
 const { byTestId } = screens;
 
@@ -114,6 +115,7 @@ function addRemoteVideo(subscriptionId, role, publisherId) {
   }
   const firstFrame = () => {
     if (metrics.firstRemoteFrameAt === null) metrics.firstRemoteFrameAt = performance.now();
+    mark("first_remote_frame", metrics.firstRemoteFrameAt);
   };
   if (typeof video.requestVideoFrameCallback === "function") {
     video.requestVideoFrameCallback(firstFrame);

@@ -25,6 +25,15 @@ function decryptorOf(publisher) {
   return decryptor;
 }
 
+const stepsSent = new Set();
+
+/** Tells the page when a step of the call's start first happened (timeline.js). */
+function step(name) {
+  if (stepsSent.has(name)) return;
+  stepsSent.add(name);
+  self.postMessage({ type: "step", step: name, at: performance.timeOrigin + performance.now() });
+}
+
 function statsOf(subscription, kind) {
   let entry = stats.get(subscription);
   if (!entry) {
@@ -45,7 +54,11 @@ function encrypting(kind) {
         return;
       }
       const sealed = await encryptor.encrypt(kind, frame.data);
-      if (sealed === null) return; // No key yet: drop rather than send in clear.
+      if (sealed === null) {
+        if (kind === "video") step("video_frame_dropped_without_key");
+        return; // No key yet: drop rather than send in clear.
+      }
+      if (kind === "video") step("video_frame_sent");
       frame.data = sealed;
       controller.enqueue(frame);
     },
@@ -57,16 +70,19 @@ function decrypting(kind, publisher, subscription) {
   return new TransformStream({
     async transform(frame, controller) {
       if (frame.data.byteLength === 0) return;
+      if (kind === "video") step("video_frame_received");
       const decryptor = decryptors.get(publisher);
       const opened = decryptor ? await decryptor.decrypt(kind, frame.data) : null;
       if (opened === null) {
         // Fail closed: a frame we cannot authenticate never reaches the decoder.
+        if (kind === "video") step("video_frame_undecryptable");
         counts.failed += 1;
         counts.lastFailedAt = Date.now();
         if (!counts.failingSince) counts.failingSince = counts.lastFailedAt;
         return;
       }
       frame.data = opened;
+      if (kind === "video") step("video_frame_decrypted");
       counts.ok += 1;
       counts.lastOkAt = Date.now();
       counts.failingSince = 0;

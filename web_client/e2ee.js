@@ -15,6 +15,7 @@ import {
   unwrapMediaKey,
   wrapMediaKey,
 } from "./e2ee-keys.js";
+import { mark } from "./timeline.js";
 
 // Joins and leaves that come together cost one new key, not one each.
 const ROTATE_DEBOUNCE_MS = 50;
@@ -193,6 +194,7 @@ export class E2ee {
     this.run(async () => {
       const known = this.peers.get(from);
       if (known && sameBytes(known.publicKey, publicKey)) return;
+      mark("e2ee_hello_received");
       let pair;
       try {
         pair = await this.identity.pairWith(publicKey);
@@ -245,6 +247,7 @@ export class E2ee {
       return;
     }
     const first = peer.lastKid === 0;
+    if (first) mark("e2ee_key_received");
     peer.lastKid = opened.kid;
     const baseKey = await importMediaKey(opened.raw);
     this.worker.postMessage({ type: "receiver-key", publisher: from, kid: opened.kid, baseKey });
@@ -324,7 +327,10 @@ export class E2ee {
     const baseKey = await importMediaKey(raw);
     // Everyone in the call was just sent this key, ahead of any message under it.
     this.ownChat = { kid, key: await deriveChatKey(baseKey, kid) };
-    const use = () => this.worker.postMessage({ type: "sender-key", kid, baseKey });
+    const use = () => {
+      if (this.announced) mark("e2ee_sending_key_in_use");
+      this.worker.postMessage({ type: "sender-key", kid, baseKey });
+    };
     if (!wait) {
       use(); // Nobody to wait for: nobody could decrypt us before this key.
       return;
@@ -371,7 +377,10 @@ export class E2ee {
   // --------------------------------------------------------------- status
 
   onWorkerMessage(message) {
-    if (this.closed || !message || message.type !== "stats") return;
+    if (this.closed || !message) return;
+    // The worker's clock has its own origin: its steps come as epoch milliseconds.
+    if (message.type === "step") mark(message.step, message.at - performance.timeOrigin);
+    if (message.type !== "stats") return;
     this.lastStats = message.subscriptions || {};
     this.refreshStatus();
   }

@@ -4,7 +4,8 @@
 // Neither is ever renegotiated, and SDP goes out only once ICE gathering is
 // complete, because the protocol has no trickle-ICE messages.
 
-import { withStep } from "./video-steps.js";
+import { mark } from "./timeline.js";
+import { startScale, withStep } from "./video-steps.js";
 
 const GATHERING_TIMEOUT_MS = 3000;
 // A connection made in advance (a publish offer gathered while the patient
@@ -66,10 +67,11 @@ function trackIds(stream) {
     .join(",");
 }
 
-/** Fires `onFailed` once if the connection fails for good. */
-function watchFailure(pc, onFailed) {
+/** Fires `onFailed` once if the connection fails for good; marks `step` once connected. */
+function watchFailure(pc, onFailed, step) {
   let reported = false;
   pc.addEventListener("connectionstatechange", () => {
+    if (pc.connectionState === "connected") mark(step);
     if (pc.connectionState === "failed" && !reported) {
       reported = true;
       onFailed();
@@ -103,6 +105,9 @@ export class Call {
     this.subscriptions = new Map();
     // Kind of each publishing transceiver: a sender whose track was replaced by null has none.
     this.senderKinds = new Map();
+    // Our video started below the camera's size (video-steps.js, START_PIXELS)
+    // and the full picture has not been asked for yet.
+    this.startScaled = false;
     this.closed = false;
   }
 
@@ -167,11 +172,21 @@ export class Call {
   async offerFor(stream) {
     const pc = this.newPeerConnection();
     const kinds = new Map();
+    let scaled = false;
     // Audio first then video, one transceiver each, both in one stream so
     // the other side keeps them in sync.
     const tracks = [...stream.getAudioTracks(), ...stream.getVideoTracks()];
     for (const track of tracks) {
-      const transceiver = pc.addTransceiver(track, { direction: "sendonly", streams: [stream] });
+      const init = { direction: "sendonly", streams: [stream] };
+      if (track.kind === "video") {
+        const settings = typeof track.getSettings === "function" ? track.getSettings() : {};
+        const scale = startScale(settings.width, settings.height);
+        if (scale > 1) {
+          init.sendEncodings = [{ scaleResolutionDownBy: scale }];
+          scaled = true;
+        }
+      }
+      const transceiver = pc.addTransceiver(track, init);
       kinds.set(transceiver.sender, track.kind);
       preferCodec(transceiver, track.kind);
       // Before negotiation, so that not one frame leaves unencrypted.
@@ -179,7 +194,7 @@ export class Call {
     }
     await pc.setLocalDescription(await pc.createOffer());
     await iceGatheringComplete(pc);
-    return { pc, kinds };
+    return { pc, kinds, scaled };
   }
 
   /** Sends our camera and microphone to the relay. Rejects on failure. */
@@ -203,15 +218,16 @@ export class Call {
     this.publisher = pc;
     // Only the connection in use: a prepared one dropped for other tracks has its own.
     this.senderKinds = offer.kinds;
-    watchFailure(pc, () =>
-      this.ui.onFailed("call.send_failed"),
-    );
+    this.startScaled = offer.scaled;
+    watchFailure(pc, () => this.ui.onFailed("call.send_failed"), "publish_connected");
+    mark("publish_sent");
     const ack = await this.signalling.request(
       "publish",
       { sdp: pc.localDescription.sdp, type: "offer" },
       MEDIA_REQUEST_TIMEOUT_MS,
     );
     if (this.closed) return;
+    mark("publish_answered");
     const answer = ack.answer || {};
     await pc.setRemoteDescription({ type: "answer", sdp: answer.sdp });
   }
@@ -231,9 +247,8 @@ export class Call {
     const subscription = { pc, video, publisherId, closed: false };
     this.subscriptions.set(id, subscription);
 
-    watchFailure(pc, () =>
-      this.ui.onFailed("call.receive_failed"),
-    );
+    mark("subscription_offer");
+    watchFailure(pc, () => this.ui.onFailed("call.receive_failed"), "subscription_connected");
     pc.addEventListener("track", (event) => {
       // Synchronously in the event: the first frame must already go through it.
       if (this.e2ee) this.e2ee.protectReceiver(event.receiver, event.track.kind, publisherId, id);
@@ -246,9 +261,12 @@ export class Call {
     });
 
     await pc.setRemoteDescription({ type: "offer", sdp: offer.sdp });
+    mark("subscription_offer_applied");
     await pc.setLocalDescription(await pc.createAnswer());
+    mark("subscription_answer_made");
     await iceGatheringComplete(pc);
     if (subscription.closed) return;
+    mark("subscription_answer_sent");
     await this.signalling.request(
       "subscription_answer",
       { subscription_id: id, sdp: pc.localDescription.sdp, type: "answer" },
@@ -282,6 +300,7 @@ export class Call {
     const sender = this.sender("video");
     if (!sender || typeof sender.getParameters !== "function") return false;
     await sender.setParameters(withStep(sender.getParameters(), step));
+    this.startScaled = false;
     return true;
   }
 

@@ -3,6 +3,7 @@
 // from the DOM; `body[data-state]` is written from `app.screen` by `show()`.
 
 import * as screens from "./screens.js";
+import { timeline } from "./timeline.js";
 
 // Read by the end-to-end tests: performance.now() of admission and of the
 // first decoded remote video frame.
@@ -12,6 +13,8 @@ export const metrics = {
   mediaRestarts: 0,
   // The call's latest quality measures (call-quality.js), null outside a call.
   quality: null,
+  // performance.now() of each step of joining the call (timeline.js).
+  timeline,
 };
 
 export const app = {

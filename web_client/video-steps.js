@@ -12,6 +12,31 @@ export const STEPS = Object.freeze([
 ]);
 export const LOWEST = STEPS.length - 1;
 
+// A call's video starts at no more pixels than this, whatever the camera gives:
+// libwebrtc (Chrome, Safari) drops the first frames and downscales when they are
+// larger than its starting bandwidth estimate carries (VGA below 500 kbps), which
+// kept the other side waiting ~130 ms longer for a first picture from a 720p
+// camera. The full picture comes back once the estimate reaches that rate, or
+// after a few seconds whatever it says: past the first frames the browser
+// adapts the resolution to its estimate itself, without dropping frames.
+export const START_PIXELS = 640 * 480;
+export const FULL_PICTURE_BITRATE = 500_000;
+export const FULL_PICTURE_AFTER_MS = 4000;
+
+/** The scaleResolutionDownBy that keeps a `width` x `height` picture within START_PIXELS. */
+export function startScale(width, height) {
+  const pixels = (Number(width) || 0) * (Number(height) || 0);
+  if (pixels <= START_PIXELS) return 1;
+  // Rounded up, so the scaled picture never exceeds the limit.
+  return Math.ceil(Math.sqrt(pixels / START_PIXELS) * 100) / 100;
+}
+
+/** Whether a call that started scaled down may send the full picture now. */
+export function fullPictureDue(availableBitrate, elapsedMs) {
+  if (elapsedMs >= FULL_PICTURE_AFTER_MS) return true;
+  return typeof availableBitrate === "number" && availableBitrate >= FULL_PICTURE_BITRATE;
+}
+
 // Down fast (a frozen picture helps no one), up slowly (no see-saw on a link
 // that is only briefly better). A "fair" link may lose the first step only.
 export const DOWN_AFTER_MS = 3000;

@@ -7,6 +7,7 @@ import { parseInstant } from "./format.js";
 import * as text from "./messages.js";
 import * as screens from "./screens.js";
 import { app, metrics, practitionerName, show } from "./state.js";
+import { mark } from "./timeline.js";
 import { closeCall, stopMicLevel } from "./teardown.js";
 import { showReplyForm } from "./waiting-reply.js";
 
@@ -71,6 +72,7 @@ export function onReturnedToWaiting() {
 export function onAdmitted() {
   if (app.finished || app.role !== "patient") return;
   if (metrics.admittedAt === null) metrics.admittedAt = performance.now();
+  mark("admitted");
   if (!app.stream && app.resumed) {
     app.resumed = "in_call"; // Reloaded and still starting the camera: enter once it runs.
     return;

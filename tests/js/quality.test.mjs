@@ -4,10 +4,15 @@ import assert from "node:assert/strict";
 import { classify, interval, QualityMeter, readStats, worst } from "../../web_client/quality.js";
 import {
   DOWN_AFTER_MS,
+  FULL_PICTURE_AFTER_MS,
+  FULL_PICTURE_BITRATE,
+  fullPictureDue,
   initialSteps,
   LOWEST,
   nextSteps,
   OFFER_AUDIO_ONLY_AFTER_MS,
+  START_PIXELS,
+  startScale,
   STEPS,
   UP_AFTER_MS,
   withStep,
@@ -185,6 +190,30 @@ check("withStep keeps the sender's parameters and sets the step's limits", () =>
   assert.equal("maxBitrate" in full.encodings[0], false);
   assert.equal(full.encodings[0].scaleResolutionDownBy, 1);
   assert.equal(withStep({}, 1).encodings.length, 1);
+});
+
+check("a call starts within START_PIXELS whatever the camera, and never above", () => {
+  assert.equal(startScale(640, 480), 1);
+  assert.equal(startScale(320, 240), 1);
+  assert.equal(startScale(undefined, undefined), 1); // No settings: nothing to scale.
+  for (const [w, h] of [[1280, 720], [1920, 1080], [3840, 2160], [1280, 960], [641, 480]]) {
+    const scale = startScale(w, h);
+    assert.ok(scale > 1, `${w}x${h}`);
+    assert.ok((w / scale) * (h / scale) <= START_PIXELS, `${w}x${h} at ${scale}`);
+    // Not needlessly small: one hundredth less would exceed the limit.
+    const less = scale - 0.01;
+    assert.ok((w / less) * (h / less) > START_PIXELS, `${w}x${h} at ${scale}`);
+  }
+  assert.equal(startScale(1280, 720), 1.74);
+});
+
+check("the full picture comes once the estimate carries it, or after a few seconds", () => {
+  assert.equal(fullPictureDue(FULL_PICTURE_BITRATE - 1, FULL_PICTURE_AFTER_MS - 1), false);
+  assert.equal(fullPictureDue(FULL_PICTURE_BITRATE, 0), true);
+  assert.equal(fullPictureDue(null, FULL_PICTURE_AFTER_MS - 1), false);
+  assert.equal(fullPictureDue(undefined, 0), false);
+  assert.equal(fullPictureDue(null, FULL_PICTURE_AFTER_MS), true);
+  assert.equal(fullPictureDue(FULL_PICTURE_BITRATE - 1, FULL_PICTURE_AFTER_MS), true);
 });
 
 let failed = 0;
