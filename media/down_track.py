@@ -71,6 +71,10 @@ class DownTrack:
         self.remb: int | None = None
         self.malformed = MalformedCounter(logger, f"{kind} down track")
 
+    def can_receive(self) -> bool:
+        """Answered and connected: what is forwarded now reaches the subscriber."""
+        return self.payload_type >= 0 and (self.egress.buffer is not None or self.egress.ready())
+
     def connected(self) -> None:
         """The subscriber's connection is up: ask for the key frame it starts on."""
         source = self.source

@@ -138,6 +138,20 @@ class ProtocolRelay:
                     raise
             await asyncio.sleep(PUBLISH_RETRY_DELAY)
 
+    async def prepare(self, room_id: str, participant_id: str, offer_sdp: object) -> str:
+        # On the relay that carries (or will carry) the room, placing it if need be.
+        connection = await self._join_connection(room_id)
+        answer = await connection.request(
+            "prepare", room_id=room_id, participant_id=participant_id, sdp=offer_sdp
+        )
+        return str(answer)
+
+    async def publish_prepared(self, room_id: str, participant_id: str) -> None:
+        connection = await self._room_connection(room_id)
+        if connection is None:
+            raise MediaError("not_in_call", "Only participants in the call can publish.")
+        await connection.request("publish_prepared", room_id=room_id, participant_id=participant_id)
+
     async def request_keyframe(
         self, room_id: str, participant_id: str, subscription_id: object
     ) -> None:

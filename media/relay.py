@@ -41,6 +41,10 @@ __all__ = ["IceServerConfig", "MediaError", "Relay", "RelayService", "Subscriber
 
 logger = logging.getLogger(__name__)
 
+# Publish connections made ahead per room: each holds a connection on the relay for
+# someone who may wait long, so a long queue gets them for its head only.
+MAX_PREPARED_PER_ROOM = 8
+
 
 class Relay:
     """An in-process SFU; one instance serves every room of this process."""
@@ -77,6 +81,7 @@ class Relay:
             "rooms": len(self._rooms),
             "publications": sum(len(r.publications) for r in self._rooms.values()),
             "subscriptions": sum(len(r.subscriptions) for r in self._rooms.values()),
+            "prepared": sum(len(r.prepared) for r in self._rooms.values()),
         }
 
     def forwarding_stats(self) -> dict[str, Any]:
@@ -111,15 +116,22 @@ class Relay:
         listener: SubscriberListener,
         info: Mapping[str, str] | None = None,
     ) -> None:
-        """Let a participant receive everyone already publishing, and everyone after."""
+        """Let a participant receive everyone already publishing, and everyone after.
+
+        A publish connection they made while waiting (`prepare`) is published now: the
+        others are offered it at once, while their page switches its encodings on.
+        """
         room = self._room(room_id)
         async with room.lock:
             if participant_id in room.members:
                 return
             room.members[participant_id] = Member(participant_id, listener, dict(info or {}))
+            prepared = room.prepared.pop(participant_id, None)
             for publication in list(room.publications.values()):
                 if publication.publisher_id != participant_id:
                     await self._subscribe(room, participant_id, publication)
+            if prepared is not None:
+                await self._publish_ahead(room, prepared)
 
     async def publish(self, room_id: str, participant_id: str, offer_sdp: object) -> str:
         """Answer a participant's publish offer; returns the answer SDP."""
@@ -132,16 +144,15 @@ class Relay:
             if previous is not None and not self.forwarding.keeps_subscriptions:
                 await self._unpublish(room, previous)
                 previous = None
-            publication = Publication(participant_id, new_peer_connection(self._ice_servers))
+            prepared = room.prepared.pop(participant_id, None)
+            if prepared is not None:
+                await self._close_publication(prepared)
             try:
-                await receive_offer(publication.pc, sdp)
-                publication.media = await self.forwarding.accept(publication.pc)
-            except Exception as exc:
-                await self._close_publication(publication)
+                publication = await self._accept(room_id, participant_id, sdp)
+            except MediaError:
                 if previous is not None:
                     await self._unpublish(room, previous)
-                logger.info("relay room=%s publish failed: %s", room_id, type(exc).__name__)
-                raise MediaError("media_failed", "The media offer could not be accepted.") from exc
+                raise
             room.publications[participant_id] = publication
             kept: set[str] = set()
             if previous is not None:
@@ -154,10 +165,86 @@ class Relay:
                 participant_id,
                 sorted(publication.kinds),
             )
-            for member_id in list(room.members):
-                if member_id != participant_id and member_id not in served:
-                    await self._subscribe(room, member_id, publication)
+            await self._subscribe_others(room, publication, served)
             return with_opus_protection(str(publication.pc.localDescription.sdp))
+
+    async def prepare(self, room_id: str, participant_id: str, offer_sdp: object) -> str:
+        """Answer the publish offer of someone still waiting: the connection comes up
+        (ICE, DTLS) but nothing it carries goes anywhere, and it has no subscription,
+        until they are in the call and `publish_prepared` (docs/protocol.md)."""
+        sdp = check_sdp(offer_sdp)
+        room = self._room(room_id)
+        async with room.lock:
+            if participant_id in room.members:
+                raise MediaError("invalid_request", "Already in the call: publish instead.")
+            previous = room.prepared.pop(participant_id, None)
+            if previous is not None:
+                await self._close_publication(previous)
+            if len(room.prepared) >= MAX_PREPARED_PER_ROOM:
+                self._drop_if_empty(room)
+                raise MediaError("media_busy", "Enough connections are made ahead in this room.")
+            try:
+                publication = await self._accept(room_id, participant_id, sdp)
+            except MediaError:
+                self._drop_if_empty(room)
+                raise
+            room.prepared[participant_id] = publication
+            return with_opus_protection(str(publication.pc.localDescription.sdp))
+
+    async def publish_prepared(self, room_id: str, participant_id: str) -> None:
+        """Confirm the connection `prepare` made is the one published (`join` published it).
+
+        `not_prepared` when it is not (none was made, it failed, or it was confirmed
+        already): the participant then publishes an offer.
+        """
+        room = self._rooms.get(room_id)
+        if room is None or participant_id not in room.members:
+            raise MediaError("not_in_call", "Only participants in the call can publish.")
+        async with room.lock:
+            publication = room.publications.get(participant_id)
+            if publication is None or not publication.unconfirmed:
+                raise MediaError("not_prepared", "No connection was made ahead: send an offer.")
+            if publication.pc.connectionState in ("failed", "closed"):
+                room.publications.pop(participant_id, None)
+                await self._unpublish(room, publication)
+                raise MediaError("not_prepared", "The connection made ahead is lost.")
+            publication.unconfirmed = False
+
+    async def _publish_ahead(self, room: RelayRoom, prepared: Publication) -> None:
+        previous = room.publications.pop(prepared.publisher_id, None)
+        if previous is not None:
+            await self._unpublish(room, previous)
+        prepared.unconfirmed = True
+        room.publications[prepared.publisher_id] = prepared
+        logger.info(
+            "relay room=%s publication=%s tracks=%s (made ahead)",
+            room.room_id,
+            prepared.publisher_id,
+            sorted(prepared.kinds),
+        )
+        await self._subscribe_others(room, prepared, set())
+
+    async def _accept(self, room_id: str, participant_id: str, sdp: str) -> Publication:
+        publication = Publication(participant_id, new_peer_connection(self._ice_servers))
+        try:
+            await receive_offer(publication.pc, sdp)
+            publication.media = await self.forwarding.accept(publication.pc)
+        except Exception as exc:
+            await self._close_publication(publication)
+            logger.info("relay room=%s publish failed: %s", room_id, type(exc).__name__)
+            raise MediaError("media_failed", "The media offer could not be accepted.") from exc
+        return publication
+
+    async def _subscribe_others(
+        self, room: RelayRoom, publication: Publication, served: set[str]
+    ) -> None:
+        for member_id in list(room.members):
+            if member_id != publication.publisher_id and member_id not in served:
+                await self._subscribe(room, member_id, publication)
+
+    def _drop_if_empty(self, room: RelayRoom) -> None:
+        if room.empty() and self._rooms.get(room.room_id) is room:
+            self._rooms.pop(room.room_id, None)
 
     def _carry_over(
         self, room: RelayRoom, previous: Publication, publication: Publication
@@ -224,14 +311,16 @@ class Relay:
             return
         async with room.lock:
             room.members.pop(participant_id, None)
+            prepared = room.prepared.pop(participant_id, None)
+            if prepared is not None:
+                await self._close_publication(prepared)
             publication = room.publications.pop(participant_id, None)
             if publication is not None:
                 await self._unpublish(room, publication)
             for subscription in list(room.subscriptions.values()):
                 if subscription.subscriber_id == participant_id:
                     await self._close_subscription(room, subscription, notify=False)
-            if not room.members and not room.publications:
-                self._rooms.pop(room_id, None)
+            self._drop_if_empty(room)
 
     async def _unpublish(
         self, room: RelayRoom, publication: Publication, keep: Collection[str] = ()
@@ -265,7 +354,7 @@ class Relay:
         room = self._rooms.get(room_id)
         if room is None:
             return
-        for participant_id in list(room.members) + list(room.publications):
+        for participant_id in list(room.members) + list(room.publications) + list(room.prepared):
             await self.leave(room_id, participant_id)
         self._rooms.pop(room_id, None)
 

@@ -39,6 +39,18 @@ class RelayService(Protocol):
 
     async def publish(self, room_id: str, participant_id: str, offer_sdp: object) -> str: ...
 
+    async def prepare(self, room_id: str, participant_id: str, offer_sdp: object) -> str:
+        """Answer the publish offer of someone still waiting, for a connection that comes
+        up but carries nothing to anyone until `publish_prepared`; returns the answer."""
+        ...
+
+    async def publish_prepared(self, room_id: str, participant_id: str) -> None:
+        """Publish the connection `prepare` made, now that its owner is in the call.
+
+        `not_prepared` when there is none (or it failed): the owner sends an offer.
+        """
+        ...
+
     async def answer(
         self, room_id: str, participant_id: str, subscription_id: object, answer_sdp: object
     ) -> None: ...

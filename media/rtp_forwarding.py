@@ -83,7 +83,11 @@ class PublishedTrack:
         self.epoch = next(_epochs)
         if self.kind == "video":
             self._cache = [None] * RETRANSMIT_CACHE
-            self.request_keyframe()
+            # Only for a subscriber that can receive it now: one still connecting (or a
+            # publication nobody subscribes to yet) asks once connected, and a request
+            # spent before would hold back the one it needs (one honoured per 300 ms).
+            if any(down.can_receive() for down in self.downs):
+                self.request_keyframe()
 
     def on_packet(self, view: memoryview, length: int, now: float) -> None:
         if not RTP_HEADER_LENGTH <= length <= MAX_PROTECTED_INPUT:

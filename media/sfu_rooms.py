@@ -28,6 +28,9 @@ class Publication:
     publisher_id: str
     pc: RTCPeerConnection
     media: Any = None
+    # Made ahead while its publisher waited (`Relay.prepare`), published when they
+    # joined, and not yet confirmed by them (`Relay.publish_prepared`).
+    unconfirmed: bool = False
 
     @property
     def kinds(self) -> set[str]:
@@ -52,3 +55,9 @@ class RelayRoom:
     members: dict[str, Member] = field(default_factory=dict)
     publications: dict[str, Publication] = field(default_factory=dict)
     subscriptions: dict[str, Subscription] = field(default_factory=dict)
+    # Publish connections made while their owners wait (`Relay.prepare`): connected,
+    # forwarded to nobody until their owner is in the call and publishes them.
+    prepared: dict[str, Publication] = field(default_factory=dict)
+
+    def empty(self) -> bool:
+        return not self.members and not self.publications and not self.prepared

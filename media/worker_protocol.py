@@ -49,6 +49,8 @@ OPERATIONS = (
     "reset_latency",
     "echo",
     "keyframe",
+    "prepare",
+    "publish_prepared",
 )
 
 

@@ -137,6 +137,11 @@ class WorkerServer:
             return None
         if op == "publish":
             return await relay.publish(args["room_id"], args["participant_id"], args.get("sdp"))
+        if op == "prepare":
+            return await relay.prepare(args["room_id"], args["participant_id"], args.get("sdp"))
+        if op == "publish_prepared":
+            await relay.publish_prepared(args["room_id"], args["participant_id"])
+            return None
         if op == "answer":
             await relay.answer(
                 args["room_id"],

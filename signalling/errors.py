@@ -40,6 +40,10 @@ STATUS: Mapping[str, int] = {
     "store_unavailable": 503,
     # The media relay (media.relay.MediaError); `invalid_request` and `not_in_call` are shared.
     "media_failed": 502,
+    # `publish {prepared: true}` with no connection made ahead: the page sends an offer.
+    "not_prepared": 409,
+    # A room with enough publish connections made ahead (media.relay.MAX_PREPARED_PER_ROOM).
+    "media_busy": 503,
     "unknown_subscription": 404,
     # Join and desk tokens (signalling.tokens.TokenProblem).
     TokenProblem.MISSING: 401,

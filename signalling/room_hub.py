@@ -260,6 +260,7 @@ class RoomHub:
                 await self._join_media(room, entry_id)
                 return True
             case PatientDenied(entry_id=entry_id, reason=reason):
+                await self._drop_prepared(room, entry_id)
                 payload = {} if reason is None else {"reason": reason}
                 await self.sio.emit("denied", payload, room=entry_channel(entry_id))
                 return True
@@ -272,16 +273,23 @@ class RoomHub:
                 # rotate keys; coming back means a fresh publish and a rekey.
                 if not was_waiting:
                     await self._leave_call(room, entry_id)
+                else:
+                    await self._drop_prepared(room, entry_id)
                 return was_waiting
             case ParticipantResumed(entry_id=entry_id, in_call=in_call):
                 if in_call:
                     # A takeover may come before the old connection was seen to drop.
                     await self._leave_call(room, entry_id)
                     await self._join_media(room, entry_id)
+                else:
+                    # The old device's connection made ahead: the new one makes its own.
+                    await self._drop_prepared(room, entry_id)
                 return not in_call
             case ParticipantLeft(entry_id=entry_id, was_waiting=was_waiting):
                 if not was_waiting:
                     await self._leave_call(room, entry_id)
+                else:
+                    await self._drop_prepared(room, entry_id)
                 return was_waiting
             case RoomEnded(reason=reason):
                 await self._media.close_room(room.id)
@@ -305,6 +313,11 @@ class RoomHub:
         """The relay stops serving them, and the others are told to rekey."""
         await self._media.leave(room.id, entry_id)
         await self._peer_left(room, entry_id)
+
+    async def _drop_prepared(self, room: Room, entry_id: str) -> None:
+        """A waiting person's publish connection made ahead (`prepare_publish`) closes
+        with their wait: the relay's `leave` closes it."""
+        await self._media.leave(room.id, entry_id)
 
     async def _peer_left(self, room: Room, entry_id: str) -> None:
         # Those still in the call rotate their media keys, so whoever left cannot

@@ -88,6 +88,7 @@ CONNECT_MESSAGE = "Too many connections on this link; wait a few seconds."
 
 ROOM_LIMITS: dict[str, Limit] = {
     "publish": SIGNALLING,
+    "prepare_publish": SIGNALLING,
     "subscription_answer": SIGNALLING,
     "e2ee_hello": SIGNALLING,
     "e2ee_key": SIGNALLING,

@@ -21,6 +21,7 @@ from pydantic import (
     StringConstraints,
     TypeAdapter,
     ValidationError,
+    model_validator,
 )
 
 from rooms.errors import ErrorCode
@@ -186,14 +187,35 @@ class GuestInvitation(Payload):
     name: Annotated[str, AfterValidator(_guest_name)]
 
 
-PUBLISH = Refusal(INVALID, "Expected {sdp, type: 'offer'}.")
+PUBLISH = Refusal(INVALID, "Expected {sdp, type: 'offer'} or {prepared: true}.")
+PREPARE = Refusal(INVALID, "Expected {sdp, type: 'offer'}.")
 ANSWER = Refusal(INVALID, "Expected {subscription_id, sdp, type: 'answer'}.")
 
 
 class PublishOffer(Payload):
-    """`publish`: the relay checks the SDP itself."""
+    """`publish`: an offer (the relay checks the SDP itself), or `{prepared: true}` for
+    the connection `prepare_publish` made while waiting."""
 
-    refusals: ClassVar[Mapping[str, Refusal]] = {"": PUBLISH, "type": PUBLISH}
+    refusals: ClassVar[Mapping[str, Refusal]] = {
+        "": PUBLISH,
+        "type": PUBLISH,
+        "prepared": PUBLISH,
+    }
+    type: Literal["offer"] | None = None
+    sdp: object = None
+    prepared: Literal[True] | None = None
+
+    @model_validator(mode="after")
+    def _offer_or_prepared(self) -> PublishOffer:
+        if (self.prepared is None) == (self.type is None):
+            raise ValueError("either an offer or prepared")
+        return self
+
+
+class PrepareOffer(Payload):
+    """`prepare_publish`: a waiting person's publish offer (docs/protocol.md)."""
+
+    refusals: ClassVar[Mapping[str, Refusal]] = {"": PREPARE, "type": PREPARE}
     type: Literal["offer"]
     sdp: object = None
 

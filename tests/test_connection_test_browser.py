@@ -49,6 +49,12 @@ class BrokenEchoRelay:
     async def publish(self, room_id: str, participant_id: str, offer_sdp: object) -> str:
         return await self.inner.publish(room_id, participant_id, offer_sdp)
 
+    async def prepare(self, room_id: str, participant_id: str, offer_sdp: object) -> str:
+        return await self.inner.prepare(room_id, participant_id, offer_sdp)
+
+    async def publish_prepared(self, room_id: str, participant_id: str) -> None:
+        await self.inner.publish_prepared(room_id, participant_id)
+
     async def answer(
         self, room_id: str, participant_id: str, subscription_id: object, answer_sdp: object
     ) -> None:

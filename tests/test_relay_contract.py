@@ -237,3 +237,82 @@ async def test_a_connection_test_offers_a_data_channel_only(relay: RelayService)
         await refused("invalid_request", relay.echo("room-probe", None))
     finally:
         await pc.close()
+
+
+class Waiting(Participant):
+    """Someone still waiting whose publish connection is made ahead (`prepare`)."""
+
+    async def prepare(self) -> RTCPeerConnection:
+        pc = RTCPeerConnection()
+        self.pcs.append(pc)
+        for kind in ("audio", "video"):
+            pc.addTransceiver(kind, direction="sendonly")
+        await pc.setLocalDescription(await pc.createOffer())
+        answer = await self.relay.prepare(
+            self.room_id, self.participant_id, pc.localDescription.sdp
+        )
+        await pc.setRemoteDescription(RTCSessionDescription(answer, "answer"))
+        return pc
+
+
+async def test_a_connection_made_ahead_reaches_nobody_until_it_is_published(
+    relay: RelayService, people: Any
+) -> None:
+    alice = people("room-1", "alice")
+    await alice.join({"role": "practitioner"})
+    bob = Waiting(relay, "room-1", "bob")
+    try:
+        pc = await bob.prepare()
+        await asyncio.wait_for(connected(pc), EVENT_TIMEOUT)
+        # Still waiting: no subscription to anyone, and bob cannot publish it.
+        await asyncio.sleep(0.3)
+        assert alice.offers.empty()
+        await refused("not_in_call", relay.publish_prepared("room-1", "bob"))
+
+        # Admitted: published at once, the others offered it while bob's page confirms.
+        await bob.join({"role": "patient"})
+        subscription_id, publisher, info, offer = await alice.next_offer()
+        assert (publisher, info) == ("bob", {"role": "patient"})
+        assert "m=audio" in offer
+        assert "m=video" in offer
+        await alice.accept(subscription_id, offer)
+        await relay.publish_prepared("room-1", "bob")
+        # Confirmed once: there is nothing ahead any more.
+        await refused("not_prepared", relay.publish_prepared("room-1", "bob"))
+        await refused("not_prepared", relay.publish_prepared("room-1", "alice"))
+        await relay.leave("room-1", "bob")
+        assert await asyncio.wait_for(alice.closed.get(), EVENT_TIMEOUT) == subscription_id
+    finally:
+        await bob.close()
+
+
+async def test_a_connection_made_ahead_closes_when_its_owner_leaves(
+    relay: RelayService, people: Any
+) -> None:
+    alice = people("room-1", "alice")
+    await alice.join()
+    bob = Waiting(relay, "room-1", "bob")
+    try:
+        await refused("invalid_request", relay.prepare("room-1", "bob", None))
+        await refused("media_failed", relay.prepare("room-1", "bob", "not an sdp"))
+        await refused("invalid_request", relay.prepare("room-1", "alice", "v=0"))  # In the call.
+        pc = await bob.prepare()
+        await asyncio.wait_for(connected(pc), EVENT_TIMEOUT)
+        await relay.leave("room-1", "bob")  # Left the waiting room.
+        await bob.join()
+        await refused("not_prepared", relay.publish_prepared("room-1", "bob"))
+        assert alice.offers.empty()
+    finally:
+        await bob.close()
+
+
+async def connected(pc: RTCPeerConnection) -> None:
+    up = asyncio.Event()
+
+    @pc.on("connectionstatechange")
+    def changed() -> None:
+        if pc.connectionState == "connected":
+            up.set()
+
+    changed()
+    await up.wait()

@@ -57,6 +57,14 @@ class FailingRelay:
         self._maybe_fail("publish")
         return await self.inner.publish(room_id, participant_id, offer_sdp)
 
+    async def prepare(self, room_id: str, participant_id: str, offer_sdp: object) -> str:
+        self._maybe_fail("prepare")
+        return await self.inner.prepare(room_id, participant_id, offer_sdp)
+
+    async def publish_prepared(self, room_id: str, participant_id: str) -> None:
+        self._maybe_fail("publish_prepared")
+        await self.inner.publish_prepared(room_id, participant_id)
+
     async def answer(
         self, room_id: str, participant_id: str, subscription_id: object, answer_sdp: object
     ) -> None:
@@ -203,7 +211,10 @@ async def test_an_ended_rooms_patient_is_told_when_the_relay_fails(
     await asyncio.wait_for(practitioner.ended.wait(), 10)
     # The relay room is closed on the retry: nothing of the call is forwarded any more.
     await eventually(
-        lambda: relay.inner.stats() == {"rooms": 0, "publications": 0, "subscriptions": 0}
+        lambda: (
+            relay.inner.stats()
+            == {"rooms": 0, "publications": 0, "subscriptions": 0, "prepared": 0}
+        )
     )
     assert relay.failed == ["close_room"]
     no_traceback(caplog)
@@ -232,7 +243,7 @@ async def test_a_leave_with_a_failing_relay_still_tells_the_others(
     await eventually(lambda: practitioner.peers_left == [entry_id])
     assert relay.failed == ["leave"]
     await eventually(lambda: practitioner.media_restarts == 1)
-    assert relay.inner.stats() == {"rooms": 1, "publications": 0, "subscriptions": 0}
+    assert relay.inner.stats() == {"rooms": 1, "publications": 0, "subscriptions": 0, "prepared": 0}
     # The practitioner's media works on the rebuilt relay room.
     before = live_server.app[HUB].media_recovery.recovered
     assert before == 1

@@ -69,7 +69,12 @@ async def test_a_wrong_secret_or_no_hello_is_refused(relay_node: NodeProcess) ->
 
     # The right secret works, and the secret never reaches the node's log.
     connection = await connect(relay_node)
-    assert await connection.request("stats") == {"rooms": 0, "publications": 0, "subscriptions": 0}
+    assert await connection.request("stats") == {
+        "rooms": 0,
+        "publications": 0,
+        "subscriptions": 0,
+        "prepared": 0,
+    }
     await connection.close()
     assert RELAY_SECRET not in relay_node.log.read_text()
 

@@ -56,7 +56,7 @@ async def test_synthetic_call_is_forwarded_by_a_worker_process(live_server: Live
 
     async def torn_down() -> bool:
         stats = await relay.worker_stats()
-        return stats == {"rooms": 0, "publications": 0, "subscriptions": 0}
+        return stats == {"rooms": 0, "publications": 0, "subscriptions": 0, "prepared": 0}
 
     await eventually(torn_down)
 

@@ -19,8 +19,25 @@ import { mark } from "./timeline.js";
 
 const { byTestId } = screens;
 
+// Entering the call, media starts first and the call screen is drawn this
+// much later: drawn first, it held the page's main thread for tens of
+// milliseconds on a busy device while the relay's offer waited, and the first
+// picture with it (`teleconsult bench join`: ~250 -> ~190 ms). There is
+// nothing to show before then anyway.
+const SCREEN_AFTER_MS = 150;
+
 export function enterCall() {
   if (app.screen === "in-call") return;
+  app.screen = "in-call";
+  startCallMedia();
+  setTimeout(() => {
+    // Gone meanwhile (returned to waiting, ended): that screen stays.
+    if (app.finished || app.screen !== "in-call") return;
+    drawCall();
+  }, SCREEN_AFTER_MS);
+}
+
+function drawCall() {
   stopMicLevel();
   byTestId("device-preview").srcObject = null;
   byTestId("waiting-preview").srcObject = null;
@@ -29,7 +46,6 @@ export function enterCall() {
   screens.attachStream("local-video", app.stream);
   placeDeviceChoice("in-call");
   show("in-call");
-  startCallMedia();
 }
 
 /**

@@ -13,6 +13,8 @@ const GATHERING_TIMEOUT_MS = 3000;
 // older ones may hold addresses of a network the device has since left.
 const PREPARED_MAX_AGE_MS = 4 * 60_000;
 const MEDIA_REQUEST_TIMEOUT_MS = 20_000;
+// A relay that refused to connect ahead (the call had not started) is asked again this much later.
+const PREPARE_RETRY_MS = 20_000;
 // The relay forwards encoded frames without transcoding, and only these.
 const PREFERRED_CODECS = { audio: "audio/opus", video: "video/vp8" };
 
@@ -65,6 +67,18 @@ function trackIds(stream) {
     .getTracks()
     .map((track) => track.id)
     .join(",");
+}
+
+/** Switches every encoding of every sender of `pc` on or off, without renegotiating. */
+async function setSending(pc, active) {
+  await Promise.all(
+    pc.getSenders().map(async (sender) => {
+      const parameters = sender.getParameters();
+      if (!parameters.encodings || parameters.encodings.length === 0) return;
+      parameters.encodings = parameters.encodings.map((encoding) => ({ ...encoding, active }));
+      await sender.setParameters(parameters);
+    }),
+  );
 }
 
 /** Fires `onFailed` once if the connection fails for good; marks `step` once connected. */
@@ -147,20 +161,61 @@ export class Call {
   }
 
   /**
-   * Everything of publishing except telling the relay, while the patient
-   * waits: the transceivers with their encryption, our offer and its ICE
-   * candidates. Nothing reaches the relay before admission; then `publish`
-   * sends this offer at once.
+   * Everything of publishing we can do while the patient waits: the
+   * transceivers with their encryption, our offer and its ICE candidates,
+   * and the connection to the relay itself (`prepare_publish`: ICE and DTLS
+   * come up, every encoding inactive, so nothing is sent, and the relay
+   * forwards it to nobody). Admission then only has to switch the encodings
+   * on and say `publish {prepared: true}`. When the relay refuses to connect
+   * ahead, `publish` sends this offer instead.
    */
   prepare(stream) {
     if (this.closed || this.publisher || this.publishing) return;
     const tracks = trackIds(stream);
-    if (this.prepared && this.prepared.tracks === tracks) return;
+    if (this.prepared && this.prepared.tracks === tracks) {
+      this.retryAhead(this.prepared);
+      return;
+    }
     this.dropPrepared();
-    const ready = this.offerFor(stream);
-    ready.catch(() => {}); // `publish` makes a new offer instead.
-    this.prepared = { at: Date.now(), tracks, ready };
+    const prepared = { at: Date.now(), tracks, answered: false, refusedAt: 0, trying: true };
+    prepared.ready = this.offerFor(stream, { inactive: true }).then((offer) =>
+      this.connectAhead(prepared, offer),
+    );
+    prepared.ready.catch(() => {}); // `publish` makes a new offer instead.
+    this.prepared = prepared;
     this.keepSpare();
+  }
+
+  /** Asks the relay again to connect ahead, a while after it refused (enough made ahead there). */
+  retryAhead(prepared) {
+    if (prepared.answered || prepared.trying || !prepared.refusedAt) return;
+    if (Date.now() - prepared.refusedAt < PREPARE_RETRY_MS) return;
+    prepared.trying = true;
+    prepared.ready = prepared.ready.then((offer) => this.connectAhead(prepared, offer));
+    prepared.ready.catch(() => {});
+  }
+
+  async connectAhead(prepared, offer) {
+    try {
+      const ack = await this.signalling.request(
+        "prepare_publish",
+        { sdp: offer.pc.localDescription.sdp, type: "offer" },
+        MEDIA_REQUEST_TIMEOUT_MS,
+      );
+      if (this.prepared !== prepared || this.closed) return offer; // Closed with it.
+      await offer.pc.setRemoteDescription({ type: "answer", sdp: (ack.answer || {}).sdp });
+      prepared.answered = true;
+      mark("publish_connected_ahead_answered");
+      offer.pc.addEventListener("connectionstatechange", () => {
+        // Lost while waiting (network change, relay restart): admission makes a new one.
+        if (offer.pc.connectionState === "failed" && this.prepared === prepared) this.dropPrepared();
+      });
+    } catch {
+      prepared.refusedAt = Date.now();
+    } finally {
+      prepared.trying = false;
+    }
+    return offer;
   }
 
   dropPrepared() {
@@ -169,7 +224,8 @@ export class Call {
     if (prepared) prepared.ready.then((offer) => offer.pc.close(), () => {});
   }
 
-  async offerFor(stream) {
+  /** A publish connection and its offer; `inactive`: every encoding off until `setSending`. */
+  async offerFor(stream, { inactive = false } = {}) {
     const pc = this.newPeerConnection();
     const kinds = new Map();
     let scaled = false;
@@ -177,15 +233,17 @@ export class Call {
     // the other side keeps them in sync.
     const tracks = [...stream.getAudioTracks(), ...stream.getVideoTracks()];
     for (const track of tracks) {
-      const init = { direction: "sendonly", streams: [stream] };
+      const encoding = inactive ? { active: false } : {};
       if (track.kind === "video") {
         const settings = typeof track.getSettings === "function" ? track.getSettings() : {};
         const scale = startScale(settings.width, settings.height);
         if (scale > 1) {
-          init.sendEncodings = [{ scaleResolutionDownBy: scale }];
+          encoding.scaleResolutionDownBy = scale;
           scaled = true;
         }
       }
+      const init = { direction: "sendonly", streams: [stream] };
+      if (Object.keys(encoding).length > 0) init.sendEncodings = [encoding];
       const transceiver = pc.addTransceiver(track, init);
       kinds.set(transceiver.sender, track.kind);
       preferCodec(transceiver, track.kind);
@@ -194,7 +252,7 @@ export class Call {
     }
     await pc.setLocalDescription(await pc.createOffer());
     await iceGatheringComplete(pc);
-    return { pc, kinds, scaled };
+    return { pc, kinds, scaled, inactive };
   }
 
   /** Sends our camera and microphone to the relay. Rejects on failure. */
@@ -204,10 +262,18 @@ export class Call {
     const prepared = this.prepared;
     this.prepared = null;
     let offer = null;
-    if (prepared && prepared.tracks === trackIds(stream) && Date.now() - prepared.at < PREPARED_MAX_AGE_MS) {
+    const sameTracks = prepared && prepared.tracks === trackIds(stream);
+    // A connection made ahead stays usable as long as it is up; a bare offer ages.
+    if (sameTracks && (prepared.answered || Date.now() - prepared.at < PREPARED_MAX_AGE_MS)) {
       offer = await prepared.ready.catch(() => null);
     } else if (prepared) {
       prepared.ready.then((old) => old.pc.close(), () => {});
+    }
+    if (offer && prepared.answered) {
+      const state = offer.pc.connectionState;
+      if (state !== "failed" && state !== "closed" && (await this.publishPrepared(offer))) return;
+      offer.pc.close();
+      offer = null;
     }
     if (!offer) offer = await this.offerFor(stream);
     const { pc } = offer;
@@ -215,11 +281,7 @@ export class Call {
       pc.close();
       return;
     }
-    this.publisher = pc;
-    // Only the connection in use: a prepared one dropped for other tracks has its own.
-    this.senderKinds = offer.kinds;
-    this.startScaled = offer.scaled;
-    watchFailure(pc, () => this.ui.onFailed("call.send_failed"), "publish_connected");
+    this.usePublisher(offer);
     mark("publish_sent");
     const ack = await this.signalling.request(
       "publish",
@@ -230,6 +292,44 @@ export class Call {
     mark("publish_answered");
     const answer = ack.answer || {};
     await pc.setRemoteDescription({ type: "answer", sdp: answer.sdp });
+    if (offer.inactive) await setSending(pc, true);
+  }
+
+  usePublisher(offer) {
+    const { pc } = offer;
+    this.publisher = pc;
+    // Only the connection in use: a prepared one dropped for other tracks has its own.
+    this.senderKinds = offer.kinds;
+    this.startScaled = offer.scaled;
+    watchFailure(pc, () => this.ui.onFailed("call.send_failed"), "publish_connected");
+  }
+
+  /**
+   * Publishes the connection made ahead: its encodings on at once (the relay
+   * drops what comes before it publishes), then `publish {prepared: true}`.
+   * False when the relay has it no more (`not_prepared`): `publish` sends a
+   * fresh offer.
+   */
+  async publishPrepared(offer) {
+    const { pc } = offer;
+    if (this.closed) return true;
+    this.usePublisher(offer);
+    if (pc.connectionState === "connected") mark("publish_connected");
+    const sending = setSending(pc, true);
+    sending.catch(() => {});
+    mark("publish_sent");
+    try {
+      await this.signalling.request("publish", { prepared: true }, MEDIA_REQUEST_TIMEOUT_MS);
+    } catch (error) {
+      if (!error || error.code !== "not_prepared" || this.closed) throw error;
+      this.publisher = null;
+      this.senderKinds = new Map();
+      this.startScaled = false;
+      return false;
+    }
+    mark("publish_answered");
+    await sending;
+    return true;
   }
 
   /** Answers a relay offer for one other participant. Rejects on failure. */

@@ -44,6 +44,8 @@ export function onWaiting(payload) {
   // While a reloaded page starts its camera, keep the place to show it next.
   if (screen === "waiting" || (screen === "precall" && app.resumed)) {
     showPosition(position, expectedStart);
+    // The relay may refuse to connect ahead before the call starts: asked again now and then.
+    if (screen === "waiting") prepareCall();
   } else if (screen === "precall" && app.checkingIn) enterWaiting(position, expectedStart);
 }
 

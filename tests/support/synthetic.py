@@ -260,6 +260,21 @@ class SyntheticParticipant:
         answer = ack["answer"]
         await pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], answer["type"]))
 
+    async def prepare(self) -> RTCPeerConnection:
+        """While waiting: the publish connection made ahead (`prepare_publish`)."""
+        pc = RTCPeerConnection(self._ice())
+        self._publish_pc = pc
+        pc.addTransceiver(ToneAudioTrack(), direction="sendonly")
+        pc.addTransceiver(PatternVideoTrack(), direction="sendonly")
+        await pc.setLocalDescription(await pc.createOffer())
+        ack = await self.call("prepare_publish", {"sdp": pc.localDescription.sdp, "type": "offer"})
+        answer = ack["answer"]
+        await pc.setRemoteDescription(RTCSessionDescription(answer["sdp"], answer["type"]))
+        return pc
+
+    async def publish_prepared(self) -> None:
+        await self.call("publish", {"prepared": True})
+
     async def _accept_subscription(self, data: dict[str, Any]) -> None:
         subscription_id = str(data["subscription_id"])
         pc = RTCPeerConnection(self._ice())
