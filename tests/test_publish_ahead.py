@@ -230,3 +230,48 @@ async def test_chromium_connects_ahead_sending_nothing_and_admission_publishes_i
         publishing = await patient.evaluate(SENDING)
         assert len(publishing) == 1, publishing
         assert publishing[0]["bytes"] > 0
+
+
+@pytest.mark.browser
+@pytest.mark.timeout(120)
+async def test_chromium_publishes_an_offer_when_the_relay_lost_its_connection_made_ahead(
+    live_server: LiveServer,
+) -> None:
+    """The relay restarted, say: `publish {prepared: true}` is refused with
+    `not_prepared` and the page publishes a fresh offer instead."""
+    from tests.support.browser import chromium
+    from tests.support.webrtc_stats import COLLECT_CONNECTIONS, received
+    from tests.test_e2e_browser import expect_state, local_link, open_page
+
+    room = await live_server.book()
+    relay: Any = live_server.app[HUB].relay
+    async with chromium() as browser:
+        _, doctor = await open_page(
+            browser, local_link(live_server, room["links"]["practitioner"]), COLLECT_CONNECTIONS
+        )
+        await doctor.get_by_test_id("check-in").click()
+        await expect_state(doctor, "in-call")
+        _, patient = await open_page(
+            browser, local_link(live_server, room["links"]["patient"]), COLLECT_CONNECTIONS
+        )
+        await patient.get_by_test_id("check-in").click()
+        await eventually(lambda: relay.stats()["prepared"] == 1, timeout=20)
+        # The relay forgets it, and the page does not know.
+        room_id = next(iter(relay._rooms))
+        entry_id = next(iter(relay._rooms[room_id].prepared))
+        await relay.leave(room_id, entry_id)
+        assert relay.stats()["prepared"] == 0
+
+        await doctor.get_by_test_id("waiting-entry").get_by_test_id("admit").click()
+        await expect_state(patient, "in-call")
+
+        async def practitioner_sees_video() -> None:
+            assert (await received(doctor))["videoFrames"] >= 10
+
+        await eventually(practitioner_sees_video, timeout=20)
+        assert relay.stats()["publications"] == 2
+        publishing = await patient.evaluate(SENDING)
+        assert len(publishing) == 1, publishing  # The one made ahead was closed.
+        assert publishing[0]["bytes"] > 0
+        await expect_state(patient, "in-call")
+        assert await patient.get_by_test_id("call-notice").is_hidden()

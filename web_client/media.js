@@ -305,30 +305,35 @@ export class Call {
   }
 
   /**
-   * Publishes the connection made ahead: its encodings on at once (the relay
-   * drops what comes before it publishes), then `publish {prepared: true}`.
-   * False when the relay has it no more (`not_prepared`): `publish` sends a
-   * fresh offer.
+   * Publishes the connection made ahead (the relay published it at
+   * admission): its encodings on, then `publish {prepared: true}` to confirm.
+   * False when the encodings would not switch on, or the relay has it no
+   * more (`not_prepared`): `publish` then sends a fresh offer.
    */
   async publishPrepared(offer) {
     const { pc } = offer;
     if (this.closed) return true;
     this.usePublisher(offer);
     if (pc.connectionState === "connected") mark("publish_connected");
-    const sending = setSending(pc, true);
-    sending.catch(() => {});
+    const notPublished = () => {
+      this.publisher = null;
+      this.senderKinds = new Map();
+      this.startScaled = false;
+      return false;
+    };
+    try {
+      await setSending(pc, true);
+    } catch {
+      return notPublished(); // A browser refusing `active` in setParameters.
+    }
     mark("publish_sent");
     try {
       await this.signalling.request("publish", { prepared: true }, MEDIA_REQUEST_TIMEOUT_MS);
     } catch (error) {
       if (!error || error.code !== "not_prepared" || this.closed) throw error;
-      this.publisher = null;
-      this.senderKinds = new Map();
-      this.startScaled = false;
-      return false;
+      return notPublished();
     }
     mark("publish_answered");
-    await sending;
     return true;
   }
 
