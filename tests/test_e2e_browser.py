@@ -56,6 +56,21 @@ async def open_page(
     return context, page
 
 
+async def practitioner_in_call_patient_waiting(
+    browser: Browser, server: LiveServer, room: dict[str, Any], init_script: str = ""
+) -> tuple[Page, Page]:
+    """The practitioner's page in the call, the patient's checked in: (practitioner, patient)."""
+    _, doctor = await open_page(
+        browser, local_link(server, room["links"]["practitioner"]), init_script
+    )
+    await doctor.get_by_test_id("check-in").click()
+    await expect_state(doctor, "in-call")
+    _, patient = await open_page(browser, local_link(server, room["links"]["patient"]), init_script)
+    await patient.get_by_test_id("check-in").click()
+    await expect_state(patient, "waiting")
+    return doctor, patient
+
+
 async def confirm(page: Page) -> None:
     """The extra click a destructive action asks for (decline, end, leave)."""
     await page.get_by_test_id("confirm").click()

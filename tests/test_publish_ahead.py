@@ -188,21 +188,14 @@ async def test_chromium_connects_ahead_sending_nothing_and_admission_publishes_i
 ) -> None:
     from tests.support.browser import chromium
     from tests.support.webrtc_stats import COLLECT_CONNECTIONS, received
-    from tests.test_e2e_browser import expect_state, local_link, open_page
+    from tests.test_e2e_browser import expect_state, practitioner_in_call_patient_waiting
 
     room = await live_server.book()
     relay: Any = live_server.app[HUB].relay
     async with chromium() as browser:
-        _, doctor = await open_page(
-            browser, local_link(live_server, room["links"]["practitioner"]), COLLECT_CONNECTIONS
+        doctor, patient = await practitioner_in_call_patient_waiting(
+            browser, live_server, room, COLLECT_CONNECTIONS
         )
-        await doctor.get_by_test_id("check-in").click()
-        await expect_state(doctor, "in-call")
-        _, patient = await open_page(
-            browser, local_link(live_server, room["links"]["patient"]), COLLECT_CONNECTIONS
-        )
-        await patient.get_by_test_id("check-in").click()
-        await expect_state(patient, "waiting")
 
         async def connected_ahead() -> None:
             assert relay.stats()["prepared"] == 1
@@ -241,20 +234,14 @@ async def test_chromium_publishes_an_offer_when_the_relay_lost_its_connection_ma
     `not_prepared` and the page publishes a fresh offer instead."""
     from tests.support.browser import chromium
     from tests.support.webrtc_stats import COLLECT_CONNECTIONS, received
-    from tests.test_e2e_browser import expect_state, local_link, open_page
+    from tests.test_e2e_browser import expect_state, practitioner_in_call_patient_waiting
 
     room = await live_server.book()
     relay: Any = live_server.app[HUB].relay
     async with chromium() as browser:
-        _, doctor = await open_page(
-            browser, local_link(live_server, room["links"]["practitioner"]), COLLECT_CONNECTIONS
+        doctor, patient = await practitioner_in_call_patient_waiting(
+            browser, live_server, room, COLLECT_CONNECTIONS
         )
-        await doctor.get_by_test_id("check-in").click()
-        await expect_state(doctor, "in-call")
-        _, patient = await open_page(
-            browser, local_link(live_server, room["links"]["patient"]), COLLECT_CONNECTIONS
-        )
-        await patient.get_by_test_id("check-in").click()
         await eventually(lambda: relay.stats()["prepared"] == 1, timeout=20)
         # The relay forgets it, and the page does not know.
         room_id = next(iter(relay._rooms))

@@ -17,7 +17,7 @@ from tests.conftest import LiveServer
 from tests.support.browser import chromium
 from tests.support.polling import eventually
 from tests.support.webrtc_stats import COLLECT_CONNECTIONS, received
-from tests.test_e2e_browser import expect_state, local_link, open_page
+from tests.test_e2e_browser import expect_state, practitioner_in_call_patient_waiting
 
 pytestmark = [pytest.mark.browser, pytest.mark.timeout(120)]
 
@@ -49,15 +49,9 @@ async def test_video_starts_within_vga_then_goes_full_once_the_estimate_carries_
 ) -> None:
     room = await live_server.book()
     async with chromium() as browser:
-        _, doctor = await open_page(
-            browser, local_link(live_server, room["links"]["practitioner"]), COLLECT_CONNECTIONS
+        doctor, patient = await practitioner_in_call_patient_waiting(
+            browser, live_server, room, COLLECT_CONNECTIONS
         )
-        await doctor.get_by_test_id("check-in").click()
-        await expect_state(doctor, "in-call")
-        _, patient = await open_page(
-            browser, local_link(live_server, room["links"]["patient"]), COLLECT_CONNECTIONS
-        )
-        await patient.get_by_test_id("check-in").click()
         await doctor.get_by_test_id("waiting-entry").get_by_test_id("admit").click()
         await expect_state(patient, "in-call")
 
