@@ -42,6 +42,7 @@ _SENDER_EVENTS = (
     "_RTCRtpSender__rtcp_exited",
 )
 _RECEIVER_RTCP_SSRC = "_RTCRtpReceiver__rtcp_ssrc"
+_RECEIVER_REMOTE_STREAMS = "_RTCRtpReceiver__remote_streams"
 _RECEIVER_DECODER_QUEUE = "_RTCRtpReceiver__decoder_queue"
 _SENDER_ENCODER = "_RTCRtpSender__encoder"
 
@@ -56,6 +57,7 @@ RELAY_NEEDS: tuple[tuple[str, str], ...] = (
     ("RTCRtpSender", "_handle_rtcp_packet"),
     *(("RTCRtpSender", name) for name in _SENDER_EVENTS),
     ("RTCRtpReceiver", _RECEIVER_RTCP_SSRC),
+    ("RTCRtpReceiver", _RECEIVER_REMOTE_STREAMS),
     ("RTCRtpReceiver", "_send_rtcp"),
     ("RTCRtpReceiver", "_send_rtcp_pli"),
     ("RTCRtpReceiver", "_send_rtcp_nack"),
@@ -359,6 +361,25 @@ def receiver_rtcp_ssrc(receiver: RTCRtpReceiver) -> int | None:
     """The SSRC a receiver signs its feedback with (None before it received anything)."""
     ssrc: int | None = getattr(receiver, _RECEIVER_RTCP_SSRC)
     return ssrc
+
+
+class _Unreported(dict[int, Any]):
+    """A receiver's per-stream statistics, kept but never listed, so never reported."""
+
+    def items(self) -> Any:
+        return iter(())
+
+
+def silence_receiver_reports(receiver: RTCRtpReceiver) -> None:
+    """Stop aiortc's own receiver reports for a fast-path publication.
+
+    The few packets that reach aiortc (the first, before the fast path takes over)
+    would have it report them forever, frozen, alongside the relay's own reports
+    (`media.reception`): the publisher's loss figure would jump between the two.
+    """
+    streams = getattr(receiver, _RECEIVER_REMOTE_STREAMS)
+    if not isinstance(streams, _Unreported):
+        setattr(receiver, _RECEIVER_REMOTE_STREAMS, _Unreported(streams))
 
 
 def send_pli(receiver: RTCRtpReceiver, media_ssrc: int) -> Awaitable[None]:

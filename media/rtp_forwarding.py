@@ -21,6 +21,7 @@ from typing import Any, Protocol
 from media.down_track import DownTrack
 from media.latency import LatencyHistogram
 from media.malformed import MalformedCounter
+from media.reception import Reception, ReceptionReport
 from media.rtp_header import (
     MALFORMED,
     RTP_HEADER_LENGTH,
@@ -52,6 +53,8 @@ class Upstream(Protocol):
 
     def pli(self, ssrc: int) -> None: ...
 
+    def receiver_report(self, ssrc: int, report: ReceptionReport) -> None: ...
+
     def nack(self, ssrc: int, lost: list[int]) -> None: ...
 
     def remb(self, bitrate: int, ssrcs: list[int]) -> None: ...
@@ -75,12 +78,14 @@ class PublishedTrack:
         self.keyframes = 0
         self.keyframe_requests = 0
         self.upstream_nacks = 0
+        self.reception = Reception()
         self.malformed = MalformedCounter(logger, f"{kind} published track")
 
     def switch_source(self, ssrc: int) -> None:
         """A new SSRC: the publisher restarted its stream; subscribers resync on it."""
         self.ssrc = ssrc
         self.epoch = next(_epochs)
+        self.reception = Reception()
         if self.kind == "video":
             self._cache = [None] * RETRANSMIT_CACHE
             # Only for a subscriber that can receive it now: one still connecting (or a
@@ -95,6 +100,14 @@ class PublishedTrack:
             return
         self.packets += 1
         seq, ts = _SEQ_TS.unpack_from(view, 2)
+        reception = self.reception
+        if reception.base < 0:
+            reception.base = reception.highest = seq
+        else:
+            ahead = (seq - reception.highest) & 0xFFFF
+            if ahead < 0x8000:
+                reception.highest += ahead
+        reception.count += 1
         mid_at = rewrite_extensions(view, length, self.extension_ids) if view[0] & 0x10 else -1
         if mid_at == MALFORMED:
             self.malformed.drop()
@@ -188,7 +201,14 @@ class PublishedTrack:
             self._last_remb = now
             self.upstream.remb(min(estimates), [self.ssrc])
 
+    def report_reception(self, now: float) -> None:
+        """Tell the publisher what reached the relay since the last report."""
+        report = self.reception.report(now)
+        if report is not None and self.ssrc is not None:
+            self.upstream.receiver_report(self.ssrc, report)
+
     def sender_report(self, ntp: int, rtp_timestamp: int) -> None:
+        self.reception.sender_report(ntp, time.monotonic())
         for down in self.downs:
             if down.synced_epoch == self.epoch:
                 down.sender_report(ntp, rtp_timestamp)

@@ -18,11 +18,20 @@ import asyncio
 import logging
 from typing import Any
 
-from aiortc.rtp import RTCP_PSFB_APP, RtcpPacket, RtcpPsfbPacket, RtcpSrPacket, pack_remb_fci
+from aiortc.rtp import (
+    RTCP_PSFB_APP,
+    RtcpPacket,
+    RtcpPsfbPacket,
+    RtcpReceiverInfo,
+    RtcpRrPacket,
+    RtcpSrPacket,
+    pack_remb_fci,
+)
 
 from media import aiortc_internals as internals
 from media.aiortc_internals import take_over_sender
 from media.malformed import MalformedCounter
+from media.reception import ReceptionReport
 from media.rtp_forwarding import PublicationRouter
 from media.srtp_path import SrtpIngress
 
@@ -72,6 +81,23 @@ class ReceiverUpstream:
 
     def nack(self, ssrc: int, lost: list[int]) -> None:
         self._spawn(internals.send_nack(self._receiver, ssrc, sorted(lost)))
+
+    def receiver_report(self, ssrc: int, report: ReceptionReport) -> None:
+        rtcp_ssrc = internals.receiver_rtcp_ssrc(self._receiver)
+        if rtcp_ssrc is None:
+            return
+        info = RtcpReceiverInfo(
+            ssrc=ssrc,
+            fraction_lost=report.fraction_lost,
+            packets_lost=report.packets_lost,
+            highest_sequence=report.highest_sequence,
+            jitter=0,
+            lsr=report.lsr,
+            dlsr=report.dlsr,
+        )
+        self._spawn(
+            internals.send_rtcp(self._receiver, RtcpRrPacket(ssrc=rtcp_ssrc, reports=[info]))
+        )
 
     def remb(self, bitrate: int, ssrcs: list[int]) -> None:
         rtcp_ssrc = internals.receiver_rtcp_ssrc(self._receiver)

@@ -7,6 +7,8 @@ path and `media.rtp_hooks` for where it plugs into aiortc.
 
 from __future__ import annotations
 
+import asyncio
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,12 +24,27 @@ from media.rtp_header import extension_id_map
 from media.rtp_hooks import PublisherTap, ReceiverUpstream, take_over_sender
 from media.srtp_path import SrtpEgress, enlarge_receive_buffers
 
+# How often the relay tells each publisher what reached it (receiver reports):
+# about as often as a browser reports what it receives.
+RECEPTION_REPORT_INTERVAL = 1.0
+
 
 @dataclass(eq=False)
 class RtpPublication:
     router: PublicationRouter
     tracks: dict[str, PublishedTrack] = field(default_factory=dict)
     taps: list[PublisherTap] = field(default_factory=list)
+    _reporting: asyncio.TimerHandle | None = None
+
+    def start_reporting(self) -> None:
+        loop = asyncio.get_running_loop()
+        self._reporting = loop.call_later(RECEPTION_REPORT_INTERVAL, self._report)
+
+    def _report(self) -> None:
+        now = time.monotonic()
+        for track in self.tracks.values():
+            track.report_reception(now)
+        self.start_reporting()
 
     @property
     def kinds(self) -> set[str]:
@@ -38,6 +55,9 @@ class RtpPublication:
         return self.router.malformed_packets + sum(tap.malformed_packets for tap in self.taps)
 
     def close(self) -> None:
+        if self._reporting is not None:
+            self._reporting.cancel()
+            self._reporting = None
         for track in self.tracks.values():
             track.close()
         for tap in self.taps:
@@ -78,6 +98,8 @@ class RtpForwarding:
         for transceiver in transceivers:
             kind = transceiver.kind
             track = self.track_factory(kind, ReceiverUpstream(transceiver.receiver), id_map)
+            # The relay reports what reached it (`media.reception`), aiortc no longer.
+            internals.silence_receiver_reports(transceiver.receiver)
             codecs = internals.negotiated_codecs(transceiver)
             media_types = [
                 c.payloadType for c in codecs if c.mimeType.lower() == FORWARDED_CODECS[kind]
@@ -92,6 +114,7 @@ class RtpForwarding:
             if transceiver.receiver.transport not in transports:
                 transports.append(transceiver.receiver.transport)
         publication.taps = [PublisherTap(dtls, publication.router) for dtls in transports]
+        publication.start_reporting()
         return publication
 
     async def offer(self, pc: RTCPeerConnection, published: RtpPublication) -> RtpSubscription:

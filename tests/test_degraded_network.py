@@ -144,6 +144,10 @@ async def test_a_weak_link_keeps_the_voice_and_steps_video_down_then_up(
 
             # The link recovers: good again, then video back up.
             figures["degraded_measures"] = await measures(patient, doctor)
+            # The patient measures its own uplink: the relay's receiver reports say
+            # what reached it (before them, the patient's own loss was unknown and
+            # which side got the blame was a race).
+            assert figures["degraded_measures"][0]["loss"] is not None, figures
             figures["doctor_received"] = [audio_before, await received(doctor)]
             figures["patient_received"] = await received(patient)
             link.restore()

@@ -25,6 +25,7 @@ from aiortc.rtp import RTCP_PSFB_APP, RtcpPsfbPacket, unpack_remb_fci
 
 from bench.passthrough import install_tap
 from media.relay import Relay
+from media.rtp_forwarding import PublishedTrack
 from tests.support.polling import eventually, stays_true
 
 ROOM = "room-1"
@@ -373,3 +374,31 @@ async def test_packet_lost_before_the_relay_is_recovered_from_the_publisher(
     await eventually(lambda: lost in [p[0] for p in subscriber.packets])
     assert track.upstream_nacks >= 1
     assert [p[0] for p in subscriber.packets].count(lost) == 1
+
+
+async def test_the_publisher_hears_what_reached_the_relay(
+    relay: Relay, peers: Track, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Receiver reports from the relay: a publisher's own uplink loss and round trip."""
+    forward = PublishedTrack.on_packet
+
+    def lossy(track: PublishedTrack, view: memoryview, length: int, now: float) -> None:
+        # One video packet in ten lost on the way to the relay, retransmissions too.
+        if track.kind == "video" and struct.unpack_from("!H", view, 2)[0] % 10 == 5:
+            return
+        forward(track, view, length, now)
+
+    monkeypatch.setattr(PublishedTrack, "on_packet", lossy)
+    publisher, subscriber = await start_call(relay, peers)
+    await eventually(lambda: len(subscriber.packets) >= 50)  # Frames lose packets for good.
+
+    async def reported() -> None:
+        stats = await publisher.pc.getStats()
+        remote = {s.kind: s for s in stats.values() if s.type == "remote-inbound-rtp"}
+        assert set(remote) == {"video"}, remote
+        assert remote["video"].packetsLost > 0, remote
+        # aiortc gives the report's 8-bit fraction: ~10 % is ~26 / 256.
+        assert 10 < remote["video"].fractionLost < 50, remote
+        assert remote["video"].roundTripTime is not None, remote
+
+    await eventually(reported, timeout=10)

@@ -22,6 +22,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 from pylibsrtp import Policy, Session
 
+from media.reception import ReceptionReport
 from media.rtp_forwarding import DownTrack, PublicationRouter, PublishedTrack
 from media.rtp_header import (
     MALFORMED,
@@ -87,6 +88,9 @@ class Upstream:
 
     def remb(self, bitrate: int, ssrcs: list[int]) -> None:
         self.sent.append(("remb", bitrate))
+
+    def receiver_report(self, ssrc: int, report: ReceptionReport) -> None:
+        self.sent.append(("rr", report.packets_lost))
 
 
 def session(direction: int) -> Session:

@@ -9,8 +9,10 @@ from __future__ import annotations
 import asyncio
 import itertools
 import struct
+import time
 from typing import Any, cast
 
+from media.reception import ReceptionReport
 from media.rtp_forwarding import (
     KEYFRAME_REQUEST_INTERVAL,
     URGENT_REQUEST_INTERVAL,
@@ -46,6 +48,7 @@ class RecordingEgress:
 class NoUpstream:
     def __init__(self) -> None:
         self.plis = 0
+        self.reports: list[ReceptionReport] = []
 
     def pli(self, ssrc: int) -> None:
         self.plis += 1
@@ -53,6 +56,9 @@ class NoUpstream:
     def nack(self, ssrc: int, lost: list[int]) -> None: ...
 
     def remb(self, bitrate: int, ssrcs: list[int]) -> None: ...
+
+    def receiver_report(self, ssrc: int, report: ReceptionReport) -> None:
+        self.reports.append(report)
 
 
 def packet(seq: int, ts: int, ssrc: int, payload: bytes) -> memoryview:
@@ -189,3 +195,31 @@ async def test_a_key_frame_request_from_a_subscriber_still_waiting_for_its_first
     await asyncio.sleep(URGENT_REQUEST_INTERVAL + 0.02)
     forwarding.request_keyframe(subscription)
     assert upstream.plis == 1
+
+
+async def test_the_publisher_is_told_what_reached_the_relay() -> None:
+    """Receiver reports: the publisher's page reads its own uplink loss from them."""
+    router, track, _, _, upstream = setup()
+    # 65530 to 3 across the wrap: 10 expected, 65535, 0 and 1 lost.
+    for seq in [65530, 65531, 65533, 65534, 2, 3]:
+        feed(router, seq, 90000, 0xAAAA, DELTA)
+    feed(router, 65532, 90000, 0xAAAA, DELTA)  # A late one still counts.
+    track.sender_report(0x1234_5678_9ABC_DEF0, 0)
+    track.report_reception(time.monotonic() + 0.5)
+    (first,) = upstream.reports
+    assert first.packets_lost == 3
+    assert first.fraction_lost == (3 << 8) // 10
+    assert first.highest_sequence == 65536 + 3
+    assert first.lsr == 0x5678_9ABC
+    assert 0.45 * 65536 < first.dlsr < 0.6 * 65536
+    # The next interval: nothing lost in it.
+    for seq in (4, 5, 6):
+        feed(router, seq, 90000, 0xAAAA, DELTA)
+    track.report_reception(time.monotonic())
+    assert upstream.reports[1].fraction_lost == 0
+    assert upstream.reports[1].packets_lost == 3
+    # A new SSRC starts its own count.
+    feed(router, 100, 90000, 0xBBBB, KEY)
+    track.report_reception(time.monotonic())
+    assert upstream.reports[2].packets_lost == 0
+    assert upstream.reports[2].highest_sequence == 100
