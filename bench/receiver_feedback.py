@@ -16,6 +16,8 @@ from __future__ import annotations
 import random
 from typing import Any
 
+from media.reception import loss_fields
+
 # Browsers wait about a round trip before asking; on loopback, one feedback tick.
 NACK_DELAY = 0.01
 NACK_RETRIES = 3
@@ -102,17 +104,13 @@ class InboundStream:
     def report(self) -> dict[str, int]:
         """The loss fields of an RTCP receiver report block (RFC 3550 6.4.1)."""
         expected = self.highest - self.base + 1 if self.highest >= 0 else 0
-        lost = max(0, expected - self.received)
-        expected_interval = expected - self._expected_prior
-        received_interval = self.received - self._received_prior
+        fraction, lost = loss_fields(
+            expected, self.received, self._expected_prior, self._received_prior
+        )
         self._expected_prior = expected
         self._received_prior = self.received
-        lost_interval = expected_interval - received_interval
-        fraction = 0
-        if expected_interval > 0 and lost_interval > 0:
-            fraction = min(255, (lost_interval << 8) // expected_interval)
         return {
             "fraction_lost": fraction,
-            "packets_lost": min(lost, 0x7FFFFF),
+            "packets_lost": lost,
             "highest_sequence": self.highest & 0xFFFFFFFF if self.highest >= 0 else 0,
         }

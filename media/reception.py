@@ -16,6 +16,19 @@ MAX_FRACTION = 255
 MAX_PACKETS_LOST = 0x7FFFFF
 
 
+def loss_fields(
+    expected: int, received: int, expected_prior: int, received_prior: int
+) -> tuple[int, int]:
+    """(fraction lost since the prior report, cumulative packets lost), RFC 3550 A.3."""
+    expected_interval = expected - expected_prior
+    lost_interval = expected_interval - (received - received_prior)
+    fraction = 0
+    if expected_interval > 0 and lost_interval > 0:
+        fraction = min(MAX_FRACTION, (lost_interval << 8) // expected_interval)
+    # Duplicates (retransmissions) can make the count exceed what was expected.
+    return fraction, min(MAX_PACKETS_LOST, max(0, expected - received))
+
+
 @dataclass(frozen=True, slots=True)
 class ReceptionReport:
     fraction_lost: int
@@ -49,15 +62,8 @@ class Reception:
         if self.base < 0:
             return None
         expected = self.highest - self.base + 1
-        expected_interval = expected - self.expected_prior
-        received_interval = self.count - self.received_prior
+        fraction, lost = loss_fields(expected, self.count, self.expected_prior, self.received_prior)
         self.expected_prior = expected
         self.received_prior = self.count
-        lost_interval = expected_interval - received_interval
-        fraction = 0
-        if expected_interval > 0 and lost_interval > 0:
-            fraction = min(MAX_FRACTION, (lost_interval << 8) // expected_interval)
-        # Duplicates (retransmissions) can make the count exceed what was expected.
-        lost = min(MAX_PACKETS_LOST, max(0, expected - self.count))
         dlsr = min(0xFFFFFFFF, int((now - self.lsr_at) * 65536)) if self.lsr_at else 0
         return ReceptionReport(fraction, lost, self.highest & 0xFFFFFFFF, self.lsr, dlsr)
