@@ -80,10 +80,17 @@ class DownTrack:
         source = self.source
         if self.kind != "video" or source is None or self.synced_epoch == source.epoch:
             return
-        if self.payload_type < 0 or self.asked_in_epoch == source.epoch or not self.egress.ready():
-            return
+        if self.can_receive():
+            self._ask_first_keyframe(source)
+
+    def _ask_first_keyframe(self, source: Any) -> bool:
+        """Ask for this subscriber's first key frame of the source's stream at once, not at
+        the end of the source's interval; False when it was asked already."""
+        if self.asked_in_epoch == source.epoch:
+            return False
         self.asked_in_epoch = source.epoch
         source.request_keyframe_now()
+        return True
 
     def configure(self, payload_type: int, mid: str) -> None:
         self.payload_type = payload_type
@@ -105,16 +112,10 @@ class DownTrack:
         if self.synced_epoch != epoch:
             if not keyframe and self.kind == "video":
                 self.waiting_for_keyframe += 1
-                if self.source is not None:
-                    if self.asked_in_epoch != epoch:
-                        self.asked_in_epoch = epoch
-                        # The first packet this subscriber could have had: the key frame
-                        # asked for when it subscribed went by while it was connecting, so
-                        # ask now rather than at the end of the source's interval.
-                        self.source.request_keyframe_now()
-                    else:
-                        # Rate-limited by the source.
-                        self.source.request_keyframe()
+                # The first packet it could have had asks at once (in case `connected`
+                # was missed); later ones are rate-limited by the source.
+                if self.source is not None and not self._ask_first_keyframe(self.source):
+                    self.source.request_keyframe()
                 return
             self._resync(seq, ts, epoch, now)
         out_seq = (seq + self.seq_offset) & 0xFFFF

@@ -13,7 +13,7 @@ const GATHERING_TIMEOUT_MS = 3000;
 // older ones may hold addresses of a network the device has since left.
 const PREPARED_MAX_AGE_MS = 4 * 60_000;
 const MEDIA_REQUEST_TIMEOUT_MS = 20_000;
-// A relay that refused to connect ahead (the call had not started) is asked again this much later.
+// A relay that refused to connect ahead (enough made ahead in the room) is asked again this much later.
 const PREPARE_RETRY_MS = 20_000;
 // The relay forwards encoded frames without transcoding, and only these.
 const PREFERRED_CODECS = { audio: "audio/opus", video: "video/vp8" };
@@ -69,13 +69,13 @@ function trackIds(stream) {
     .join(",");
 }
 
-/** Switches every encoding of every sender of `pc` on or off, without renegotiating. */
-async function setSending(pc, active) {
+/** Switches every encoding of every sender of `pc` on, without renegotiating. */
+async function startSending(pc) {
   await Promise.all(
     pc.getSenders().map(async (sender) => {
       const parameters = sender.getParameters();
       if (!parameters.encodings || parameters.encodings.length === 0) return;
-      parameters.encodings = parameters.encodings.map((encoding) => ({ ...encoding, active }));
+      parameters.encodings = parameters.encodings.map((encoding) => ({ ...encoding, active: true }));
       await sender.setParameters(parameters);
     }),
   );
@@ -224,7 +224,7 @@ export class Call {
     if (prepared) prepared.ready.then((offer) => offer.pc.close(), () => {});
   }
 
-  /** A publish connection and its offer; `inactive`: every encoding off until `setSending`. */
+  /** A publish connection and its offer; `inactive`: every encoding off until `startSending`. */
   async offerFor(stream, { inactive = false } = {}) {
     const pc = this.newPeerConnection();
     const kinds = new Map();
@@ -292,7 +292,7 @@ export class Call {
     mark("publish_answered");
     const answer = ack.answer || {};
     await pc.setRemoteDescription({ type: "answer", sdp: answer.sdp });
-    if (offer.inactive) await setSending(pc, true);
+    if (offer.inactive) await startSending(pc);
   }
 
   usePublisher(offer) {
@@ -322,7 +322,7 @@ export class Call {
       return false;
     };
     try {
-      await setSending(pc, true);
+      await startSending(pc);
     } catch {
       return notPublished(); // A browser refusing `active` in setParameters.
     }
